@@ -1,0 +1,89 @@
+"""The book's working state, kept lean: plain slotted records and sorted keys.
+
+A waiting line is a `_Line` record; each SKU keeps the keys of its short lines
+in a `SortedList`, ordered by `(rank, seq)` packed into one int, so the head
+is `queue[0]`, a place or a cancel costs O(log n) and a position is
+`queue.index(key)`. attrs values are built only at the API boundary.
+"""
+
+from __future__ import annotations
+
+from sortedcontainers import SortedList
+
+from .domain import Order
+from .ledger import StockLedger
+
+# seq is below 2**64 forever, so (rank, seq) packs into rank * 2**64 + seq and
+# int comparison of packed keys is tuple comparison of (rank, seq).
+SEQ_BITS = 64
+
+
+def pack(rank: int, seq: int) -> int:
+    """The queue key of arrival `seq` in class `rank`."""
+    return (rank << SEQ_BITS) + seq
+
+
+def unpack(key: int) -> tuple[int, int]:
+    """The `(rank, seq)` a queue key was packed from."""
+    return key >> SEQ_BITS, key & ((1 << SEQ_BITS) - 1)
+
+
+class _Line:
+    """One order line's counters. `backordered` is derived, never stored."""
+
+    __slots__ = ("allocated", "cancelled", "key", "order", "ordered", "shipped", "sku")
+
+    def __init__(self, order: Order, sku: str, key: int, ordered: int) -> None:
+        self.order = order
+        self.sku = sku
+        self.key = key
+        self.ordered = ordered
+        self.allocated = 0
+        self.shipped = 0
+        self.cancelled = 0
+
+    @property
+    def backordered(self) -> int:
+        return self.ordered - self.allocated - self.shipped - self.cancelled
+
+
+class _Sku:
+    """One SKU: its stock counters, its line of short lines, its held lines."""
+
+    __slots__ = ("allocated", "held", "lines", "on_hand", "queue", "receipts", "sku")
+
+    def __init__(self, sku: str) -> None:
+        self.sku = sku
+        self.on_hand = 0
+        self.allocated = 0
+        # Keys of lines with backordered > 0, in serving order.
+        self.queue: SortedList = SortedList()
+        # Keys of lines with allocated > 0 (a reclaim takes from the last).
+        self.held: SortedList = SortedList()
+        # Every line ever placed on this SKU, by key.
+        self.lines: dict[int, _Line] = {}
+        # reference -> quantity of every receipt already counted.
+        self.receipts: dict[str, int] = {}
+
+
+class _OrderRecord:
+    """An order as placed (stamped), its rank, and its lines in line order."""
+
+    __slots__ = ("lines", "order", "rank")
+
+    def __init__(self, order: Order, rank: int, lines: tuple[_Line, ...]) -> None:
+        self.order = order
+        self.rank = rank
+        self.lines = lines
+
+
+class _State:
+    """Everything a book holds. Shared by every book over one repository."""
+
+    __slots__ = ("ledger", "orders", "seq", "skus")
+
+    def __init__(self) -> None:
+        self.orders: dict[str, _OrderRecord] = {}
+        self.skus: dict[str, _Sku] = {}
+        self.ledger = StockLedger()
+        self.seq = 0

@@ -1,0 +1,127 @@
+"""Events: one frozen value per kind of thing that happened in a book.
+
+Every operation returns the events it caused, and the book hands them, in
+order, to every handler registered with `BackorderBook.subscribe`, after the
+operation has succeeded. Each event carries `at`, the time from the book's
+clock at which the operation ran.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from .domain import Order
+
+__all__ = [
+    "Event",
+    "LineAllocated",
+    "LineBackordered",
+    "LineCancelled",
+    "LineReleased",
+    "LineShipped",
+    "OrderCancelled",
+    "OrderPlaced",
+    "StockAdjusted",
+    "StockReceived",
+]
+
+
+@attrs.frozen(slots=True)
+class Event:
+    """Base class of every event (has no fields of its own)."""
+
+
+@attrs.frozen(slots=True)
+class OrderPlaced(Event):
+    """A new order entered the book (a retried identical order emits nothing)."""
+
+    order_id: str
+    order: Order
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class LineAllocated(Event):
+    """`quantity` units of stock on hand were allocated to a line."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class LineBackordered(Event):
+    """A line is short by `quantity` units and waits at `position` (1-based)."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    position: int
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class LineReleased(Event):
+    """`quantity` allocated units were taken back from a line.
+
+    `reason` is `"cancel"` (the units were cancelled and went back to stock) or
+    `"adjustment"` (a count correction took them; the line is backordered again).
+    """
+
+    order_id: str
+    sku: str
+    quantity: int
+    reason: str
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class LineCancelled(Event):
+    """`quantity` units of a line were cancelled."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class OrderCancelled(Event):
+    """A whole order was cancelled: `quantity` units over all its lines."""
+
+    order_id: str
+    quantity: int
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class LineShipped(Event):
+    """`quantity` allocated units of a line left the warehouse."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class StockReceived(Event):
+    """`quantity` units of `sku` arrived (a goods receipt)."""
+
+    sku: str
+    quantity: int
+    reference: str | None
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class StockAdjusted(Event):
+    """A count correction of `delta` units on hand (negative: units removed)."""
+
+    sku: str
+    delta: int
+    reason: str
+    at: datetime

@@ -1,0 +1,234 @@
+"""The stock ledger: an append-only record of every stock movement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import attrs
+
+from .domain import StockLevel, check_text
+from .errors import LedgerCorrupted
+
+__all__ = ["KINDS", "LedgerEntry", "StockLedger"]
+
+RECEIPT = "receipt"
+ADJUSTMENT = "adjustment"
+ALLOCATION = "allocation"
+RELEASE = "release"
+SHIPMENT = "shipment"
+
+#: The kinds of entry the ledger records.
+KINDS = (RECEIPT, ADJUSTMENT, ALLOCATION, RELEASE, SHIPMENT)
+
+# One entry, stored lean; `LedgerEntry` values are built only when read.
+# (seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,
+#  on_hand, allocated)
+_Row = tuple[int, str, str, int, int, "str | None", "str | None", datetime, int, int]
+
+
+@attrs.frozen(slots=True)
+class LedgerEntry:
+    """One stock movement and the balances right after it.
+
+    Attributes:
+        seq: the entry's number in the whole ledger, from 1, gap-free.
+        kind: `"receipt"`, `"adjustment"`, `"allocation"`, `"release"` or
+            `"shipment"`.
+        sku: the SKU that moved.
+        on_hand_delta: change of units on hand.
+        allocated_delta: change of units allocated.
+        order_id: the order concerned (allocation, release, shipment), else None.
+        reference: the receipt reference, adjustment reason or release reason.
+        at: when it happened (the book's clock).
+        on_hand, allocated, available: the SKU's balances after the entry.
+    """
+
+    seq: int
+    kind: str
+    sku: str
+    on_hand_delta: int
+    allocated_delta: int
+    order_id: str | None
+    reference: str | None
+    at: datetime
+    on_hand: int
+    allocated: int
+    available: int
+
+
+def _entry(row: _Row) -> LedgerEntry:
+    return LedgerEntry(*row, available=row[8] - row[9])
+
+
+# Which deltas each kind may carry: (on_hand sign, allocated sign); 0 = must be 0.
+_SIGNS: dict[str, tuple[int, int]] = {
+    RECEIPT: (1, 0),
+    ADJUSTMENT: (2, 0),  # 2: either sign, never zero
+    ALLOCATION: (0, 1),
+    RELEASE: (0, -1),
+    SHIPMENT: (-1, -1),
+}
+
+
+def _sign_ok(want: int, delta: int) -> bool:
+    if want == 0:
+        return delta == 0
+    if want == 2:
+        return delta != 0
+    return delta * want > 0
+
+
+class StockLedger:
+    """Append-only record of every stock movement, per SKU, in order.
+
+    The book writes it; users read it. `verify()` replays every entry and
+    checks the balances each records.
+    """
+
+    __slots__ = ("_journal", "_last", "_rows", "_seq")
+
+    def __init__(self) -> None:
+        """Make an empty ledger. Cost: O(1)."""
+        self._rows: dict[str, list[_Row]] = {}
+        self._last: dict[str, tuple[int, int]] = {}
+        self._seq = 0
+        self._journal: list[str] = []
+
+    def __len__(self) -> int:
+        """The number of entries over all SKUs. Cost: O(1)."""
+        return self._seq
+
+    def __repr__(self) -> str:
+        return f"<StockLedger {self._seq} entries over {len(self._rows)} SKUs>"
+
+    def skus(self) -> tuple[str, ...]:
+        """Every SKU with at least one entry, in order of first entry. Cost: O(SKUs)."""
+        return tuple(self._rows)
+
+    def entries(self, sku: str) -> tuple[LedgerEntry, ...]:
+        """Every entry of `sku`, oldest first; empty for a SKU never seen.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not a non-empty `str`.
+
+        Cost: O(entries of `sku`).
+        """
+        check_text(sku, "sku")
+        return tuple(_entry(row) for row in self._rows.get(sku, ()))
+
+    def __iter__(self) -> Iterator[LedgerEntry]:
+        """Every entry of every SKU, in the order they were written. Cost: O(n log n)."""
+        rows = [row for sku_rows in self._rows.values() for row in sku_rows]
+        rows.sort(key=lambda row: row[0])
+        return (_entry(row) for row in rows)
+
+    def balance(self, sku: str) -> StockLevel:
+        """The balances after the last entry of `sku` (all zero if none).
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not a non-empty `str`.
+
+        Cost: O(1).
+        """
+        check_text(sku, "sku")
+        on_hand, allocated = self._last.get(sku, (0, 0))
+        return StockLevel(sku, on_hand, allocated, on_hand - allocated)
+
+    def verify(self) -> None:
+        """Replay every entry from zero and check what each one records.
+
+        Checks, per SKU: entry numbers increase; each kind moves only what it
+        may (a receipt adds on hand, an allocation adds allocated, ...); the
+        balances recorded equal the running sums; `0 <= allocated <= on_hand`
+        after every entry. Returns `None` when all agree.
+
+        Raises:
+            LedgerCorrupted: naming the SKU, entry number and what disagrees.
+
+        Cost: O(entries).
+        """
+        seen: set[int] = set()
+        for sku, rows in self._rows.items():
+            on_hand = allocated = 0
+            previous = 0
+            for row in rows:
+                seq, kind, row_sku, d_on, d_al = row[:5]
+                where = f"sku {sku!r} entry {seq}"
+                if row_sku != sku:
+                    raise LedgerCorrupted(f"{where}: filed under the wrong SKU {row_sku!r}")
+                if seq <= previous or seq in seen:
+                    raise LedgerCorrupted(f"{where}: entry number out of order")
+                previous = seq
+                seen.add(seq)
+                signs = _SIGNS.get(kind)
+                if signs is None:
+                    raise LedgerCorrupted(f"{where}: unknown kind {kind!r}")
+                if not (_sign_ok(signs[0], d_on) and _sign_ok(signs[1], d_al)):
+                    raise LedgerCorrupted(
+                        f"{where}: a {kind} cannot move on hand by {d_on} "
+                        f"and allocated by {d_al}"
+                    )
+                if kind == SHIPMENT and d_on != d_al:
+                    raise LedgerCorrupted(f"{where}: a shipment must move both by the same")
+                on_hand += d_on
+                allocated += d_al
+                if (row[8], row[9]) != (on_hand, allocated):
+                    raise LedgerCorrupted(
+                        f"{where}: records on_hand={row[8]} allocated={row[9]} "
+                        f"but replay gives on_hand={on_hand} allocated={allocated}"
+                    )
+                if not 0 <= allocated <= on_hand:
+                    raise LedgerCorrupted(
+                        f"{where}: allocated={allocated} on_hand={on_hand} oversold"
+                    )
+            if self._last.get(sku, (0, 0)) != (on_hand, allocated):
+                raise LedgerCorrupted(f"sku {sku!r}: current balance disagrees with replay")
+        if len(seen) != self._seq:
+            raise LedgerCorrupted(f"ledger holds {len(seen)} entries but counted {self._seq}")
+
+    # -- written by the book only ------------------------------------------
+
+    def _record(
+        self,
+        kind: str,
+        sku: str,
+        on_hand_delta: int,
+        allocated_delta: int,
+        order_id: str | None,
+        reference: str | None,
+        at: datetime,
+    ) -> None:
+        on_hand, allocated = self._last.get(sku, (0, 0))
+        on_hand += on_hand_delta
+        allocated += allocated_delta
+        self._seq += 1
+        row: _Row = (
+            self._seq, kind, sku, on_hand_delta, allocated_delta,
+            order_id, reference, at, on_hand, allocated,
+        )
+        rows = self._rows.get(sku)
+        if rows is None:
+            self._rows[sku] = [row]
+        else:
+            rows.append(row)
+        self._last[sku] = (on_hand, allocated)
+        self._journal.append(sku)
+
+    def _mark(self) -> int:
+        # Start of an operation: remember where it began and which SKUs it writes.
+        self._journal.clear()
+        return self._seq
+
+    def _rollback(self, mark: int) -> None:
+        # Drop every entry written since `mark` (the operation failed).
+        while self._seq > mark:
+            sku = self._journal.pop()
+            rows = self._rows[sku]
+            rows.pop()
+            if rows:
+                self._last[sku] = (rows[-1][8], rows[-1][9])
+            else:
+                del self._rows[sku]
+                del self._last[sku]
+            self._seq -= 1

@@ -1,0 +1,151 @@
+"""Allocation policies: who is served first, and how much the head of a line gets.
+
+The book keeps each SKU's short lines in order of `(policy.rank(order), seq)`,
+where `seq` is the book's own arrival counter, and offers stock only to the
+head of that line. So a policy chooses *how much* the head takes (`allot`) and
+*which class* of customer goes first (`rank`), but can never serve a later
+line of the same rank before an earlier one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from .domain import LineStatus, Order
+from .errors import ArgumentTypeError, InvalidArgument, UnknownTier
+
+__all__ = ["AllocationPolicy", "PartialFill", "PriorityTiers", "StrictFIFO"]
+
+
+@runtime_checkable
+class AllocationPolicy(Protocol):
+    """What the book needs from an allocation policy.
+
+    Implement both methods; neither may change the book. The book checks
+    every value returned and raises `PolicyError` (changing nothing) when one
+    is out of range.
+    """
+
+    def rank(self, order: Order) -> int:
+        """The order's class in every SKU's line: lower is served first.
+
+        Called once per order, at `place`. Must be an `int`. May raise a
+        `BackorderError` (such as `UnknownTier`) to refuse the order.
+        """
+        ...
+
+    def allot(self, line: LineStatus, available: int) -> int:
+        """How many of `available` units the head of the line takes now.
+
+        `0` means the head waits, and so does everyone behind it. Otherwise
+        the value must be from 1 to `min(available, line.backordered)`.
+        """
+        ...
+
+
+@attrs.frozen(slots=True)
+class StrictFIFO:
+    """Everyone in one class; the head's whole shortfall at once, or it waits.
+
+    A big order at the head blocks the smaller ones behind it until enough
+    stock has arrived for all of it (head-of-line blocking): strict
+    first come, first served. Cost: O(1) per call.
+    """
+
+    def rank(self, order: Order) -> int:
+        """Always 0: arrival order alone decides. Cost: O(1)."""
+        return 0
+
+    def allot(self, line: LineStatus, available: int) -> int:
+        """The head's whole shortfall if it is available, else 0. Cost: O(1)."""
+        return line.backordered if line.backordered <= available else 0
+
+
+
+@attrs.frozen(slots=True)
+class PartialFill:
+    """Everyone in one class; the head takes whatever is available.
+
+    Stock never sits idle while someone waits. Cost: O(1) per call.
+    """
+
+    def rank(self, order: Order) -> int:
+        """Always 0: arrival order alone decides. Cost: O(1)."""
+        return 0
+
+    def allot(self, line: LineStatus, available: int) -> int:
+        """`min(available, line.backordered)`. Cost: O(1)."""
+        return min(available, line.backordered)
+
+
+
+def _to_tiers(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ArgumentTypeError(
+            f"tiers must be a sequence of str, got {type(value).__name__} {value!r}"
+        )
+    return tuple(value)
+
+
+@attrs.frozen(slots=True)
+class PriorityTiers:
+    """Tiers served in the order given; arrival order within a tier.
+
+    Args:
+        tiers: tier names, first served first (at least one, no repeats).
+        fill: decides how much the head takes (`PartialFill()` by default;
+            `StrictFIFO()` for head-of-line blocking).
+
+    Raises:
+        ArgumentTypeError, InvalidArgument: `tiers` is empty, repeats a name or
+            holds something other than a non-empty `str`; `fill` has no `allot`.
+
+    A VIP order placed later is served before standard orders placed earlier;
+    two VIP orders are served in the order they were placed.
+    Cost: O(1) per call.
+    """
+
+    tiers: tuple[str, ...] = attrs.field(
+        default=("contract", "vip", "standard"), converter=_to_tiers
+    )
+    fill: AllocationPolicy = attrs.field(factory=PartialFill)
+    _index: dict[str, int] = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.tiers:
+            raise InvalidArgument(f"tiers must name at least one tier, got {self.tiers!r}")
+        for tier in self.tiers:
+            if not isinstance(tier, str):
+                raise ArgumentTypeError(
+                    f"tiers must hold str, got {type(tier).__name__} {tier!r}"
+                )
+            if not tier.strip():
+                raise InvalidArgument(f"tiers must not hold an empty name, got {tier!r}")
+        if len(set(self.tiers)) != len(self.tiers):
+            raise InvalidArgument(f"tiers must not repeat a name, got {self.tiers!r}")
+        if not callable(getattr(self.fill, "allot", None)):
+            raise ArgumentTypeError(f"fill must have an allot method, got {self.fill!r}")
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tiers)})
+
+    def rank(self, order: Order) -> int:
+        """The index of `order.tier` in `tiers`.
+
+        Raises:
+            UnknownTier: `order.tier` is not one of `tiers`.
+
+        Cost: O(1).
+        """
+        try:
+            return self._index[order.tier]
+        except KeyError:
+            raise UnknownTier(
+                f"tier {order.tier!r} of order {order.id!r} is not one of {self.tiers!r}"
+            ) from None
+
+    def allot(self, line: LineStatus, available: int) -> int:
+        """What `fill` allots. Cost: that of `fill.allot`."""
+        return self.fill.allot(line, available)
+

@@ -1,0 +1,75 @@
+"""What each operation of the book returns: the state it left and its events."""
+
+from __future__ import annotations
+
+import attrs
+
+from .domain import LineStatus, Order, OrderStatus, StockLevel
+from .events import Event
+
+__all__ = ["AdjustResult", "CancelResult", "PlaceResult", "ReceiveResult", "ShipResult"]
+
+
+@attrs.frozen(slots=True)
+class PlaceResult:
+    """What `place` did.
+
+    Attributes:
+        status: the order's status right after the operation.
+        events: the events it caused, in order (empty for a retry).
+        replayed: True when the order was already in the book and nothing changed.
+    """
+
+    status: OrderStatus
+    events: tuple[Event, ...]
+    replayed: bool = False
+
+    @property
+    def order(self) -> Order:
+        """The order as stored (with `placed_at` stamped)."""
+        return self.status.order
+
+    @property
+    def lines(self) -> tuple[LineStatus, ...]:
+        """The status of each line, in the order's line order."""
+        return self.status.lines
+
+
+@attrs.frozen(slots=True)
+class ReceiveResult:
+    """What `receive` did: the SKU's stock after it, and the events.
+
+    `replayed` is True when the `(sku, reference)` pair was already counted
+    and nothing changed.
+    """
+
+    stock: StockLevel
+    events: tuple[Event, ...]
+    replayed: bool = False
+
+
+@attrs.frozen(slots=True)
+class AdjustResult:
+    """What `adjust` did: the SKU's stock after it, units taken back, events."""
+
+    stock: StockLevel
+    reclaimed: int
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class CancelResult:
+    """What `cancel` did: the order's status after it, units cancelled, events."""
+
+    status: OrderStatus
+    cancelled: int
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class ShipResult:
+    """What `ship` did: the order's status after it, units shipped, events."""
+
+    status: OrderStatus
+    shipped: int
+    events: tuple[Event, ...]
