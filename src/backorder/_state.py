@@ -57,9 +57,9 @@ class _Sku:
         self.on_hand = 0
         self.allocated = 0
         # Keys of lines with backordered > 0, in serving order.
-        self.queue: SortedList = SortedList()
+        self.queue: SortedList[int] = SortedList()
         # Keys of lines with allocated > 0 (a reclaim takes from the last).
-        self.held: SortedList = SortedList()
+        self.held: SortedList[int] = SortedList()
         # Every line ever placed on this SKU, by key.
         self.lines: dict[int, _Line] = {}
         # reference -> quantity of every receipt already counted.

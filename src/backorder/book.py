@@ -261,8 +261,7 @@ class BackorderBook:
         return tuple(self._state.skus)
 
     def _record(self, order_id: object) -> _OrderRecord:
-        check_text(order_id, "order_id")
-        record = self._state.orders.get(order_id)  # type: ignore[arg-type]  # str checked above
+        record = self._state.orders.get(check_text(order_id, "order_id"))
         if record is None:
             raise UnknownOrder(f"order_id {order_id!r} is not in the book")
         return record
@@ -846,8 +845,9 @@ class BackorderBook:
             assert record.order.id == order_id, order_id
             assert record.order.placed_at is not None, order_id
             assert len(record.lines) == len(record.order.lines), order_id
-            for ol, line in zip(record.order.lines, record.lines):
-                assert line.sku == ol.sku and line.ordered == ol.quantity, (order_id, ol)
+            for ol, line in zip(record.order.lines, record.lines, strict=True):
+                assert line.sku == ol.sku, (order_id, ol)
+                assert line.ordered == ol.quantity, (order_id, ol)
                 assert line.order is record.order, order_id
                 assert unpack(line.key)[0] == record.rank, order_id
                 assert 0 < unpack(line.key)[1] <= state.seq, order_id

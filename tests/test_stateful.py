@@ -1,0 +1,352 @@
+"""The design's invariants, checked after every step of random operation sequences.
+
+A hypothesis `RuleBasedStateMachine` drives a book with places (including
+retries and conflicting duplicates), receipts (with repeated references),
+adjustments, cancels (whole, line, partial), ships, reopen steps and bad calls,
+under each built-in policy. After every step it checks: never served out of
+order, no oversell, conservation, nothing lost, work-conserving, ledger agrees;
+and every bad call must leave the book exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from backorder import (
+    AllocationPolicy,
+    BackorderBook,
+    BackorderError,
+    CannotCancel,
+    DuplicateOrder,
+    DuplicateReceipt,
+    Event,
+    InMemoryRepository,
+    InsufficientStock,
+    InvalidArgument,
+    InvalidQuantity,
+    LineAllocated,
+    LineShipped,
+    NotReadyToShip,
+    Order,
+    OrderLine,
+    PartialFill,
+    PriorityTiers,
+    StrictFIFO,
+    UnknownOrder,
+    UnknownSku,
+    UnknownTier,
+)
+
+from .helpers import TickingClock, snapshot
+from .strategies import SKUS, bad_quantities, order_lines, orders, quantities, skus
+
+pytestmark = pytest.mark.property
+
+REFERENCES = st.sampled_from([None, "GRN-1", "GRN-2", "GRN-3"])
+
+
+class BookMachine(RuleBasedStateMachine):
+    """Drives one book; subclasses fix the policy."""
+
+    policy: AllocationPolicy = PartialFill()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repository = InMemoryRepository()
+        self.clock = TickingClock()
+        self.book = BackorderBook(self.policy, self.repository, self.clock)
+        self.placed: list[str] = []
+        self.orders: dict[str, Order] = {}
+        self.key: dict[str, tuple[int, int]] = {}
+        self.seq = 0
+        self.received: dict[str, int] = defaultdict(int)
+        self.adjusted: dict[str, int] = defaultdict(int)
+        self.shipped: dict[str, int] = defaultdict(int)
+        self.refs: dict[tuple[str, str], int] = {}
+        self.heard: list[Event] = []
+        self.told: list[Event] = []
+        self.book.subscribe(self.heard.append)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def refused(self, error: type[BaseException], call: Callable[[], object]) -> None:
+        """`call` must raise `error` and change nothing at all."""
+        before = snapshot(self.book)
+        heard = len(self.heard)
+        with pytest.raises(error):
+            call()
+        assert snapshot(self.book) == before
+        assert len(self.heard) == heard
+
+    def served(self, events: tuple[Event, ...]) -> None:
+        """Check invariant 1 on one operation's events, and keep them."""
+        self.told.extend(events)
+        for event in events:
+            if isinstance(event, LineAllocated):
+                key = self.key[event.order_id]
+                for other in self.placed:
+                    if self.key[other] < key and any(
+                        ln.sku == event.sku for ln in self.orders[other].lines
+                    ):
+                        line = self.book.line(other, event.sku)
+                        assert line.backordered == 0, (
+                            f"{event.order_id} served on {event.sku} while earlier "
+                            f"{other} is short by {line.backordered}"
+                        )
+            if isinstance(event, LineShipped):
+                self.shipped[event.sku] += event.quantity
+
+    def pick(self, data: st.DataObject) -> str:
+        return data.draw(st.sampled_from(self.placed), label="order_id")
+
+    # -- rules -------------------------------------------------------------------
+
+    @initialize(sku=skus, quantity=quantities)
+    def opening_stock(self, sku: str, quantity: int) -> None:
+        result = self.book.receive(sku, quantity)
+        self.received[sku] += quantity
+        self.served(result.events)
+
+    @rule(data=st.data())
+    def place(self, data: st.DataObject) -> None:
+        order_id = f"O-{len(self.placed) + 1}"
+        order = data.draw(orders(order_id), label="order")
+        try:
+            rank = self.policy.rank(order)
+        except UnknownTier:  # pragma: no cover - the strategy draws known tiers
+            raise
+        result = self.book.place(order)
+        assert not result.replayed
+        self.seq += 1
+        self.placed.append(order_id)
+        self.orders[order_id] = order
+        self.key[order_id] = (rank, self.seq)
+        assert [ln.ordered for ln in result.lines] == [ol.quantity for ol in order.lines]
+        self.served(result.events)
+
+    @rule(data=st.data())
+    def place_again(self, data: st.DataObject) -> None:
+        if not self.placed:
+            return
+        order = self.orders[self.pick(data)]
+        before = snapshot(self.book)
+        result = self.book.place(order)
+        assert result.replayed
+        assert result.events == ()
+        assert snapshot(self.book) == before
+        assert result.status == self.book.status(order.id)
+
+    @rule(data=st.data())
+    def place_conflicting(self, data: st.DataObject) -> None:
+        if not self.placed:
+            return
+        order = self.orders[self.pick(data)]
+        lines = data.draw(order_lines(), label="lines")
+        other = Order(order.id, lines, tier=order.tier, ship_complete=not order.ship_complete)
+        self.refused(DuplicateOrder, lambda: self.book.place(other))
+
+    @rule(sku=skus, quantity=quantities, reference=REFERENCES)
+    def receive(self, sku: str, quantity: int, reference: str | None) -> None:
+        seen = self.refs.get((sku, reference)) if reference is not None else None
+        if seen is not None and seen != quantity:
+            self.refused(DuplicateReceipt, lambda: self.book.receive(sku, quantity, reference))
+            return
+        before = snapshot(self.book)
+        result = self.book.receive(sku, quantity, reference)
+        if seen is not None:
+            assert result.replayed
+            assert snapshot(self.book) == before
+            return
+        assert not result.replayed
+        if reference is not None:
+            self.refs[sku, reference] = quantity
+        self.received[sku] += quantity
+        self.served(result.events)
+
+    @rule(sku=skus, delta=st.integers(min_value=-10, max_value=6).filter(bool))
+    def adjust(self, sku: str, delta: int) -> None:
+        stock = self.book.stock(sku)
+        if stock.on_hand + delta < 0:
+            self.refused(InsufficientStock, lambda: self.book.adjust(sku, delta, "count"))
+            return
+        result = self.book.adjust(sku, delta, "count")
+        self.adjusted[sku] += delta
+        after = self.book.stock(sku)
+        assert after.on_hand == stock.on_hand + delta
+        assert result.reclaimed == max(0, stock.allocated - (stock.on_hand + delta))
+        self.served(result.events)
+
+    @rule(data=st.data(), mode=st.sampled_from(["order", "line", "part"]))
+    def cancel(self, data: st.DataObject, mode: str) -> None:
+        if not self.placed:
+            return
+        order_id = self.pick(data)
+        status = self.book.status(order_id)
+        if mode == "order":
+            open_units = sum(ln.backordered + ln.allocated for ln in status.lines)
+            if open_units == 0:
+                self.refused(CannotCancel, lambda: self.book.cancel(order_id))
+                return
+            result = self.book.cancel(order_id)
+            assert result.cancelled == open_units
+        else:
+            line = data.draw(st.sampled_from(status.lines), label="line")
+            open_units = line.backordered + line.allocated
+            quantity = None if mode == "line" else data.draw(quantities, label="quantity")
+            wanted = open_units if quantity is None else quantity
+            if wanted == 0 or wanted > open_units:
+                self.refused(
+                    CannotCancel, lambda: self.book.cancel(order_id, line.sku, quantity)
+                )
+                return
+            result = self.book.cancel(order_id, line.sku, quantity)
+            assert result.cancelled == wanted
+            after = self.book.line(order_id, line.sku)
+            # backordered units go first; allocated ones only for the rest
+            assert after.cancelled == line.cancelled + wanted
+            from_short = min(wanted, line.backordered)
+            assert after.backordered <= line.backordered - from_short
+        self.served(result.events)
+
+    @rule(data=st.data(), mode=st.sampled_from(["order", "line", "part"]))
+    def ship(self, data: st.DataObject, mode: str) -> None:
+        if not self.placed:
+            return
+        order_id = self.pick(data)
+        status = self.book.status(order_id)
+        blocked = status.order.ship_complete and any(ln.backordered for ln in status.lines)
+        if mode == "order":
+            ready = sum(ln.allocated for ln in status.lines)
+            if blocked or ready == 0:
+                self.refused(NotReadyToShip, lambda: self.book.ship(order_id))
+                return
+            result = self.book.ship(order_id)
+            assert result.shipped == ready
+        else:
+            line = data.draw(st.sampled_from(status.lines), label="line")
+            quantity = None if mode == "line" else data.draw(quantities, label="quantity")
+            wanted = line.allocated if quantity is None else quantity
+            if blocked or wanted == 0 or wanted > line.allocated:
+                self.refused(NotReadyToShip, lambda: self.book.ship(order_id, line.sku, quantity))
+                return
+            result = self.book.ship(order_id, line.sku, quantity)
+            assert result.shipped == wanted
+        self.served(result.events)
+
+    @rule()
+    def reopen(self) -> None:
+        before = snapshot(self.book)
+        self.book = BackorderBook(self.policy, self.repository, self.clock)
+        self.book.subscribe(self.heard.append)
+        assert snapshot(self.book) == before
+
+    @rule(data=st.data(), which=st.integers(min_value=0, max_value=11))
+    def bad_call(self, data: st.DataObject, which: int) -> None:
+        book = self.book
+        calls: list[tuple[type[BaseException], Callable[[], Any]]] = [
+            (UnknownOrder, lambda: book.cancel("NO-SUCH-ORDER")),
+            (UnknownOrder, lambda: book.ship("NO-SUCH-ORDER")),
+            (UnknownOrder, lambda: book.position("NO-SUCH-ORDER", "MUG")),
+            (InvalidQuantity, lambda: book.receive("MUG", data.draw(bad_quantities))),
+            (InvalidQuantity, lambda: book.adjust("MUG", 0, "count")),
+            (InvalidArgument, lambda: book.receive("", 1)),
+            (InvalidArgument, lambda: book.adjust("MUG", 1, "")),
+            (InvalidArgument, lambda: book.cancel(self.placed[0], None, 1)),
+            (UnknownSku, lambda: book.cancel(self.placed[0], "NO-SUCH-SKU")),
+            (UnknownSku, lambda: book.ship(self.placed[0], "NO-SUCH-SKU")),
+            (InvalidQuantity, lambda: book.cancel(self.placed[0], self.orders[self.placed[0]].lines[0].sku, data.draw(bad_quantities))),
+            (UnknownTier, lambda: book.place(Order("NEW-TIER", [OrderLine("MUG", 1)], tier="gold"))),
+        ]
+        error, call = calls[which]
+        if which >= 7 and not self.placed:
+            return
+        if error is UnknownTier and not isinstance(self.policy, PriorityTiers):
+            return
+        self.refused(error, call)
+        assert issubclass(error, BackorderError)
+
+    # -- invariants ----------------------------------------------------------
+
+    @invariant()
+    def internal_structure_agrees(self) -> None:
+        self.book._check()
+
+    @invariant()
+    def no_oversell_and_conservation(self) -> None:
+        for sku in SKUS:
+            stock = self.book.stock(sku)
+            assert 0 <= stock.allocated <= stock.on_hand
+            assert stock.available == stock.on_hand - stock.allocated
+            assert stock.on_hand == self.received[sku] + self.adjusted[sku] - self.shipped[sku]
+            allocated = 0
+            for order_id in self.placed:
+                for line in self.book.status(order_id).lines:
+                    if line.sku == sku:
+                        allocated += line.allocated
+            assert stock.allocated == allocated
+
+    @invariant()
+    def nothing_lost(self) -> None:
+        assert list(self.book.order_ids()) == self.placed
+        for order_id in self.placed:
+            status = self.book.status(order_id)
+            order = self.orders[order_id]
+            assert status.order.lines == order.lines
+            assert status.order.tier == order.tier
+            for line in status.lines:
+                parts = (line.allocated, line.shipped, line.cancelled, line.backordered)
+                assert min(parts) >= 0
+                assert line.ordered == sum(parts)
+
+    @invariant()
+    def work_conserving(self) -> None:
+        for sku in SKUS:
+            stock = self.book.stock(sku)
+            waiting = self.book.waiting(sku)
+            if stock.available and waiting:
+                assert self.policy.allot(waiting[0], stock.available) == 0
+            for place, line in enumerate(waiting, start=1):
+                assert self.book.position(line.order_id, sku) == place
+            keys = [self.key[line.order_id] for line in waiting]
+            assert keys == sorted(keys)
+
+    @invariant()
+    def ledger_agrees(self) -> None:
+        self.book.ledger.verify()
+        for sku in SKUS:
+            entries = self.book.ledger.entries(sku)
+            receipts = sum(e.on_hand_delta for e in entries if e.kind == "receipt")
+            assert receipts == self.received[sku]
+            assert all(e.kind != "receipt" for e in entries if e.order_id is not None)
+
+    @invariant()
+    def every_event_heard_once_in_order(self) -> None:
+        assert self.heard == self.told
+
+
+class StrictFIFOMachine(BookMachine):
+    policy = StrictFIFO()
+
+
+class PartialFillMachine(BookMachine):
+    policy = PartialFill()
+
+
+class TiersPartialMachine(BookMachine):
+    policy = PriorityTiers()
+
+
+class TiersStrictMachine(BookMachine):
+    policy = PriorityTiers(fill=StrictFIFO())
+
+
+TestStrictFIFO = StrictFIFOMachine.TestCase
+TestPartialFill = PartialFillMachine.TestCase
+TestTiersPartial = TiersPartialMachine.TestCase
+TestTiersStrict = TiersStrictMachine.TestCase
