@@ -260,7 +260,7 @@ class BookMachine(RuleBasedStateMachine):
             (InvalidArgument, lambda: book.cancel(self.placed[0], None, 1)),
             (UnknownSku, lambda: book.cancel(self.placed[0], "NO-SUCH-SKU")),
             (UnknownSku, lambda: book.ship(self.placed[0], "NO-SUCH-SKU")),
-            (InvalidQuantity, lambda: book.cancel(self.placed[0], self.orders[self.placed[0]].lines[0].sku, data.draw(bad_quantities))),
+            (InvalidQuantity, lambda: book.cancel(self.placed[0], self.orders[self.placed[0]].lines[0].sku, data.draw(bad_quantities.filter(lambda q: q is not None)))),  # noqa: E501
             (UnknownTier, lambda: book.place(Order("NEW-TIER", [OrderLine("MUG", 1)], tier="gold"))),
         ]
         error, call = calls[which]
