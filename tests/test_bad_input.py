@@ -120,10 +120,16 @@ def test_receive_refuses_a_bad_reference(book: BackorderBook, reference: Any) ->
 
 @pytest.mark.parametrize(
     ("delta", "error"),
-    [(0, InvalidQuantity), (1.5, QuantityTypeError), (False, QuantityTypeError),
-     (-MAX_QUANTITY - 1, InvalidQuantity)],
+    [
+        (0, InvalidQuantity),
+        (1.5, QuantityTypeError),
+        (False, QuantityTypeError),
+        (-MAX_QUANTITY - 1, InvalidQuantity),
+    ],
 )
-def test_adjust_refuses_a_bad_delta(book: BackorderBook, delta: Any, error: type[Exception]) -> None:
+def test_adjust_refuses_a_bad_delta(
+    book: BackorderBook, delta: Any, error: type[Exception]
+) -> None:
     refused(book, error, lambda: book.adjust("MUG", delta, "count"), "delta", repr(delta))
 
 
@@ -148,9 +154,7 @@ def test_place_refuses_another_order_under_a_used_id(book: BackorderBook) -> Non
     refused(book, DuplicateOrder, lambda: book.place(other_meta), "ANN")
     stored = book.status("ANN").order
     assert stored.placed_at is not None
-    other_time = Order(
-        "ANN", stored.lines, placed_at=stored.placed_at.replace(year=2020)
-    )
+    other_time = Order("ANN", stored.lines, placed_at=stored.placed_at.replace(year=2020))
     refused(book, DuplicateOrder, lambda: book.place(other_time), "ANN")
 
 
@@ -186,8 +190,10 @@ def test_place_refuses_an_unknown_tier(book: BackorderBook) -> None:
     ],
 )
 def test_lookups_and_arguments(
-    book: BackorderBook, call: Callable[[BackorderBook], object],
-    error: type[BaseException], words: list[str],
+    book: BackorderBook,
+    call: Callable[[BackorderBook], object],
+    error: type[BaseException],
+    words: list[str],
 ) -> None:
     refused(book, error, lambda: call(book), *words)
 
@@ -228,7 +234,7 @@ def test_the_book_refuses_bad_collaborators() -> None:
 
 
 def test_a_naive_clock_is_refused_and_changes_nothing() -> None:
-    book = BackorderBook(clock=lambda: datetime(2026, 1, 1))  # noqa: DTZ001
+    book = BackorderBook(clock=lambda: datetime(2026, 1, 1))
     with pytest.raises(InvalidArgument, match="clock"):
         book.receive("MUG", 1)
     assert book.stock("MUG").on_hand == 0
@@ -263,4 +269,3 @@ def test_a_failing_repository_commit_rolls_everything_back() -> None:
         assert snapshot(book) == before
         assert "NEW" not in book.skus()
         book._check()
-

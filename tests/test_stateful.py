@@ -201,9 +201,7 @@ class BookMachine(RuleBasedStateMachine):
             quantity = None if mode == "line" else data.draw(quantities, label="quantity")
             wanted = open_units if quantity is None else quantity
             if wanted == 0 or wanted > open_units:
-                self.refused(
-                    CannotCancel, lambda: self.book.cancel(order_id, line.sku, quantity)
-                )
+                self.refused(CannotCancel, lambda: self.book.cancel(order_id, line.sku, quantity))
                 return
             result = self.book.cancel(order_id, line.sku, quantity)
             assert result.cancelled == wanted
@@ -249,6 +247,7 @@ class BookMachine(RuleBasedStateMachine):
     @rule(data=st.data(), which=st.integers(min_value=0, max_value=11))
     def bad_call(self, data: st.DataObject, which: int) -> None:
         book = self.book
+        gold = Order("NEW-TIER", [OrderLine("MUG", 1)], tier="gold")
         calls: list[tuple[type[BaseException], Callable[[], Any]]] = [
             (UnknownOrder, lambda: book.cancel("NO-SUCH-ORDER")),
             (UnknownOrder, lambda: book.ship("NO-SUCH-ORDER")),
@@ -260,8 +259,18 @@ class BookMachine(RuleBasedStateMachine):
             (InvalidArgument, lambda: book.cancel(self.placed[0], None, 1)),
             (UnknownSku, lambda: book.cancel(self.placed[0], "NO-SUCH-SKU")),
             (UnknownSku, lambda: book.ship(self.placed[0], "NO-SUCH-SKU")),
-            (InvalidQuantity, lambda: book.cancel(self.placed[0], self.orders[self.placed[0]].lines[0].sku, data.draw(bad_quantities.filter(lambda q: q is not None)))),  # noqa: E501
-            (UnknownTier, lambda: book.place(Order("NEW-TIER", [OrderLine("MUG", 1)], tier="gold"))),
+            (
+                InvalidQuantity,
+                lambda: book.cancel(
+                    self.placed[0],
+                    self.orders[self.placed[0]].lines[0].sku,
+                    data.draw(bad_quantities.filter(lambda q: q is not None)),
+                ),
+            ),
+            (
+                UnknownTier,
+                lambda: book.place(gold),
+            ),
         ]
         error, call = calls[which]
         if which >= 7 and not self.placed:

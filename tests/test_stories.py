@@ -132,7 +132,10 @@ def test_a_cancellation_hands_its_units_to_the_next_in_line(book: BackorderBook)
     assert book.line("ANN", "MUG").cancelled == 2
     assert book.line("BOB", "MUG").allocated == 2
     assert [type(e) for e in result.events] == [
-        LineReleased, LineCancelled, OrderCancelled, LineAllocated,
+        LineReleased,
+        LineCancelled,
+        OrderCancelled,
+        LineAllocated,
     ]
     kinds = [e.kind for e in book.ledger.entries("MUG")]
     assert kinds == ["receipt", "allocation", "release", "allocation"]

@@ -92,8 +92,17 @@ def _line_status(line: _Line) -> LineStatus:
 class _Txn:
     """One operation's undo record: what to put back if it fails."""
 
-    __slots__ = ("at", "events", "lines", "mark", "new_orders", "new_skus", "receipts",
-                 "seq", "skus")
+    __slots__ = (
+        "at",
+        "events",
+        "lines",
+        "mark",
+        "new_orders",
+        "new_skus",
+        "receipts",
+        "seq",
+        "skus",
+    )
 
     def __init__(self, state: _State, at: datetime) -> None:
         self.at = at
@@ -207,9 +216,7 @@ class BackorderBook:
         repository = InMemoryRepository() if repository is None else repository
         for method in ("rank", "allot"):
             if not callable(getattr(policy, method, None)):
-                raise ArgumentTypeError(
-                    f"policy must have a {method} method, got {policy!r}"
-                )
+                raise ArgumentTypeError(f"policy must have a {method} method, got {policy!r}")
         for method in ("state", "commit"):
             if not callable(getattr(repository, method, None)):
                 raise ArgumentTypeError(
@@ -491,9 +498,7 @@ class BackorderBook:
         Cost: O(k log n) per line for k allocations made.
         """
         if not isinstance(order, Order):
-            raise ArgumentTypeError(
-                f"order must be an Order, got {type(order).__name__} {order!r}"
-            )
+            raise ArgumentTypeError(f"order must be an Order, got {type(order).__name__} {order!r}")
         state = self._state
         existing = state.orders.get(order.id)
         if existing is not None:
@@ -625,8 +630,7 @@ class BackorderBook:
         on_hand = current.on_hand if current is not None else 0
         if on_hand + delta < 0:
             raise InsufficientStock(
-                f"delta {delta} would remove more than the {on_hand} units of sku "
-                f"{sku!r} on hand"
+                f"delta {delta} would remove more than the {on_hand} units of sku {sku!r} on hand"
             )
         if on_hand + delta > MAX_QUANTITY:
             raise InvalidQuantity(
@@ -874,4 +878,3 @@ class BackorderBook:
                 allot = self._policy.allot(_line_status(head), available)
                 assert allot == 0, ("not work-conserving", name, available, allot)
         state.ledger.verify()
-

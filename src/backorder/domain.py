@@ -44,13 +44,9 @@ def check_quantity(value: object, field: str) -> int:
         InvalidQuantity: `value` is below 1 or above `MAX_QUANTITY`.
     """
     if not isinstance(value, int) or isinstance(value, bool):
-        raise QuantityTypeError(
-            f"{field} must be an int, got {type(value).__name__} {value!r}"
-        )
+        raise QuantityTypeError(f"{field} must be an int, got {type(value).__name__} {value!r}")
     if value < 1 or value > MAX_QUANTITY:
-        raise InvalidQuantity(
-            f"{field} must be from 1 to {MAX_QUANTITY}, got {value!r}"
-        )
+        raise InvalidQuantity(f"{field} must be from 1 to {MAX_QUANTITY}, got {value!r}")
     return value
 
 
@@ -62,13 +58,10 @@ def check_delta(value: object, field: str) -> int:
         InvalidQuantity: `value` is 0 or beyond +-`MAX_QUANTITY`.
     """
     if not isinstance(value, int) or isinstance(value, bool):
-        raise QuantityTypeError(
-            f"{field} must be an int, got {type(value).__name__} {value!r}"
-        )
+        raise QuantityTypeError(f"{field} must be an int, got {type(value).__name__} {value!r}")
     if value == 0 or not -MAX_QUANTITY <= value <= MAX_QUANTITY:
         raise InvalidQuantity(
-            f"{field} must be a non-zero int from {-MAX_QUANTITY} to "
-            f"{MAX_QUANTITY}, got {value!r}"
+            f"{field} must be a non-zero int from {-MAX_QUANTITY} to {MAX_QUANTITY}, got {value!r}"
         )
     return value
 
@@ -81,9 +74,7 @@ def check_text(value: object, field: str) -> str:
         InvalidArgument: `value` is empty or only whitespace.
     """
     if not isinstance(value, str):
-        raise ArgumentTypeError(
-            f"{field} must be a str, got {type(value).__name__} {value!r}"
-        )
+        raise ArgumentTypeError(f"{field} must be a str, got {type(value).__name__} {value!r}")
     if not value.strip():
         raise InvalidArgument(f"{field} must not be empty, got {value!r}")
     return value
@@ -97,9 +88,7 @@ def check_aware(value: object, field: str) -> datetime:
         InvalidArgument: `value` is naive (has no UTC offset).
     """
     if not isinstance(value, datetime):
-        raise ArgumentTypeError(
-            f"{field} must be a datetime, got {type(value).__name__} {value!r}"
-        )
+        raise ArgumentTypeError(f"{field} must be a datetime, got {type(value).__name__} {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgument(f"{field} must be timezone-aware, got {value!r}")
     return value
@@ -144,8 +133,7 @@ class OrderLine:
 def _to_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
     if isinstance(value, (str, bytes, OrderLine)) or not isinstance(value, Iterable):
         raise OrderTypeError(
-            f"Order.lines must be a sequence of OrderLine, got "
-            f"{type(value).__name__} {value!r}"
+            f"Order.lines must be a sequence of OrderLine, got {type(value).__name__} {value!r}"
         )
     return tuple(value)
 
@@ -153,15 +141,12 @@ def _to_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
 def _to_metadata(value: Mapping[str, str]) -> Mapping[str, str]:
     if not isinstance(value, Mapping):
         raise OrderTypeError(
-            f"Order.metadata must be a mapping of str to str, got "
-            f"{type(value).__name__} {value!r}"
+            f"Order.metadata must be a mapping of str to str, got {type(value).__name__} {value!r}"
         )
     copied = dict(value)
     for key, item in copied.items():
         if not isinstance(key, str) or not isinstance(item, str):
-            raise OrderTypeError(
-                f"Order.metadata must map str to str, got {key!r}: {item!r}"
-            )
+            raise OrderTypeError(f"Order.metadata must map str to str, got {key!r}: {item!r}")
     return MappingProxyType(copied)
 
 
@@ -196,9 +181,7 @@ class Order:
     tier: str = "standard"
     ship_complete: bool = False
     placed_at: datetime | None = None
-    metadata: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_to_metadata, hash=False
-    )
+    metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_to_metadata, hash=False)
 
     def __attrs_post_init__(self) -> None:
         _order_check(check_text, self.id, "Order.id")
@@ -208,8 +191,7 @@ class Order:
         for line in self.lines:
             if not isinstance(line, OrderLine):
                 raise OrderTypeError(
-                    f"Order.lines must hold OrderLine values, got "
-                    f"{type(line).__name__} {line!r}"
+                    f"Order.lines must hold OrderLine values, got {type(line).__name__} {line!r}"
                 )
             if line.sku in seen:
                 raise InvalidOrder(f"Order.lines has SKU {line.sku!r} twice")

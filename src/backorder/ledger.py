@@ -166,8 +166,7 @@ class StockLedger:
                     raise LedgerCorrupted(f"{where}: unknown kind {kind!r}")
                 if not (_sign_ok(signs[0], d_on) and _sign_ok(signs[1], d_al)):
                     raise LedgerCorrupted(
-                        f"{where}: a {kind} cannot move on hand by {d_on} "
-                        f"and allocated by {d_al}"
+                        f"{where}: a {kind} cannot move on hand by {d_on} and allocated by {d_al}"
                     )
                 if kind == SHIPMENT and d_on != d_al:
                     raise LedgerCorrupted(f"{where}: a shipment must move both by the same")
@@ -204,8 +203,16 @@ class StockLedger:
         allocated += allocated_delta
         self._seq += 1
         row: _Row = (
-            self._seq, kind, sku, on_hand_delta, allocated_delta,
-            order_id, reference, at, on_hand, allocated,
+            self._seq,
+            kind,
+            sku,
+            on_hand_delta,
+            allocated_delta,
+            order_id,
+            reference,
+            at,
+            on_hand,
+            allocated,
         )
         rows = self._rows.get(sku)
         if rows is None:

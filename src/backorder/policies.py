@@ -64,7 +64,6 @@ class StrictFIFO:
         return line.backordered if line.backordered <= available else 0
 
 
-
 @attrs.frozen(slots=True)
 class PartialFill:
     """Everyone in one class; the head takes whatever is available.
@@ -79,7 +78,6 @@ class PartialFill:
     def allot(self, line: LineStatus, available: int) -> int:
         """`min(available, line.backordered)`. Cost: O(1)."""
         return min(available, line.backordered)
-
 
 
 def _to_tiers(value: Iterable[str]) -> tuple[str, ...]:
@@ -119,9 +117,7 @@ class PriorityTiers:
             raise InvalidArgument(f"tiers must name at least one tier, got {self.tiers!r}")
         for tier in self.tiers:
             if not isinstance(tier, str):
-                raise ArgumentTypeError(
-                    f"tiers must hold str, got {type(tier).__name__} {tier!r}"
-                )
+                raise ArgumentTypeError(f"tiers must hold str, got {type(tier).__name__} {tier!r}")
             if not tier.strip():
                 raise InvalidArgument(f"tiers must not hold an empty name, got {tier!r}")
         if len(set(self.tiers)) != len(self.tiers):
@@ -148,4 +144,3 @@ class PriorityTiers:
     def allot(self, line: LineStatus, available: int) -> int:
         """What `fill` allots. Cost: that of `fill.allot`."""
         return self.fill.allot(line, available)
-

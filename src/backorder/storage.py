@@ -61,6 +61,5 @@ class InMemoryRepository:
 
     def __repr__(self) -> str:
         return (
-            f"<InMemoryRepository {len(self._state.orders)} orders, "
-            f"{len(self._state.skus)} SKUs>"
+            f"<InMemoryRepository {len(self._state.orders)} orders, {len(self._state.skus)} SKUs>"
         )
