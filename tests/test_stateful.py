@@ -43,6 +43,8 @@ from backorder import (
     UnknownTier,
 )
 
+from benchmarks.naive import NaiveBook
+
 from .helpers import TickingClock, snapshot
 from .strategies import SKUS, bad_quantities, order_lines, orders, quantities, skus
 
@@ -61,6 +63,9 @@ class BookMachine(RuleBasedStateMachine):
         self.repository = InMemoryRepository()
         self.clock = TickingClock()
         self.book = BackorderBook(self.policy, self.repository, self.clock)
+        # The naive peer of the benchmarks does every successful operation too,
+        # and must end in the same state (differential test of both).
+        self.naive = NaiveBook(self.policy)
         self.placed: list[str] = []
         self.orders: dict[str, Order] = {}
         self.key: dict[str, tuple[int, int]] = {}
@@ -110,6 +115,7 @@ class BookMachine(RuleBasedStateMachine):
     @initialize(sku=skus, quantity=quantities)
     def opening_stock(self, sku: str, quantity: int) -> None:
         result = self.book.receive(sku, quantity)
+        self.naive.receive(sku, quantity)
         self.received[sku] += quantity
         self.served(result.events)
 
@@ -122,6 +128,7 @@ class BookMachine(RuleBasedStateMachine):
         except UnknownTier:  # pragma: no cover - the strategy draws known tiers
             raise
         result = self.book.place(order)
+        self.naive.place(order)
         assert not result.replayed
         self.seq += 1
         self.placed.append(order_id)
@@ -159,6 +166,7 @@ class BookMachine(RuleBasedStateMachine):
             return
         before = snapshot(self.book)
         result = self.book.receive(sku, quantity, reference)
+        self.naive.receive(sku, quantity, reference)
         if seen is not None:
             assert result.replayed
             assert snapshot(self.book) == before
@@ -176,6 +184,7 @@ class BookMachine(RuleBasedStateMachine):
             self.refused(InsufficientStock, lambda: self.book.adjust(sku, delta, "count"))
             return
         result = self.book.adjust(sku, delta, "count")
+        self.naive.adjust(sku, delta, "count")
         self.adjusted[sku] += delta
         after = self.book.stock(sku)
         assert after.on_hand == stock.on_hand + delta
@@ -194,6 +203,7 @@ class BookMachine(RuleBasedStateMachine):
                 self.refused(CannotCancel, lambda: self.book.cancel(order_id))
                 return
             result = self.book.cancel(order_id)
+            assert self.naive.cancel(order_id) == open_units
             assert result.cancelled == open_units
         else:
             line = data.draw(st.sampled_from(status.lines), label="line")
@@ -204,6 +214,7 @@ class BookMachine(RuleBasedStateMachine):
                 self.refused(CannotCancel, lambda: self.book.cancel(order_id, line.sku, quantity))
                 return
             result = self.book.cancel(order_id, line.sku, quantity)
+            assert self.naive.cancel(order_id, line.sku, quantity) == wanted
             assert result.cancelled == wanted
             after = self.book.line(order_id, line.sku)
             # backordered units go first; allocated ones only for the rest
@@ -225,6 +236,7 @@ class BookMachine(RuleBasedStateMachine):
                 self.refused(NotReadyToShip, lambda: self.book.ship(order_id))
                 return
             result = self.book.ship(order_id)
+            assert self.naive.ship(order_id) == ready
             assert result.shipped == ready
         else:
             line = data.draw(st.sampled_from(status.lines), label="line")
@@ -234,6 +246,7 @@ class BookMachine(RuleBasedStateMachine):
                 self.refused(NotReadyToShip, lambda: self.book.ship(order_id, line.sku, quantity))
                 return
             result = self.book.ship(order_id, line.sku, quantity)
+            assert self.naive.ship(order_id, line.sku, quantity) == wanted
             assert result.shipped == wanted
         self.served(result.events)
 
@@ -281,6 +294,18 @@ class BookMachine(RuleBasedStateMachine):
         assert issubclass(error, BackorderError)
 
     # -- invariants ----------------------------------------------------------
+
+    @invariant()
+    def naive_peer_agrees(self) -> None:
+        for sku in SKUS:
+            assert self.naive.stock(sku) == self.book.stock(sku)
+            assert self.naive.waiting(sku) == self.book.waiting(sku)
+        for order_id in self.placed:
+            for line in self.book.status(order_id).lines:
+                assert self.naive.line(order_id, line.sku) == line
+                assert self.naive.position(order_id, line.sku) == self.book.position(
+                    order_id, line.sku
+                )
 
     @invariant()
     def internal_structure_agrees(self) -> None:

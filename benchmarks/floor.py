@@ -1,0 +1,115 @@
+"""The floor: the least work pure Python can do for the same stream of operations.
+
+One `collections.deque` per SKU of `[seq, short]` lists, plain ints, no
+validation, no events, no ledger, a single tier, lazy deletion (a cancelled
+entry stays in the deque with `short = 0` and is dropped when it reaches the
+head). Positions are exact and cost O(log n): a Fenwick (binary indexed) tree
+over arrival numbers holds 1 for every waiting line, so a line's position is
+the prefix sum up to its arrival number. That is the cheapest exact method
+found in pure Python: a `bisect` over a sorted list of live arrival numbers is
+O(log n) to query but O(n) to delete from; counting with a deque scan is O(n).
+
+It is the physical limit the library is measured against, not a usable book.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class Fenwick:
+    """Prefix sums over positions 1..size, O(log n) update and query."""
+
+    __slots__ = ("size", "tree")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.tree = [0] * (size + 1)
+
+    def add(self, index: int, delta: int) -> None:
+        tree, size = self.tree, self.size
+        while index <= size:
+            tree[index] += delta
+            index += index & -index
+
+    def prefix(self, index: int) -> int:
+        tree = self.tree
+        total = 0
+        while index > 0:
+            total += tree[index]
+            index -= index & -index
+        return total
+
+
+class FloorBook:
+    """Single-tier partial-fill (or strict) back orders at the least cost."""
+
+    def __init__(self, capacity: int, strict: bool = False) -> None:
+        self.strict = strict
+        self.capacity = capacity
+        self.queues: dict[str, deque[list[int]]] = {}
+        self.entries: dict[int, list[int]] = {}
+        self.sku_of: dict[int, str] = {}
+        self.available: dict[str, int] = {}
+        self.trees: dict[str, Fenwick] = {}
+        self.seq = 0
+
+    def place(self, sku: str, quantity: int) -> int:
+        self.seq += 1
+        seq = self.seq
+        queue = self.queues.get(sku)
+        if queue is None:
+            queue = self.queues[sku] = deque()
+            self.trees[sku] = Fenwick(self.capacity)
+            self.available[sku] = 0
+        entry = [seq, quantity]
+        queue.append(entry)
+        self.entries[seq] = entry
+        self.sku_of[seq] = sku
+        self.trees[sku].add(seq, 1)
+        if self.available[sku]:
+            self.fill(sku)
+        return seq
+
+    def receive(self, sku: str, quantity: int) -> int:
+        """Add stock and fill; return the number of lines completed."""
+        self.available[sku] = self.available.get(sku, 0) + quantity
+        return self.fill(sku)
+
+    def fill(self, sku: str) -> int:
+        queue = self.queues.get(sku)
+        if not queue:
+            return 0
+        available = self.available[sku]
+        tree = self.trees[sku]
+        done = 0
+        while queue and available:
+            entry = queue[0]
+            short = entry[1]
+            if short == 0:  # cancelled: lazy deletion
+                queue.popleft()
+                continue
+            if short <= available:
+                available -= short
+                entry[1] = 0
+                queue.popleft()
+                tree.add(entry[0], -1)
+                done += 1
+            elif self.strict:
+                break
+            else:
+                entry[1] = short - available
+                available = 0
+        self.available[sku] = available
+        return done
+
+    def cancel(self, seq: int) -> None:
+        entry = self.entries[seq]
+        if entry[1]:
+            entry[1] = 0
+            self.trees[self.sku_of[seq]].add(seq, -1)
+
+    def position(self, seq: int) -> int | None:
+        if not self.entries[seq][1]:
+            return None
+        return self.trees[self.sku_of[seq]].prefix(seq)
