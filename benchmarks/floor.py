@@ -1,6 +1,6 @@
 """The floor: the least work pure Python can do for the same stream of operations.
 
-One `collections.deque` per SKU of `[seq, short]` lists, plain ints, no
+One `collections.deque` per SKU of `[arrival, short]` lists, plain ints, no
 validation, no events, no ledger, a single tier, lazy deletion (a cancelled
 entry stays in the deque with `short = 0` and is dropped when it reaches the
 head). Positions are exact and cost O(log n): a Fenwick (binary indexed) tree
@@ -26,7 +26,22 @@ class Fenwick:
         self.size = size
         self.tree = [0] * (size + 1)
 
+    def grow(self, size: int) -> None:
+        """Make room for positions up to `size` (doubling; O(n) amortised)."""
+        new_size = max(size, 2 * self.size)
+        tree = [0] * (new_size + 1)
+        # rebuild from point values: recover them, then re-add in O(n)
+        values = [self.prefix(i) - self.prefix(i - 1) for i in range(1, self.size + 1)]
+        for i, value in enumerate(values, start=1):
+            tree[i] += value
+            parent = i + (i & -i)
+            if parent <= new_size:
+                tree[parent] += tree[i]
+        self.size, self.tree = new_size, tree
+
     def add(self, index: int, delta: int) -> None:
+        if index > self.size:
+            self.grow(index)
         tree, size = self.tree, self.size
         while index <= size:
             tree[index] += delta
@@ -46,12 +61,14 @@ class FloorBook:
 
     def __init__(self, capacity: int, strict: bool = False) -> None:
         self.strict = strict
+        # a first guess at arrivals per SKU; each SKU's tree grows as needed
         self.capacity = capacity
         self.queues: dict[str, deque[list[int]]] = {}
         self.entries: dict[int, list[int]] = {}
         self.sku_of: dict[int, str] = {}
         self.available: dict[str, int] = {}
         self.trees: dict[str, Fenwick] = {}
+        self.arrivals: dict[str, int] = {}
         self.seq = 0
 
     def place(self, sku: str, quantity: int) -> int:
@@ -60,13 +77,17 @@ class FloorBook:
         queue = self.queues.get(sku)
         if queue is None:
             queue = self.queues[sku] = deque()
-            self.trees[sku] = Fenwick(self.capacity)
-            self.available[sku] = 0
-        entry = [seq, quantity]
+            self.trees[sku] = Fenwick(min(self.capacity, 1024))
+            self.available.setdefault(sku, 0)
+            self.arrivals[sku] = 0
+        # each SKU numbers its own arrivals, so its tree stays its own size
+        local = self.arrivals[sku] + 1
+        self.arrivals[sku] = local
+        entry = [local, quantity]
         queue.append(entry)
         self.entries[seq] = entry
         self.sku_of[seq] = sku
-        self.trees[sku].add(seq, 1)
+        self.trees[sku].add(local, 1)
         if self.available[sku]:
             self.fill(sku)
         return seq
@@ -107,9 +128,12 @@ class FloorBook:
         entry = self.entries[seq]
         if entry[1]:
             entry[1] = 0
-            self.trees[self.sku_of[seq]].add(seq, -1)
+            sku = self.sku_of[seq]
+            self.trees[sku].add(entry[0], -1)
+            if self.strict and self.available[sku]:
+                self.fill(sku)  # the blocked head may have been the one cancelled
 
     def position(self, seq: int) -> int | None:
         if not self.entries[seq][1]:
             return None
-        return self.trees[self.sku_of[seq]].prefix(seq)
+        return self.trees[self.sku_of[seq]].prefix(self.entries[seq][0])

@@ -57,7 +57,9 @@ class NaiveBook:
         ln = self._line(order_id, sku)
         order: Order = self.orders[order_id]["order"]
         short = ln[ORDERED] - ln[ALLOCATED] - ln[SHIPPED] - ln[CANCELLED]
-        return LineStatus(order_id, sku, order.tier, *ln, short)
+        return LineStatus(
+            order_id, sku, order.tier, ln[ORDERED], ln[ALLOCATED], ln[SHIPPED], ln[CANCELLED], short
+        )
 
     def position(self, order_id: str, sku: str) -> int | None:
         self._line(order_id, sku)

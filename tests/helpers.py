@@ -44,5 +44,5 @@ def snapshot(book: BackorderBook) -> dict[str, Any]:
         "seq": state.seq,
         "receipts": {name: dict(sku.receipts) for name, sku in state.skus.items()},
         "queues": {name: list(sku.queue) for name, sku in state.skus.items()},
-        "held": {name: list(sku.held) for name, sku in state.skus.items()},
+        "held": {name: sorted(sku.held) for name, sku in state.skus.items()},
     }

@@ -42,7 +42,6 @@ from backorder import (
     UnknownSku,
     UnknownTier,
 )
-
 from benchmarks.naive import NaiveBook
 
 from .helpers import TickingClock, snapshot

@@ -136,7 +136,7 @@ class _Txn:
             for line in record.lines:
                 sku = state.skus[line.sku]
                 sku.queue.discard(line.key)
-                sku.held.discard(line.key)
+                sku.held.discard(line.key)  # its heap entry goes stale
                 del sku.lines[line.key]
         for name in self.new_skus:
             del state.skus[name]
@@ -157,9 +157,9 @@ def _resync(sku: _Sku, line: _Line, was_short: bool, was_held: bool) -> None:
             sku.queue.remove(line.key)
     if held != was_held:
         if held:
-            sku.held.add(line.key)
+            sku.hold(line.key)
         else:
-            sku.held.remove(line.key)
+            sku.held.discard(line.key)  # its heap entry goes stale
 
 
 @attrs.define(slots=True, eq=False, repr=False)
@@ -420,6 +420,7 @@ class BackorderBook:
         if not queue or sku.on_hand <= sku.allocated:
             return
         lines = sku.lines
+        held = sku.held
         fast = self._fast
         ledger_record = self._state.ledger._record
         events = txn.events
@@ -443,8 +444,8 @@ class BackorderBook:
                 if n == 0:
                     break
             txn.touch_line(line)
-            if line.allocated == 0:
-                sku.held.add(key)
+            if line.allocated == 0 and key not in held:
+                sku.hold(key)
             line.allocated += n
             sku.allocated += n
             if n == short:
@@ -468,11 +469,10 @@ class BackorderBook:
             short = line.backordered
             if short > 0:
                 queue = self._state.skus[line.sku].queue
-                txn.events.append(
-                    LineBackordered(
-                        line.order.id, line.sku, short, queue.index(line.key) + 1, txn.at
-                    )
-                )
+                # a new line usually joins at the back: its place is the length
+                key = line.key
+                place = len(queue) if queue[-1] == key else queue.index(key) + 1
+                txn.events.append(LineBackordered(line.order.id, line.sku, short, place, txn.at))
 
     # -- operations ----------------------------------------------------------
 
@@ -516,7 +516,7 @@ class BackorderBook:
             )
         at = self._now()
         if order.placed_at is None:
-            order = attrs.evolve(order, placed_at=at)
+            order = order._stamped(at)
         txn = _Txn(state, at)
         try:
             state.seq += 1
@@ -645,7 +645,7 @@ class BackorderBook:
             excess = target.allocated - (target.on_hand + delta)
             reclaimed: list[_Line] = []
             while excess > 0:
-                line = target.lines[target.held[-1]]
+                line = target.lines[target.last_held()]
                 take = min(line.allocated, excess)
                 txn.touch_line(line)
                 was_short = line.backordered > 0
@@ -869,7 +869,8 @@ class BackorderBook:
             lines = sku.lines.values()
             assert sku.allocated == sum(line.allocated for line in lines), name
             assert list(sku.queue) == sorted(k for k, ln in sku.lines.items() if ln.backordered > 0)
-            assert list(sku.held) == sorted(k for k, ln in sku.lines.items() if ln.allocated > 0)
+            assert sku.held == {k for k, ln in sku.lines.items() if ln.allocated > 0}, name
+            assert sku.held <= {-k for k in sku.held_heap}, name
             balance = state.ledger.balance(name)
             assert (balance.on_hand, balance.allocated) == (sku.on_hand, sku.allocated), name
             available = sku.on_hand - sku.allocated

@@ -126,11 +126,17 @@ class OrderLine:
     quantity: int
 
     def __attrs_post_init__(self) -> None:
-        _order_check(check_text, self.sku, "OrderLine.sku")
-        _order_check(check_quantity, self.quantity, "OrderLine.quantity")
+        # Fast path for the common good values; the checks explain the bad ones.
+        sku, quantity = self.sku, self.quantity
+        if type(sku) is not str or not sku or sku.isspace():
+            _order_check(check_text, sku, "OrderLine.sku")
+        if type(quantity) is not int or not 0 < quantity <= MAX_QUANTITY:
+            _order_check(check_quantity, quantity, "OrderLine.quantity")
 
 
 def _to_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
+    if type(value) is tuple:
+        return value
     if isinstance(value, (str, bytes, OrderLine)) or not isinstance(value, Iterable):
         raise OrderTypeError(
             f"Order.lines must be a sequence of OrderLine, got {type(value).__name__} {value!r}"
@@ -138,7 +144,12 @@ def _to_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
     return tuple(value)
 
 
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
 def _to_metadata(value: Mapping[str, str]) -> Mapping[str, str]:
+    if value is _NO_METADATA:
+        return value
     if not isinstance(value, Mapping):
         raise OrderTypeError(
             f"Order.metadata must be a mapping of str to str, got {type(value).__name__} {value!r}"
@@ -181,29 +192,44 @@ class Order:
     tier: str = "standard"
     ship_complete: bool = False
     placed_at: datetime | None = None
-    metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_to_metadata, hash=False)
+    metadata: Mapping[str, str] = attrs.field(
+        default=_NO_METADATA, converter=_to_metadata, hash=False
+    )
 
     def __attrs_post_init__(self) -> None:
-        _order_check(check_text, self.id, "Order.id")
+        # Fast paths for the common good values; the checks explain the bad ones.
+        order_id, tier = self.id, self.tier
+        if type(order_id) is not str or not order_id or order_id.isspace():
+            _order_check(check_text, order_id, "Order.id")
         if not self.lines:
             raise InvalidOrder(f"Order.lines must hold at least one line, got {self.lines!r}")
         seen: set[str] = set()
         for line in self.lines:
-            if not isinstance(line, OrderLine):
+            if type(line) is not OrderLine and not isinstance(line, OrderLine):
                 raise OrderTypeError(
                     f"Order.lines must hold OrderLine values, got {type(line).__name__} {line!r}"
                 )
             if line.sku in seen:
                 raise InvalidOrder(f"Order.lines has SKU {line.sku!r} twice")
             seen.add(line.sku)
-        _order_check(check_text, self.tier, "Order.tier")
-        if not isinstance(self.ship_complete, bool):
+        if type(tier) is not str or not tier or tier.isspace():
+            _order_check(check_text, tier, "Order.tier")
+        if type(self.ship_complete) is not bool:
             raise OrderTypeError(
                 f"Order.ship_complete must be a bool, got "
                 f"{type(self.ship_complete).__name__} {self.ship_complete!r}"
             )
         if self.placed_at is not None:
             _order_check(check_aware, self.placed_at, "Order.placed_at")
+
+    def _stamped(self, at: datetime) -> Order:
+        # A copy with `placed_at` set, for the book: every other field is already
+        # validated, so it is copied slot by slot (attrs.evolve re-validates).
+        new = object.__new__(Order)
+        for name in ("id", "lines", "tier", "ship_complete", "metadata"):
+            object.__setattr__(new, name, getattr(self, name))
+        object.__setattr__(new, "placed_at", at)
+        return new
 
     def same_request(self, other: Order) -> bool:
         """Tell whether `other` is a retry of this order.
