@@ -27,13 +27,15 @@ class Fenwick:
         self.tree = [0] * (size + 1)
 
     def grow(self, size: int) -> None:
-        """Make room for positions up to `size` (doubling; O(n) amortised)."""
+        """Make room for positions up to `size` (doubling; O(n), so O(1) amortised)."""
         new_size = max(size, 2 * self.size)
-        tree = [0] * (new_size + 1)
-        # rebuild from point values: recover them, then re-add in O(n)
-        values = [self.prefix(i) - self.prefix(i - 1) for i in range(1, self.size + 1)]
-        for i, value in enumerate(values, start=1):
-            tree[i] += value
+        values = self.tree[:]
+        for i in range(self.size, 0, -1):  # undo the sums: back to point values
+            parent = i + (i & -i)
+            if parent <= self.size:
+                values[parent] -= values[i]
+        tree = values + [0] * (new_size - self.size)
+        for i in range(1, new_size + 1):  # and build the bigger tree in O(n)
             parent = i + (i & -i)
             if parent <= new_size:
                 tree[parent] += tree[i]

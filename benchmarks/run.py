@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(out[0], flush=True)
     for n in sizes:
-        repeats = 3 if n <= 100_000 else 1
+        repeats = (2 if quick else 3) if n <= 100_000 else 1
         record(
             f"scaling_{n}",
             f"scaling at {n:,} waiting lines (PartialFill; ops/s)",

@@ -43,3 +43,17 @@ def test_the_floor_agrees_with_the_library(strict: bool, seed: int) -> None:
             assert floor.position(seqs[order_id]) == book.position(order_id, sku)
     for sku in skus:
         assert floor.available.get(sku, 0) == book.stock(sku).available
+
+
+def test_the_floors_fenwick_tree_grows_without_losing_counts() -> None:
+    from benchmarks.floor import Fenwick
+
+    rng = random.Random(1)
+    tree, values = Fenwick(2), [0] * 3001
+    for i in range(1, 3001):
+        values[i] = rng.randint(0, 3)
+        tree.add(i, values[i])
+        if i % 50 == 0:
+            for k in range(1, i + 1, 7):
+                assert tree.prefix(k) == sum(values[1 : k + 1])
+    assert tree.size >= 3000
