@@ -321,3 +321,24 @@ def test_a_shop_day_end_to_end() -> None:
     assert book.line("W-3", "MUG").allocated == 0
     book._check()
     book.ledger.verify()
+
+
+def test_a_failing_handler_does_not_undo_the_operation_or_starve_the_others(
+    book: BackorderBook,
+) -> None:
+    from backorder import EventHandlerError
+
+    heard: list[object] = []
+
+    def broken(event: object) -> None:
+        raise RuntimeError("mail server down")
+
+    book.subscribe(broken)
+    book.subscribe(heard.append)
+    with pytest.raises(EventHandlerError) as caught:
+        book.place(order("ANN", ("MUG", 1)))
+    assert "ANN" in book  # the operation stands
+    assert len(heard) == 2  # OrderPlaced and LineBackordered still delivered
+    assert len(caught.value.errors) == 2
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert caught.value.result.events == tuple(heard)  # type: ignore[attr-defined]  # result is the PlaceResult

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 import attrs
 
@@ -97,11 +98,9 @@ class _Txn:
         "events",
         "lines",
         "mark",
-        "new_orders",
-        "new_skus",
-        "receipts",
         "seq",
         "skus",
+        "undo",
     )
 
     def __init__(self, state: _State, at: datetime) -> None:
@@ -111,9 +110,9 @@ class _Txn:
         self.seq = state.seq
         self.lines: dict[_Line, tuple[int, int, int]] = {}
         self.skus: dict[_Sku, tuple[int, int]] = {}
-        self.new_orders: list[str] = []
-        self.new_skus: list[str] = []
-        self.receipts: list[tuple[_Sku, str]] = []
+        # What was added and must go if the operation fails, in order:
+        # ("order", order_id) / ("sku", name) / ("receipt", _Sku, reference).
+        self.undo: list[tuple[Any, ...]] = []
 
     def touch_line(self, line: _Line) -> None:
         if line not in self.lines:
@@ -131,17 +130,18 @@ class _Txn:
             _resync(sku, line, was_short, was_held)
         for sku, (on_hand, allocated) in self.skus.items():
             sku.on_hand, sku.allocated = on_hand, allocated
-        for order_id in self.new_orders:
-            record = state.orders.pop(order_id)
-            for line in record.lines:
-                sku = state.skus[line.sku]
-                sku.queue.discard(line.key)
-                sku.held.discard(line.key)  # its heap entry goes stale
-                del sku.lines[line.key]
-        for name in self.new_skus:
-            del state.skus[name]
-        for sku, reference in self.receipts:
-            del sku.receipts[reference]
+        for entry in self.undo:  # orders first: their lines sit in the SKUs
+            if entry[0] == "order":
+                record = state.orders.pop(entry[1])
+                for line in record.lines:
+                    sku = state.skus[line.sku]
+                    sku.queue.discard(line.key)
+                    sku.held.discard(line.key)  # its heap entry goes stale
+                    del sku.lines[line.key]
+            elif entry[0] == "sku":
+                del state.skus[entry[1]]
+            else:
+                del entry[1].receipts[entry[2]]
         state.ledger._rollback(self.mark)
         state.seq = self.seq
 
@@ -379,6 +379,8 @@ class BackorderBook:
     # -- the machinery of every operation -----------------------------------
 
     def _now(self) -> datetime:
+        if self._clock is _utc_now:
+            return _utc_now()
         return check_aware(self._clock(), "clock()")
 
     def _commit(self, txn: _Txn) -> None:
@@ -410,7 +412,7 @@ class BackorderBook:
         sku = self._state.skus.get(name)
         if sku is None:
             sku = self._state.skus[name] = _Sku(name)
-            txn.new_skus.append(name)
+            txn.undo.append(("sku", name))
         return sku
 
     def _fill(self, sku: _Sku, txn: _Txn) -> None:
@@ -523,7 +525,7 @@ class BackorderBook:
             key = pack(rank, state.seq)
             lines = tuple(_Line(order, ol.sku, key, ol.quantity) for ol in order.lines)
             state.orders[order.id] = _OrderRecord(order, rank, lines)
-            txn.new_orders.append(order.id)
+            txn.undo.append(("order", order.id))
             txn.events.append(OrderPlaced(order.id, order, at))
             for line in lines:
                 sku = self._sku(txn, line.sku)
@@ -587,7 +589,7 @@ class BackorderBook:
             target.on_hand += quantity
             if reference is not None:
                 target.receipts[reference] = quantity
-                txn.receipts.append((target, reference))
+                txn.undo.append(("receipt", target, reference))
             state.ledger._record(RECEIPT, sku, quantity, 0, None, reference, at)
             txn.events.append(StockReceived(sku, quantity, reference, at))
             self._fill(target, txn)
