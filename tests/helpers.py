@@ -45,4 +45,15 @@ def snapshot(book: BackorderBook) -> dict[str, Any]:
         "receipts": {name: dict(sku.receipts) for name, sku in state.skus.items()},
         "queues": {name: list(sku.queue) for name, sku in state.skus.items()},
         "held": {name: sorted(sku.held) for name, sku in state.skus.items()},
+        "short": {name: sku.short for name, sku in state.skus.items()},
+        "limits": {name: sku.limit for name, sku in state.skus.items()},
+        "holds": sorted(
+            (h.hold_id, h.sku, h.quantity, h.expires_at, h.seq) for h in state.holds.values()
+        ),
+        "sku_holds": {name: sorted(sku.holds) for name, sku in state.skus.items()},
+        "hold_expiry": list(state.hold_expiry),
+        "expired_holds": sorted(state.expired_holds),
+        "hold_seq": state.hold_seq,
+        "deadlines": list(state.deadlines),
+        "tiers": {oid: (r.order.tier, r.rank) for oid, r in state.orders.items()},
     }

@@ -8,6 +8,7 @@ is `queue[0]`, a place or a cancel costs O(log n) and a position is
 
 from __future__ import annotations
 
+from datetime import datetime
 from heapq import heapify, heappop, heappush
 
 from sortedcontainers import SortedList
@@ -56,10 +57,13 @@ class _Sku:
         "allocated",
         "held",
         "held_heap",
+        "holds",
+        "limit",
         "lines",
         "on_hand",
         "queue",
         "receipts",
+        "short",
         "sku",
     )
 
@@ -78,6 +82,12 @@ class _Sku:
         self.lines: dict[int, _Line] = {}
         # reference -> quantity of every receipt already counted.
         self.receipts: dict[str, int] = {}
+        # Units backordered over all lines (kept, so a cap check is O(1)).
+        self.short = 0
+        # The backorder cap (None: no cap).
+        self.limit: int | None = None
+        # Active checkout holds on this SKU, oldest first.
+        self.holds: dict[str, _Hold] = {}
 
     def hold(self, key: int) -> None:
         """Record that the line at `key` now has units allocated."""
@@ -98,6 +108,21 @@ class _Sku:
         return -heap[0]
 
 
+class _Hold:
+    """A checkout hold: units allocated to nobody until confirmed or released."""
+
+    __slots__ = ("expires_at", "hold_id", "quantity", "seq", "sku")
+
+    def __init__(
+        self, hold_id: str, sku: str, quantity: int, expires_at: datetime, seq: int
+    ) -> None:
+        self.hold_id = hold_id
+        self.seq = seq
+        self.sku = sku
+        self.quantity = quantity
+        self.expires_at = expires_at
+
+
 class _OrderRecord:
     """An order as placed (stamped), its rank, and its lines in line order."""
 
@@ -112,10 +137,29 @@ class _OrderRecord:
 class _State:
     """Everything a book holds. Shared by every book over one repository."""
 
-    __slots__ = ("ledger", "orders", "seq", "skus")
+    __slots__ = (
+        "deadlines",
+        "expired_holds",
+        "hold_expiry",
+        "hold_seq",
+        "holds",
+        "ledger",
+        "orders",
+        "seq",
+        "skus",
+    )
 
     def __init__(self) -> None:
         self.orders: dict[str, _OrderRecord] = {}
         self.skus: dict[str, _Sku] = {}
         self.ledger = StockLedger()
         self.seq = 0
+        # (deadline, seq, order_id) of every order with a fill-by deadline not
+        # yet acted on, earliest first: expiry pops from the front.
+        self.deadlines: SortedList[tuple[datetime, int, str]] = SortedList()
+        self.holds: dict[str, _Hold] = {}
+        # (expires_at, hold_id) of every active hold, earliest first.
+        self.hold_expiry: SortedList[tuple[datetime, str]] = SortedList()
+        # ids of holds that expired, so confirming one says so
+        self.expired_holds: set[str] = set()
+        self.hold_seq = 0

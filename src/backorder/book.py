@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 
-from ._state import _Line, _OrderRecord, _Sku, _State, pack, unpack
+from ._state import _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
 from .domain import (
     MAX_QUANTITY,
     LineStatus,
@@ -22,33 +22,52 @@ from .domain import (
 )
 from .errors import (
     ArgumentTypeError,
+    BackorderLimitExceeded,
     CannotCancel,
+    DuplicateHold,
     DuplicateOrder,
     DuplicateReceipt,
     EventHandlerError,
+    HoldExpired,
     InsufficientStock,
     InvalidArgument,
+    InvalidOrder,
     InvalidQuantity,
     NotReadyToShip,
     PolicyError,
+    UnknownHold,
     UnknownOrder,
     UnknownSku,
 )
 from .events import (
     Event,
+    HoldConfirmed,
+    HoldReleased,
     LineAllocated,
     LineBackordered,
     LineCancelled,
     LineReleased,
     LineShipped,
     OrderCancelled,
+    OrderExpired,
     OrderPlaced,
     StockAdjusted,
+    StockHeld,
     StockReceived,
+    TierChanged,
 )
-from .ledger import ADJUSTMENT, ALLOCATION, RECEIPT, RELEASE, SHIPMENT, StockLedger
+from .ledger import ADJUSTMENT, ALLOCATION, HOLD, RECEIPT, RELEASE, SHIPMENT, StockLedger
 from .policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
-from .results import AdjustResult, CancelResult, PlaceResult, ReceiveResult, ShipResult
+from .results import (
+    AdjustResult,
+    CancelResult,
+    ExpireResult,
+    HoldResult,
+    PlaceResult,
+    ReceiveResult,
+    ShipResult,
+    TierResult,
+)
 from .storage import InMemoryRepository, Repository
 
 __all__ = ["BackorderBook", "Clock"]
@@ -109,9 +128,12 @@ class _Txn:
         self.mark = state.ledger._mark()
         self.seq = state.seq
         self.lines: dict[_Line, tuple[int, int, int]] = {}
-        self.skus: dict[_Sku, tuple[int, int]] = {}
-        # What was added and must go if the operation fails, in order:
-        # ("order", order_id) / ("sku", name) / ("receipt", _Sku, reference).
+        self.skus: dict[_Sku, tuple[int, int, int]] = {}
+        # What else changed, in order, undone newest first if the operation
+        # fails: ("order", order_id), ("sku", name), ("receipt", _Sku, ref),
+        # ("deadline", item), ("deadline_gone", item), ("limit", _Sku, old),
+        # ("hold_new", _Hold), ("hold_gone", _Hold), ("hold_qty", _Hold, old),
+        # ("expired_hold", hold_id), ("hold_seq", old), ("tier", record, order, rank).
         self.undo: list[tuple[Any, ...]] = []
 
     def touch_line(self, line: _Line) -> None:
@@ -120,7 +142,7 @@ class _Txn:
 
     def touch_sku(self, sku: _Sku) -> None:
         if sku not in self.skus:
-            self.skus[sku] = (sku.on_hand, sku.allocated)
+            self.skus[sku] = (sku.on_hand, sku.allocated, sku.short)
 
     def rollback(self, state: _State) -> None:
         for line, (allocated, shipped, cancelled) in self.lines.items():
@@ -128,22 +150,83 @@ class _Txn:
             was_short, was_held = line.backordered > 0, line.allocated > 0
             line.allocated, line.shipped, line.cancelled = allocated, shipped, cancelled
             _resync(sku, line, was_short, was_held)
-        for sku, (on_hand, allocated) in self.skus.items():
-            sku.on_hand, sku.allocated = on_hand, allocated
-        for entry in self.undo:  # orders first: their lines sit in the SKUs
-            if entry[0] == "order":
-                record = state.orders.pop(entry[1])
-                for line in record.lines:
-                    sku = state.skus[line.sku]
-                    sku.queue.discard(line.key)
-                    sku.held.discard(line.key)  # its heap entry goes stale
-                    del sku.lines[line.key]
-            elif entry[0] == "sku":
-                del state.skus[entry[1]]
-            else:
-                del entry[1].receipts[entry[2]]
+        for sku, (on_hand, allocated, short) in self.skus.items():
+            sku.on_hand, sku.allocated, sku.short = on_hand, allocated, short
+        for entry in reversed(self.undo):
+            _undo(state, entry)
         state.ledger._rollback(self.mark)
         state.seq = self.seq
+
+
+def _undo(state: _State, entry: tuple[Any, ...]) -> None:
+    kind = entry[0]
+    if kind == "order":
+        record = state.orders.pop(entry[1])
+        for line in record.lines:
+            sku = state.skus.get(line.sku)
+            if sku is not None:
+                sku.queue.discard(line.key)
+                sku.held.discard(line.key)  # its heap entry goes stale
+                sku.lines.pop(line.key, None)
+    elif kind == "sku":
+        del state.skus[entry[1]]
+    elif kind == "receipt":
+        del entry[1].receipts[entry[2]]
+    elif kind == "deadline":
+        state.deadlines.discard(entry[1])
+    elif kind == "deadline_gone":
+        state.deadlines.add(entry[1])
+    elif kind == "limit":
+        entry[1].limit = entry[2]
+    elif kind == "hold_new":
+        _drop_hold(state, entry[1])
+    elif kind == "hold_gone":
+        _add_hold(state, entry[1])
+    elif kind == "hold_qty":
+        entry[1].quantity = entry[2]
+    elif kind == "expired_hold":
+        state.expired_holds.discard(entry[1])
+    elif kind == "hold_seq":
+        state.hold_seq = entry[1]
+    elif kind == "tier":
+        _rekey(state, entry[1], entry[2], entry[3])
+    else:  # pragma: no cover - every kind written is handled above
+        raise AssertionError(kind)
+
+
+def _add_hold(state: _State, hold: _Hold) -> None:
+    state.holds[hold.hold_id] = hold
+    state.skus[hold.sku].holds[hold.hold_id] = hold
+    state.hold_expiry.add((hold.expires_at, hold.hold_id))
+
+
+def _drop_hold(state: _State, hold: _Hold) -> None:
+    del state.holds[hold.hold_id]
+    sku = state.skus.get(hold.sku)
+    if sku is not None:
+        sku.holds.pop(hold.hold_id, None)
+    state.hold_expiry.discard((hold.expires_at, hold.hold_id))
+
+
+def _rekey(state: _State, record: _OrderRecord, order: Order, rank: int) -> None:
+    # Give every line of the order the key (rank, its own arrival number),
+    # moving it in its SKU's line, held index and line map.
+    record.order, record.rank = order, rank
+    for line in record.lines:
+        sku = state.skus[line.sku]
+        old, new = line.key, pack(rank, unpack(line.key)[1])
+        line.order = order
+        if old == new:
+            continue
+        del sku.lines[old]
+        sku.lines[new] = line
+        line.key = new
+        if old in sku.queue:
+            sku.queue.remove(old)
+            sku.queue.add(new)
+        if old in sku.held:
+            sku.held.discard(old)
+            sku.hold(new)
 
 
 def _resync(sku: _Sku, line: _Line, was_short: bool, was_held: bool) -> None:
@@ -450,6 +533,7 @@ class BackorderBook:
                 sku.hold(key)
             line.allocated += n
             sku.allocated += n
+            sku.short -= n
             if n == short:
                 queue.pop(0)
             ledger_record(ALLOCATION, sku.sku, 0, n, line.order.id, None, at)
@@ -499,12 +583,36 @@ class BackorderBook:
 
         Cost: O(k log n) per line for k allocations made.
         """
+        result = self._place(order, None, dry_run=False)
+        assert result is not None
+        return result
+
+    def can_place(self, order: Order) -> bool:
+        """Whether `place(order)` would be accepted now, without changing anything.
+
+        False when it would take a SKU's backordered units past its cap (see
+        `set_backorder_limit`); True otherwise, a retry of an order already
+        placed included. For a storefront's "add to cart" button.
+
+        Raises:
+            The other errors `place` raises (a bad or duplicate order, an
+            unknown tier, a policy error).
+
+        Cost: that of `place`, then of undoing it.
+        """
+        try:
+            self._place(order, None, dry_run=True)
+        except BackorderLimitExceeded:
+            return False
+        return True
+
+    def _place(self, order: Order, hold: _Hold | None, dry_run: bool) -> PlaceResult | None:
         if not isinstance(order, Order):
             raise ArgumentTypeError(f"order must be an Order, got {type(order).__name__} {order!r}")
         state = self._state
         existing = state.orders.get(order.id)
         if existing is not None:
-            if existing.order.same_request(order):
+            if existing.order.same_request(order) and hold is None:
                 return PlaceResult(self._order_status(existing), (), True)
             raise DuplicateOrder(
                 f"order id {order.id!r} is already in the book with other content "
@@ -527,12 +635,36 @@ class BackorderBook:
             state.orders[order.id] = _OrderRecord(order, rank, lines)
             txn.undo.append(("order", order.id))
             txn.events.append(OrderPlaced(order.id, order, at))
+            capped: list[tuple[_Sku, int]] = []
             for line in lines:
                 sku = self._sku(txn, line.sku)
+                if sku.limit is not None:
+                    capped.append((sku, sku.short))
                 sku.lines[key] = line
-                sku.queue.add(key)
+                txn.touch_sku(sku)
+                if hold is not None and hold.sku == line.sku:
+                    self._take_hold(txn, hold, line)
+                short = line.backordered
+                if short:
+                    sku.queue.add(key)
+                    sku.short += short
                 self._fill(sku, txn)
+            for sku, before in capped:
+                if sku.limit is not None and sku.short > sku.limit:
+                    raise BackorderLimitExceeded(
+                        f"order {order.id!r} would leave {sku.short - before} units of sku "
+                        f"{sku.sku!r} backordered, but its backorder limit {sku.limit} "
+                        f"leaves room for {max(0, sku.limit - before)}"
+                    )
+            deadline = order.deadline
+            if deadline is not None:
+                item = (deadline, state.seq, order.id)
+                state.deadlines.add(item)
+                txn.undo.append(("deadline", item))
             self._backordered_events(txn, lines)
+            if dry_run:
+                txn.rollback(state)
+                return None
         except BaseException:
             txn.rollback(state)
             raise
@@ -646,6 +778,14 @@ class BackorderBook:
             txn.touch_sku(target)
             excess = target.allocated - (target.on_hand + delta)
             reclaimed: list[_Line] = []
+            # checkout holds are the newest claims: they give units back first
+            for hold in sorted(target.holds.values(), key=lambda h: h.seq, reverse=True):
+                if excess <= 0:
+                    break
+                take = min(hold.quantity, excess)
+                self._shrink_hold(txn, hold, take, "adjustment")
+                excess -= take
+                reclaimed_units += take
             while excess > 0:
                 line = target.lines[target.last_held()]
                 take = min(line.allocated, excess)
@@ -653,6 +793,7 @@ class BackorderBook:
                 was_short = line.backordered > 0
                 line.allocated -= take
                 target.allocated -= take
+                target.short += take
                 _resync(target, line, was_short, True)
                 excess -= take
                 reclaimed_units += take
@@ -732,34 +873,11 @@ class BackorderBook:
         state = self._state
         at = self._now()
         txn = _Txn(state, at)
-        total = 0
         try:
-            touched: list[_Sku] = []
-            for line, from_short, from_allocated in plan:
-                target = state.skus[line.sku]
-                txn.touch_line(line)
-                txn.touch_sku(target)
-                was_short, was_held = line.backordered > 0, line.allocated > 0
-                line.cancelled += from_short + from_allocated
-                if from_allocated:
-                    line.allocated -= from_allocated
-                    target.allocated -= from_allocated
-                    state.ledger._record(
-                        RELEASE, line.sku, 0, -from_allocated, record.order.id, "cancel", at
-                    )
-                    txn.events.append(
-                        LineReleased(record.order.id, line.sku, from_allocated, "cancel", at)
-                    )
-                _resync(target, line, was_short, was_held)
-                txn.events.append(
-                    LineCancelled(record.order.id, line.sku, from_short + from_allocated, at)
-                )
-                total += from_short + from_allocated
-                touched.append(target)
+            total = self._apply_cancel(txn, record, plan)
             if sku is None:
                 txn.events.append(OrderCancelled(record.order.id, total, at))
-            for target in touched:
-                self._fill(target, txn)
+            self._fill_all(txn, [line for line, _, _ in plan])
         except BaseException:
             txn.rollback(state)
             raise
@@ -838,6 +956,388 @@ class BackorderBook:
         self._publish(events, result)
         return result
 
+    def _apply_cancel(
+        self, txn: _Txn, record: _OrderRecord, plan: list[tuple[_Line, int, int]]
+    ) -> int:
+        # Cancel (from_short, from_allocated) units of each planned line; the
+        # caller runs the fill loop afterwards. Returns the units cancelled.
+        state, at, order_id = self._state, txn.at, record.order.id
+        total = 0
+        for line, from_short, from_allocated in plan:
+            target = state.skus[line.sku]
+            txn.touch_line(line)
+            txn.touch_sku(target)
+            was_short, was_held = line.backordered > 0, line.allocated > 0
+            line.cancelled += from_short + from_allocated
+            target.short -= from_short
+            if from_allocated:
+                line.allocated -= from_allocated
+                target.allocated -= from_allocated
+                state.ledger._record(RELEASE, line.sku, 0, -from_allocated, order_id, "cancel", at)
+                txn.events.append(LineReleased(order_id, line.sku, from_allocated, "cancel", at))
+            _resync(target, line, was_short, was_held)
+            txn.events.append(LineCancelled(order_id, line.sku, from_short + from_allocated, at))
+            total += from_short + from_allocated
+        return total
+
+    def _fill_all(self, txn: _Txn, lines: list[_Line]) -> None:
+        seen: set[str] = set()
+        for line in lines:
+            if line.sku not in seen:
+                seen.add(line.sku)
+                self._fill(self._state.skus[line.sku], txn)
+
+    # -- shop controls: caps, deadlines, holds, tiers -----------------------
+
+    def set_backorder_limit(self, sku: str, units: int | None) -> None:
+        """Cap the units that may wait backordered on `sku` (None: no cap).
+
+        `place` refuses, whole, an order that would take the SKU's backordered
+        units past the cap (`BackorderLimitExceeded`), and `can_place` says so
+        in advance. A count correction (`adjust`) that takes allocated units
+        back can still push the total past the cap — the units are gone
+        either way — and then no new backorder is accepted until it is below.
+        0 means no backorders at all: only orders that stock on hand fills.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not a non-empty str.
+            QuantityTypeError, InvalidQuantity: `units` is not None or an int
+                from 0 to 2**63 - 1.
+            BackorderLimitExceeded: `units` is below what is already backordered.
+
+        Cost: O(1).
+        """
+        check_text(sku, "sku")
+        if units is not None and units != 0:
+            check_quantity(units, "units")
+        elif units is not None and (not isinstance(units, int) or isinstance(units, bool)):
+            check_quantity(units, "units")  # raises: 0 of the wrong type
+        state = self._state
+        current = state.skus.get(sku)
+        short = current.short if current is not None else 0
+        if units is not None and units < short:
+            raise BackorderLimitExceeded(
+                f"backorder limit {units} for sku {sku!r} is below the {short} units "
+                f"already backordered"
+            )
+        txn = _Txn(state, self._now())
+        try:
+            target = self._sku(txn, sku)
+            txn.undo.append(("limit", target, target.limit))
+            target.limit = units
+        except BaseException:  # pragma: no cover - nothing above can fail once checked
+            txn.rollback(state)
+            raise
+        self._commit(txn)
+
+    def backorder_limit(self, sku: str) -> int | None:
+        """The backorder cap of `sku`, or None when it has none.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not a non-empty str.
+
+        Cost: O(1).
+        """
+        check_text(sku, "sku")
+        current = self._state.skus.get(sku)
+        return None if current is None else current.limit
+
+    def backordered(self, sku: str) -> int:
+        """The units waiting backordered on `sku`, over all lines.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not a non-empty str.
+
+        Cost: O(1).
+        """
+        check_text(sku, "sku")
+        current = self._state.skus.get(sku)
+        return 0 if current is None else current.short
+
+    def expire(self, now: datetime | None = None) -> ExpireResult:
+        """Act on every deadline that has passed by `now` (the clock's time when None).
+
+        For each order whose `fill_by` has passed and that still has units
+        backordered: a `ship_complete` order is cancelled whole (its allocated
+        units are released), any other order has only its short remainder
+        cancelled; `OrderExpired` follows the cancel events. Each order expires
+        once. Then every checkout hold whose time is up is released. Freed
+        units go through the fill loop at once (a release in the ledger, never
+        a receipt).
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `now` is not an aware datetime.
+            PolicyError: a custom policy's allot returned a bad value.
+
+        Cost: O(e log n) for e deadlines and holds that passed, plus the fill;
+        orders whose deadline has not passed are not looked at.
+        """
+        state = self._state
+        at = self._now()
+        when = at if now is None else check_aware(now, "now")
+        txn = _Txn(state, at)
+        expired: list[str] = []
+        released: list[str] = []
+        try:
+            freed: list[_Line] = []
+            deadlines = state.deadlines
+            while deadlines and deadlines[0][0] <= when:
+                item = deadlines.pop(0)
+                txn.undo.append(("deadline_gone", item))
+                record = state.orders[item[2]]
+                if not any(line.backordered for line in record.lines):
+                    continue  # filled (or cancelled) in time
+                complete = record.order.ship_complete
+                plan = [
+                    (line, line.backordered, line.allocated if complete else 0)
+                    for line in record.lines
+                    if line.backordered or (complete and line.allocated)
+                ]
+                total = self._apply_cancel(txn, record, plan)
+                txn.events.append(OrderExpired(record.order.id, total, at))
+                expired.append(record.order.id)
+                freed.extend(line for line, _, _ in plan)
+            expiry = state.hold_expiry
+            while expiry and expiry[0][0] <= when:
+                hold = state.holds[expiry[0][1]]
+                self._shrink_hold(txn, hold, hold.quantity, "expired")
+                state.expired_holds.add(hold.hold_id)
+                txn.undo.append(("expired_hold", hold.hold_id))
+                released.append(hold.hold_id)
+                self._fill(state.skus[hold.sku], txn)
+            self._fill_all(txn, freed)
+        except BaseException:
+            txn.rollback(state)
+            raise
+        self._commit(txn)
+        events = tuple(txn.events)
+        result = ExpireResult(tuple(expired), tuple(released), events)
+        self._publish(events, result)
+        return result
+
+    def _shrink_hold(self, txn: _Txn, hold: _Hold, units: int, reason: str) -> None:
+        # Give `units` held units back (all of them drops the hold); no fill.
+        state = self._state
+        target = state.skus[hold.sku]
+        txn.touch_sku(target)
+        target.allocated -= units
+        state.ledger._record(RELEASE, hold.sku, 0, -units, None, hold.hold_id, txn.at)
+        txn.events.append(HoldReleased(hold.hold_id, hold.sku, units, reason, txn.at))
+        if units == hold.quantity:
+            txn.undo.append(("hold_gone", hold))
+            _drop_hold(state, hold)
+        else:
+            txn.undo.append(("hold_qty", hold, hold.quantity))
+            hold.quantity -= units
+
+    def _take_hold(self, txn: _Txn, hold: _Hold, line: _Line) -> None:
+        # Move a confirmed hold's units to the new order's line: the hold is
+        # released in the ledger and the line allocated, with no fill between,
+        # so nobody else can take them; what the line does not need is freed.
+        state, at = self._state, txn.at
+        target = state.skus[hold.sku]
+        held = hold.quantity
+        self._shrink_hold(txn, hold, held, "confirmed")
+        txn.events.pop()  # reported below as HoldConfirmed (and a release of the rest)
+        n = min(held, line.ordered)
+        txn.touch_line(line)
+        line.allocated = n
+        target.allocated += n
+        target.hold(line.key)
+        state.ledger._record(ALLOCATION, hold.sku, 0, n, line.order.id, hold.hold_id, at)
+        txn.events.append(HoldConfirmed(hold.hold_id, line.order.id, hold.sku, n, at))
+        txn.events.append(LineAllocated(line.order.id, hold.sku, n, at))
+        if held > n:
+            txn.events.append(HoldReleased(hold.hold_id, hold.sku, held - n, "confirmed", at))
+
+    def hold(
+        self,
+        sku: str,
+        quantity: int,
+        ttl: timedelta,
+        hold_id: str | None = None,
+    ) -> HoldResult:
+        """Reserve `quantity` available units of `sku` for a checkout in progress.
+
+        The units are allocated to nobody else until `confirm_hold` turns them
+        into an order, `release_hold` gives them back, or `expire` finds the
+        `ttl` has run out. A hold never jumps the line: while any line waits
+        on `sku` (even a strict-FIFO head that is blocked), nothing can be held.
+
+        Args:
+            hold_id: the checkout's id; a new one (`"H-1"`, ...) when None.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: bad `sku`, `hold_id`, or `ttl`
+                not a positive `timedelta`.
+            QuantityTypeError, InvalidQuantity: bad `quantity`.
+            DuplicateHold: a hold with `hold_id` is active.
+            InsufficientStock: a line is waiting on `sku`, or fewer than
+                `quantity` units are available.
+
+        Cost: O(log h) for h active holds.
+        """
+        check_text(sku, "sku")
+        check_quantity(quantity, "quantity")
+        if not isinstance(ttl, timedelta):
+            raise ArgumentTypeError(f"ttl must be a timedelta, got {type(ttl).__name__} {ttl!r}")
+        if ttl <= timedelta(0):
+            raise InvalidArgument(f"ttl must be positive, got {ttl!r}")
+        state = self._state
+        if hold_id is not None:
+            check_text(hold_id, "hold_id")
+            if hold_id in state.holds:
+                raise DuplicateHold(f"hold_id {hold_id!r} is already an active hold")
+        current = state.skus.get(sku)
+        if current is not None and current.queue:
+            raise InsufficientStock(
+                f"sku {sku!r} has {len(current.queue)} lines waiting: its stock goes to "
+                f"them first, so quantity {quantity} cannot be held"
+            )
+        available = 0 if current is None else current.on_hand - current.allocated
+        if quantity > available:
+            raise InsufficientStock(
+                f"quantity {quantity} of sku {sku!r} cannot be held: only {available} available"
+            )
+        at = self._now()
+        txn = _Txn(state, at)
+        try:
+            txn.undo.append(("hold_seq", state.hold_seq))
+            state.hold_seq += 1
+            if hold_id is None:
+                hold_id = f"H-{state.hold_seq}"
+                while hold_id in state.holds or hold_id in state.expired_holds:
+                    state.hold_seq += 1
+                    hold_id = f"H-{state.hold_seq}"
+            assert current is not None
+            hold = _Hold(hold_id, sku, quantity, at + ttl, state.hold_seq)
+            state.expired_holds.discard(hold_id)
+            _add_hold(state, hold)
+            txn.undo.append(("hold_new", hold))
+            txn.touch_sku(current)
+            current.allocated += quantity
+            state.ledger._record(HOLD, sku, 0, quantity, None, hold_id, at)
+            txn.events.append(StockHeld(hold_id, sku, quantity, hold.expires_at, at))
+        except BaseException:
+            txn.rollback(state)
+            raise
+        self._commit(txn)
+        events = tuple(txn.events)
+        result = HoldResult(hold_id, sku, quantity, hold.expires_at, self.stock(sku), events)
+        self._publish(events, result)
+        return result
+
+    def _active_hold(self, hold_id: object) -> _Hold:
+        hold = self._state.holds.get(check_text(hold_id, "hold_id"))
+        if hold is None:
+            if hold_id in self._state.expired_holds:
+                raise HoldExpired(f"hold_id {hold_id!r} expired: its units went back to the line")
+            raise UnknownHold(f"hold_id {hold_id!r} is not an active hold")
+        return hold
+
+    def release_hold(self, hold_id: str) -> HoldResult:
+        """Give a hold's units back: they go to the head of the line at once.
+
+        Raises:
+            UnknownHold: no active hold `hold_id`.
+            HoldExpired: the hold expired already.
+            PolicyError: a custom policy's allot returned a bad value.
+
+        Cost: O(log h) plus the fill.
+        """
+        hold = self._active_hold(hold_id)
+        state = self._state
+        txn = _Txn(state, self._now())
+        try:
+            self._shrink_hold(txn, hold, hold.quantity, "released")
+            self._fill(state.skus[hold.sku], txn)
+        except BaseException:
+            txn.rollback(state)
+            raise
+        self._commit(txn)
+        events = tuple(txn.events)
+        result = HoldResult(
+            hold.hold_id, hold.sku, hold.quantity, hold.expires_at, self.stock(hold.sku), events
+        )
+        self._publish(events, result)
+        return result
+
+    def confirm_hold(self, hold_id: str, order: Order) -> PlaceResult:
+        """Turn a hold into an order whose line for the held SKU is already allocated.
+
+        The order is placed as by `place` (its key, caps and deadline
+        included), except that its line for the hold's SKU first takes the
+        held units: up to its quantity; what it needs beyond waits in line
+        as usual, what it does not need goes to the line at once.
+
+        Raises:
+            UnknownHold: no active hold `hold_id`.
+            HoldExpired: the hold expired (by `expire`, or its time is up).
+            InvalidOrder: the order has no line for the hold's SKU.
+            The errors of `place` (a duplicate id included: a hold is
+            confirmed once).
+
+        Cost: that of `place`.
+        """
+        hold = self._active_hold(hold_id)
+        if not isinstance(order, Order):
+            raise ArgumentTypeError(f"order must be an Order, got {type(order).__name__} {order!r}")
+        if hold.expires_at <= self._now():
+            raise HoldExpired(
+                f"hold_id {hold_id!r} ran out at {hold.expires_at.isoformat()}: "
+                f"confirm before it runs out"
+            )
+        if all(line.sku != hold.sku for line in order.lines):
+            raise InvalidOrder(
+                f"order {order.id!r} has no line for sku {hold.sku!r} of hold {hold_id!r}"
+            )
+        result = self._place(order, hold, dry_run=False)
+        assert result is not None
+        return result
+
+    def change_tier(self, order_id: str, tier: str) -> TierResult:
+        """Move an order to another tier, keeping its arrival number.
+
+        Its lines land among the new tier at the place their arrival earns
+        them; then the fill loop runs (a line moved up may be served now).
+        Changing to the tier it has changes nothing.
+
+        Raises:
+            UnknownOrder: no order `order_id`.
+            ArgumentTypeError, InvalidOrder: `tier` is not a non-empty str.
+            UnknownTier: (from `PriorityTiers`) the tier is unknown.
+            PolicyError: the policy's rank or allot returned a bad value.
+
+        Cost: O(lines of the order * log n) plus the fill.
+        """
+        record = self._record(order_id)
+        check_text(tier, "tier")
+        old = record.order
+        if tier == old.tier:
+            return TierResult(self._order_status(record), ())
+        new = old._with_tier(tier)
+        rank = self._policy.rank(new)
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            raise PolicyError(
+                f"policy {self._policy!r} rank returned {rank!r} for order "
+                f"{order_id!r}; it must be an int"
+            )
+        state = self._state
+        txn = _Txn(state, self._now())
+        try:
+            txn.undo.append(("tier", record, old, record.rank))
+            _rekey(state, record, new, rank)
+            txn.events.append(TierChanged(order_id, old.tier, tier, txn.at))
+            self._fill_all(txn, list(record.lines))
+        except BaseException:
+            txn.rollback(state)
+            raise
+        self._commit(txn)
+        events = tuple(txn.events)
+        result = TierResult(self._order_status(record), events)
+        self._publish(events, result)
+        return result
+
     # -- self-check ------------------------------------------------------------
 
     def _check(self) -> None:
@@ -869,7 +1369,13 @@ class BackorderBook:
             assert set(sku.lines) == seen_keys.get(name, set()), name
             assert 0 <= sku.allocated <= sku.on_hand, (name, sku.allocated, sku.on_hand)
             lines = sku.lines.values()
-            assert sku.allocated == sum(line.allocated for line in lines), name
+            held_units = sum(hold.quantity for hold in sku.holds.values())
+            assert sku.allocated == sum(line.allocated for line in lines) + held_units, name
+            assert sku.short == sum(line.backordered for line in lines), name
+            for hold_id, hold in sku.holds.items():
+                assert state.holds.get(hold_id) is hold, hold_id
+                assert hold.sku == name, hold_id
+                assert hold.quantity > 0, hold_id
             assert list(sku.queue) == sorted(k for k, ln in sku.lines.items() if ln.backordered > 0)
             assert sku.held == {k for k, ln in sku.lines.items() if ln.allocated > 0}, name
             assert sku.held <= {-k for k in sku.held_heap}, name
@@ -880,4 +1386,10 @@ class BackorderBook:
                 head = sku.lines[sku.queue[0]]
                 allot = self._policy.allot(_line_status(head), available)
                 assert allot == 0, ("not work-conserving", name, available, allot)
+        assert sum(len(sku.holds) for sku in state.skus.values()) == len(state.holds)
+        assert set(state.hold_expiry) == {(h.expires_at, h.hold_id) for h in state.holds.values()}
+        for deadline, seq, order_id in state.deadlines:
+            record = state.orders[order_id]
+            assert record.order.deadline == deadline, order_id
+            assert unpack(record.lines[0].key)[1] == seq, order_id
         state.ledger.verify()

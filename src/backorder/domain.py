@@ -7,7 +7,7 @@ is refused at the boundary and never reaches the book's state.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
@@ -94,6 +94,23 @@ def check_aware(value: object, field: str) -> datetime:
     return value
 
 
+def deadline(value: object, field: str) -> datetime:
+    """The instant a deadline passes: an aware `datetime` as it is, a `date` at
+    the start of the next day in UTC (so the whole day counts).
+
+    Raises:
+        ArgumentTypeError: `value` is neither a `date` nor a `datetime`.
+        InvalidArgument: `value` is a naive `datetime`.
+    """
+    if isinstance(value, datetime):
+        return check_aware(value, field)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc) + timedelta(days=1)
+    raise ArgumentTypeError(
+        f"{field} must be a date or an aware datetime, got {type(value).__name__} {value!r}"
+    )
+
+
 def _order_check(check: Any, value: object, field: str) -> Any:
     # Re-raise a value check as the order family, keeping its TypeError side.
     try:
@@ -174,11 +191,15 @@ class Order:
             from its clock.
         metadata: free-form `str` to `str` pairs kept with the order (copied
             into a read-only mapping).
+        fill_by: the customer's "cancel if not filled by": an aware
+            `datetime`, or a `date` meaning the end of that day in UTC (the
+            deadline passes at the start of the next day). `book.expire()`
+            cancels what is still short once it has passed.
 
     Raises:
         OrderTypeError: a field has the wrong type.
         InvalidOrder: a field has a bad value: empty id, no lines, a SKU twice,
-            a naive `placed_at`, an empty tier.
+            a naive `placed_at` or `fill_by`, an empty tier.
 
     Cost: O(lines).
 
@@ -195,6 +216,7 @@ class Order:
     metadata: Mapping[str, str] = attrs.field(
         default=_NO_METADATA, converter=_to_metadata, hash=False
     )
+    fill_by: datetime | date | None = None
 
     def __attrs_post_init__(self) -> None:
         # Fast paths for the common good values; the checks explain the bad ones.
@@ -221,14 +243,27 @@ class Order:
             )
         if self.placed_at is not None:
             _order_check(check_aware, self.placed_at, "Order.placed_at")
+        if self.fill_by is not None:
+            _order_check(deadline, self.fill_by, "Order.fill_by")
+
+    @property
+    def deadline(self) -> datetime | None:
+        """The instant `fill_by` passes (aware), or None. Cost: O(1)."""
+        return None if self.fill_by is None else deadline(self.fill_by, "Order.fill_by")
 
     def _stamped(self, at: datetime) -> Order:
         # A copy with `placed_at` set, for the book: every other field is already
         # validated, so it is copied slot by slot (attrs.evolve re-validates).
         new = object.__new__(Order)
-        for name in ("id", "lines", "tier", "ship_complete", "metadata"):
+        for name in ("id", "lines", "tier", "ship_complete", "metadata", "fill_by"):
             object.__setattr__(new, name, getattr(self, name))
         object.__setattr__(new, "placed_at", at)
+        return new
+
+    def _with_tier(self, tier: str) -> Order:
+        # A copy in another tier, for the book's change_tier.
+        new = self._stamped(self.placed_at) if self.placed_at is not None else attrs.evolve(self)
+        object.__setattr__(new, "tier", tier)
         return new
 
     def same_request(self, other: Order) -> bool:
@@ -243,6 +278,7 @@ class Order:
             and self.tier == other.tier
             and self.ship_complete == other.ship_complete
             and dict(self.metadata) == dict(other.metadata)
+            and self.fill_by == other.fill_by
             and (other.placed_at is None or other.placed_at == self.placed_at)
         )
 

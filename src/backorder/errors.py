@@ -12,11 +12,14 @@ from __future__ import annotations
 __all__ = [
     "ArgumentTypeError",
     "BackorderError",
+    "BackorderLimitExceeded",
     "CannotCancel",
     "ConcurrencyConflict",
+    "DuplicateHold",
     "DuplicateOrder",
     "DuplicateReceipt",
     "EventHandlerError",
+    "HoldExpired",
     "InsufficientStock",
     "InvalidArgument",
     "InvalidOrder",
@@ -26,6 +29,7 @@ __all__ = [
     "OrderTypeError",
     "PolicyError",
     "QuantityTypeError",
+    "UnknownHold",
     "UnknownOrder",
     "UnknownSku",
     "UnknownTier",
@@ -116,3 +120,19 @@ class EventHandlerError(BackorderError):
         super().__init__(message)
         self.result = result
         self.errors = errors
+
+
+class BackorderLimitExceeded(BackorderError, ValueError):
+    """The order would take a SKU's backordered units past its cap."""
+
+
+class UnknownHold(BackorderError, LookupError):
+    """No active checkout hold has that id."""
+
+
+class HoldExpired(BackorderError):
+    """The checkout hold's time ran out; its units went back to the line."""
+
+
+class DuplicateHold(BackorderError, ValueError):
+    """A hold with that id is already active."""

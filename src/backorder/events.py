@@ -16,15 +16,20 @@ from .domain import Order
 
 __all__ = [
     "Event",
+    "HoldConfirmed",
+    "HoldReleased",
     "LineAllocated",
     "LineBackordered",
     "LineCancelled",
     "LineReleased",
     "LineShipped",
     "OrderCancelled",
+    "OrderExpired",
     "OrderPlaced",
     "StockAdjusted",
+    "StockHeld",
     "StockReceived",
+    "TierChanged",
 ]
 
 
@@ -124,4 +129,60 @@ class StockAdjusted(Event):
     sku: str
     delta: int
     reason: str
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class OrderExpired(Event):
+    """An order's fill-by deadline passed: `quantity` units were cancelled."""
+
+    order_id: str
+    quantity: int
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class StockHeld(Event):
+    """`quantity` available units of `sku` were held for a checkout until `expires_at`."""
+
+    hold_id: str
+    sku: str
+    quantity: int
+    expires_at: datetime
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class HoldReleased(Event):
+    """A hold gave `quantity` units back to the line.
+
+    `reason` is `"released"`, `"expired"`, `"confirmed"` (what the order did
+    not need) or `"adjustment"` (a count correction took them).
+    """
+
+    hold_id: str
+    sku: str
+    quantity: int
+    reason: str
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class HoldConfirmed(Event):
+    """A hold became order `order_id`; `quantity` held units went to its line."""
+
+    hold_id: str
+    order_id: str
+    sku: str
+    quantity: int
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class TierChanged(Event):
+    """An order moved from tier `old` to tier `new`, keeping its arrival number."""
+
+    order_id: str
+    old: str
+    new: str
     at: datetime

@@ -17,9 +17,10 @@ ADJUSTMENT = "adjustment"
 ALLOCATION = "allocation"
 RELEASE = "release"
 SHIPMENT = "shipment"
+HOLD = "hold"
 
 #: The kinds of entry the ledger records.
-KINDS = (RECEIPT, ADJUSTMENT, ALLOCATION, RELEASE, SHIPMENT)
+KINDS = (RECEIPT, ADJUSTMENT, ALLOCATION, RELEASE, SHIPMENT, HOLD)
 
 # One entry, stored lean; `LedgerEntry` values are built only when read.
 # (seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,
@@ -33,13 +34,14 @@ class LedgerEntry:
 
     Attributes:
         seq: the entry's number in the whole ledger, from 1, gap-free.
-        kind: `"receipt"`, `"adjustment"`, `"allocation"`, `"release"` or
-            `"shipment"`.
+        kind: `"receipt"`, `"adjustment"`, `"allocation"`, `"release"`,
+            `"shipment"` or `"hold"` (units reserved for a checkout).
         sku: the SKU that moved.
         on_hand_delta: change of units on hand.
         allocated_delta: change of units allocated.
         order_id: the order concerned (allocation, release, shipment), else None.
-        reference: the receipt reference, adjustment reason or release reason.
+        reference: the receipt reference, adjustment reason, release reason, or
+            hold id (a hold, and the release of a hold).
         at: when it happened (the book's clock).
         on_hand, allocated, available: the SKU's balances after the entry.
     """
@@ -68,6 +70,7 @@ _SIGNS: dict[str, tuple[int, int]] = {
     ALLOCATION: (0, 1),
     RELEASE: (0, -1),
     SHIPMENT: (-1, -1),
+    HOLD: (0, 1),
 }
 
 

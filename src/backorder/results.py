@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import attrs
 
 from .domain import LineStatus, Order, OrderStatus, StockLevel
 from .events import Event
 
-__all__ = ["AdjustResult", "CancelResult", "PlaceResult", "ReceiveResult", "ShipResult"]
+__all__ = [
+    "AdjustResult",
+    "CancelResult",
+    "ExpireResult",
+    "HoldResult",
+    "PlaceResult",
+    "ReceiveResult",
+    "ShipResult",
+    "TierResult",
+]
 
 
 @attrs.frozen(slots=True)
@@ -72,4 +83,33 @@ class ShipResult:
 
     status: OrderStatus
     shipped: int
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class ExpireResult:
+    """What `expire` did: the orders expired, the holds released, the events."""
+
+    expired: tuple[str, ...]
+    released_holds: tuple[str, ...]
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class HoldResult:
+    """What `hold` or `release_hold` did: the hold, the SKU's stock after, events."""
+
+    hold_id: str
+    sku: str
+    quantity: int
+    expires_at: datetime
+    stock: StockLevel
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class TierResult:
+    """What `change_tier` did: the order's status after it, and the events."""
+
+    status: OrderStatus
     events: tuple[Event, ...]
