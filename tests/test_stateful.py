@@ -26,6 +26,7 @@ from backorder import (
     DuplicateOrder,
     DuplicateReceipt,
     Event,
+    HoldConfirmed,
     InMemoryRepository,
     InsufficientStock,
     InvalidArgument,
@@ -65,6 +66,7 @@ class BookMachine(RuleBasedStateMachine):
         # The naive peer of the benchmarks does every successful operation too,
         # and must end in the same state (differential test of both).
         self.naive = NaiveBook(self.policy)
+        self.mirror = True
         self.placed: list[str] = []
         self.orders: dict[str, Order] = {}
         self.key: dict[str, tuple[int, int]] = {}
@@ -91,8 +93,12 @@ class BookMachine(RuleBasedStateMachine):
     def served(self, events: tuple[Event, ...]) -> None:
         """Check invariant 1 on one operation's events, and keep them."""
         self.told.extend(events)
+        from_hold: set[tuple[str, str]] = set()
         for event in events:
-            if isinstance(event, LineAllocated):
+            if isinstance(event, HoldConfirmed):
+                # units held before this line joined: claimed already, not served now
+                from_hold.add((event.order_id, event.sku))
+            if isinstance(event, LineAllocated) and (event.order_id, event.sku) not in from_hold:
                 key = self.key[event.order_id]
                 for other in self.placed:
                     if self.key[other] < key and any(
@@ -114,7 +120,8 @@ class BookMachine(RuleBasedStateMachine):
     @initialize(sku=skus, quantity=quantities)
     def opening_stock(self, sku: str, quantity: int) -> None:
         result = self.book.receive(sku, quantity)
-        self.naive.receive(sku, quantity)
+        if self.mirror:
+            self.naive.receive(sku, quantity)
         self.received[sku] += quantity
         self.served(result.events)
 
@@ -127,7 +134,8 @@ class BookMachine(RuleBasedStateMachine):
         except UnknownTier:  # pragma: no cover - the strategy draws known tiers
             raise
         result = self.book.place(order)
-        self.naive.place(order)
+        if self.mirror:
+            self.naive.place(order)
         assert not result.replayed
         self.seq += 1
         self.placed.append(order_id)
@@ -165,7 +173,8 @@ class BookMachine(RuleBasedStateMachine):
             return
         before = snapshot(self.book)
         result = self.book.receive(sku, quantity, reference)
-        self.naive.receive(sku, quantity, reference)
+        if self.mirror:
+            self.naive.receive(sku, quantity, reference)
         if seen is not None:
             assert result.replayed
             assert snapshot(self.book) == before
@@ -183,7 +192,8 @@ class BookMachine(RuleBasedStateMachine):
             self.refused(InsufficientStock, lambda: self.book.adjust(sku, delta, "count"))
             return
         result = self.book.adjust(sku, delta, "count")
-        self.naive.adjust(sku, delta, "count")
+        if self.mirror:
+            self.naive.adjust(sku, delta, "count")
         self.adjusted[sku] += delta
         after = self.book.stock(sku)
         assert after.on_hand == stock.on_hand + delta
@@ -202,7 +212,7 @@ class BookMachine(RuleBasedStateMachine):
                 self.refused(CannotCancel, lambda: self.book.cancel(order_id))
                 return
             result = self.book.cancel(order_id)
-            assert self.naive.cancel(order_id) == open_units
+            assert not self.mirror or self.naive.cancel(order_id) == open_units
             assert result.cancelled == open_units
         else:
             line = data.draw(st.sampled_from(status.lines), label="line")
@@ -213,7 +223,7 @@ class BookMachine(RuleBasedStateMachine):
                 self.refused(CannotCancel, lambda: self.book.cancel(order_id, line.sku, quantity))
                 return
             result = self.book.cancel(order_id, line.sku, quantity)
-            assert self.naive.cancel(order_id, line.sku, quantity) == wanted
+            assert not self.mirror or self.naive.cancel(order_id, line.sku, quantity) == wanted
             assert result.cancelled == wanted
             after = self.book.line(order_id, line.sku)
             # backordered units go first; allocated ones only for the rest
@@ -235,7 +245,7 @@ class BookMachine(RuleBasedStateMachine):
                 self.refused(NotReadyToShip, lambda: self.book.ship(order_id))
                 return
             result = self.book.ship(order_id)
-            assert self.naive.ship(order_id) == ready
+            assert not self.mirror or self.naive.ship(order_id) == ready
             assert result.shipped == ready
         else:
             line = data.draw(st.sampled_from(status.lines), label="line")
@@ -245,7 +255,7 @@ class BookMachine(RuleBasedStateMachine):
                 self.refused(NotReadyToShip, lambda: self.book.ship(order_id, line.sku, quantity))
                 return
             result = self.book.ship(order_id, line.sku, quantity)
-            assert self.naive.ship(order_id, line.sku, quantity) == wanted
+            assert not self.mirror or self.naive.ship(order_id, line.sku, quantity) == wanted
             assert result.shipped == wanted
         self.served(result.events)
 
@@ -296,6 +306,8 @@ class BookMachine(RuleBasedStateMachine):
 
     @invariant()
     def naive_peer_agrees(self) -> None:
+        if not self.mirror:
+            return
         for sku in SKUS:
             assert self.naive.stock(sku) == self.book.stock(sku)
             assert self.naive.waiting(sku) == self.book.waiting(sku)
@@ -317,7 +329,8 @@ class BookMachine(RuleBasedStateMachine):
             assert 0 <= stock.allocated <= stock.on_hand
             assert stock.available == stock.on_hand - stock.allocated
             assert stock.on_hand == self.received[sku] + self.adjusted[sku] - self.shipped[sku]
-            allocated = 0
+            state = self.book._state.skus.get(sku)
+            allocated = sum(h.quantity for h in state.holds.values()) if state else 0
             for order_id in self.placed:
                 for line in self.book.status(order_id).lines:
                     if line.sku == sku:
