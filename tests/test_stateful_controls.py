@@ -20,6 +20,7 @@ from hypothesis.stateful import rule
 from backorder import (
     BackorderLimitExceeded,
     HoldExpired,
+    HoldResult,
     InsufficientStock,
     Order,
     OrderLine,
@@ -54,7 +55,7 @@ class ControlsMachine(BookMachine):
         return [ln.sku for ln in order.lines if self.book.backorder_limit(ln.sku) is not None]
 
     @rule(data=st.data(), deadline=st.none() | st.integers(min_value=0, max_value=120))
-    def place(self, data: st.DataObject, deadline: int | None) -> None:  # type: ignore[override]  # adds a deadline
+    def place(self, data: st.DataObject, deadline: int | None) -> None:
         order_id = f"O-{len(self.placed) + 1}"
         order = data.draw(orders(order_id), label="order")
         if deadline is not None:
@@ -121,7 +122,10 @@ class ControlsMachine(BookMachine):
     def hold(self, sku: str, quantity: int, minutes: int) -> None:
         waiting = self.book.waiting(sku)
         available = self.book.stock(sku).available
-        call = lambda: self.book.hold(sku, quantity, ttl=timedelta(minutes=minutes))  # noqa: E731
+
+        def call() -> HoldResult:
+            return self.book.hold(sku, quantity, ttl=timedelta(minutes=minutes))
+
         if waiting or quantity > available:
             self.refused(InsufficientStock, call)
             return
