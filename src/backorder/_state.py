@@ -8,11 +8,13 @@ is `queue[0]`, a place or a cancel costs O(log n) and a position is
 
 from __future__ import annotations
 
-from datetime import datetime
+from bisect import insort
+from datetime import datetime, timedelta
 from heapq import heapify, heappop, heappush
 
 from sortedcontainers import SortedList
 
+from ._fenwick import Fenwick
 from .domain import Order
 from .ledger import StockLedger
 
@@ -34,12 +36,13 @@ def unpack(key: int) -> tuple[int, int]:
 class _Line:
     """One order line's counters. `backordered` is derived, never stored."""
 
-    __slots__ = ("allocated", "cancelled", "key", "order", "ordered", "shipped", "sku")
+    __slots__ = ("allocated", "cancelled", "key", "order", "ordered", "shipped", "sku", "slot")
 
     def __init__(self, order: Order, sku: str, key: int, ordered: int) -> None:
         self.order = order
         self.sku = sku
         self.key = key
+        self.slot = 0  # the line's arrival number on its SKU (the SKU sets it)
         self.ordered = ordered
         self.allocated = 0
         self.shipped = 0
@@ -55,16 +58,22 @@ class _Sku:
 
     __slots__ = (
         "allocated",
+        "demand",
+        "expected",
         "held",
         "held_heap",
         "holds",
+        "lead_time",
         "limit",
         "lines",
         "on_hand",
         "queue",
         "receipts",
+        "schedule",
         "short",
         "sku",
+        "slots",
+        "supply",
     )
 
     def __init__(self, sku: str) -> None:
@@ -88,6 +97,42 @@ class _Sku:
         self.limit: int | None = None
         # Active checkout holds on this SKU, oldest first.
         self.holds: dict[str, _Hold] = {}
+        # Arrival numbers of lines on this SKU (a line's slot).
+        self.slots = 0
+        # Backordered units by (rank, slot), for prefix sums: built the first
+        # time an ETA needs it, then kept up to date.
+        self.demand: _Demand | None = None
+        # Scheduled receipts: by reference, and (arriving, seq, reference) in date order.
+        self.expected: dict[str, _Expected] = {}
+        self.schedule: SortedList[tuple[datetime, int, str]] = SortedList()
+        # (dates, cumulative quantities) of the schedule; None when stale.
+        self.supply: tuple[list[datetime], list[int]] | None = None
+        self.lead_time: timedelta | None = None
+
+    def demand_index(self) -> _Demand:
+        """The demand index, built from the waiting lines on first use (O(n log n))."""
+        if self.demand is None:
+            demand = _Demand()
+            lines = self.lines
+            for key in self.queue:
+                line = lines[key]
+                demand.add(line, line.backordered)
+            self.demand = demand
+        return self.demand
+
+    def supply_curve(self) -> tuple[list[datetime], list[int]]:
+        """Arrival dates and cumulative scheduled quantities, in date order."""
+        if self.supply is None:
+            dates: list[datetime] = []
+            totals: list[int] = []
+            running = 0
+            expected = self.expected
+            for arriving, _, reference in self.schedule:
+                running += expected[reference].quantity
+                dates.append(arriving)
+                totals.append(running)
+            self.supply = (dates, totals)
+        return self.supply
 
     def hold(self, key: int) -> None:
         """Record that the line at `key` now has units allocated."""
@@ -106,6 +151,60 @@ class _Sku:
         while -heap[0] not in held:
             heappop(heap)
         return -heap[0]
+
+
+class _Demand:
+    """Backordered units of a SKU's waiting lines, summable in line order.
+
+    One Fenwick tree per rank over the lines' slots (arrival numbers on the
+    SKU), so the units ahead of a line are the totals of the lower ranks plus
+    a prefix sum in its own rank: O(ranks + log n).
+    """
+
+    __slots__ = ("ranks", "trees")
+
+    def __init__(self) -> None:
+        self.trees: dict[int, Fenwick] = {}
+        self.ranks: list[int] = []  # sorted
+
+    def add(self, line: _Line, delta: int) -> None:
+        if not delta:
+            return
+        rank = line.key >> SEQ_BITS
+        tree = self.trees.get(rank)
+        if tree is None:
+            tree = self.trees[rank] = Fenwick()
+            insort(self.ranks, rank)
+        tree.add(line.slot, delta)
+
+    def ahead(self, line: _Line) -> int:
+        """Backordered units of every line before `line` in its SKU's line."""
+        rank = line.key >> SEQ_BITS
+        total = 0
+        for other in self.ranks:
+            if other >= rank:
+                break
+            total += self.trees[other].total
+        return total + self.trees[rank].prefix(line.slot - 1) if rank in self.trees else total
+
+    def through_rank(self, rank: int) -> int:
+        """Backordered units of every line of rank <= `rank`."""
+        return sum(self.trees[r].total for r in self.ranks if r <= rank)
+
+
+class _Expected:
+    """A scheduled receipt: `quantity` units of `sku` due at `arriving`."""
+
+    __slots__ = ("arriving", "quantity", "reference", "seq", "sku")
+
+    def __init__(
+        self, reference: str, sku: str, quantity: int, arriving: datetime, seq: int
+    ) -> None:
+        self.reference = reference
+        self.sku = sku
+        self.quantity = quantity
+        self.arriving = arriving
+        self.seq = seq
 
 
 class _Hold:
@@ -139,6 +238,8 @@ class _State:
 
     __slots__ = (
         "deadlines",
+        "expected",
+        "expected_seq",
         "expired_holds",
         "hold_expiry",
         "hold_seq",
@@ -163,3 +264,6 @@ class _State:
         # ids of holds that expired, so confirming one says so
         self.expired_holds: set[str] = set()
         self.hold_seq = 0
+        # every scheduled receipt by reference (a reference names one SKU)
+        self.expected: dict[str, _Expected] = {}
+        self.expected_seq = 0

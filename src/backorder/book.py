@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 
-from ._state import _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
+from ._state import _Expected, _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
 from .domain import (
     MAX_QUANTITY,
     LineStatus,
     Order,
+    OrderLine,
     OrderStatus,
     StockLevel,
     check_aware,
@@ -27,6 +29,7 @@ from .errors import (
     DuplicateHold,
     DuplicateOrder,
     DuplicateReceipt,
+    DuplicateReference,
     EventHandlerError,
     HoldExpired,
     InsufficientStock,
@@ -37,9 +40,12 @@ from .errors import (
     PolicyError,
     UnknownHold,
     UnknownOrder,
+    UnknownReference,
     UnknownSku,
 )
+from .eta import LEAD_TIME, SCHEDULED, UNKNOWN, Eta, arrival
 from .events import (
+    EtaChanged,
     Event,
     HoldConfirmed,
     HoldReleased,
@@ -54,6 +60,8 @@ from .events import (
     StockAdjusted,
     StockHeld,
     StockReceived,
+    SupplyCancelled,
+    SupplyExpected,
     TierChanged,
 )
 from .ledger import ADJUSTMENT, ALLOCATION, HOLD, RECEIPT, RELEASE, SHIPMENT, StockLedger
@@ -61,8 +69,10 @@ from .policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
 from .results import (
     AdjustResult,
     CancelResult,
+    ExpectResult,
     ExpireResult,
     HoldResult,
+    OrderEta,
     PlaceResult,
     ReceiveResult,
     ShipResult,
@@ -82,6 +92,15 @@ _PARTIAL = 2
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_UNKNOWN = Eta(None, UNKNOWN)
+_BASIS_RANK = {SCHEDULED: 0, LEAD_TIME: 1, UNKNOWN: 2}
+
+
+def _has_eta(sku: _Sku) -> bool:
+    # A SKU's lines have dates only once it has scheduled supply or a lead time.
+    return bool(sku.schedule) or sku.lead_time is not None
 
 
 def _fast_mode(policy: object) -> int:
@@ -114,6 +133,8 @@ class _Txn:
 
     __slots__ = (
         "at",
+        "eta_before",
+        "eta_hook",
         "events",
         "lines",
         "mark",
@@ -128,7 +149,11 @@ class _Txn:
         self.mark = state.ledger._mark()
         self.seq = state.seq
         self.lines: dict[_Line, tuple[int, int, int]] = {}
-        self.skus: dict[_Sku, tuple[int, int, int]] = {}
+        self.skus: dict[_Sku, tuple[int, int, int, int]] = {}
+        # Each touched SKU's ETAs before the operation (None: all unknown),
+        # taken by `eta_hook` on first touch, to emit EtaChanged afterwards.
+        self.eta_before: dict[_Sku, dict[tuple[str, str], Eta] | None] = {}
+        self.eta_hook: Callable[[_Txn, _Sku], None] | None = None
         # What else changed, in order, undone newest first if the operation
         # fails: ("order", order_id), ("sku", name), ("receipt", _Sku, ref),
         # ("deadline", item), ("deadline_gone", item), ("limit", _Sku, old),
@@ -142,16 +167,21 @@ class _Txn:
 
     def touch_sku(self, sku: _Sku) -> None:
         if sku not in self.skus:
-            self.skus[sku] = (sku.on_hand, sku.allocated, sku.short)
+            self.skus[sku] = (sku.on_hand, sku.allocated, sku.short, sku.slots)
+            if self.eta_hook is not None:
+                self.eta_hook(self, sku)
 
     def rollback(self, state: _State) -> None:
         for line, (allocated, shipped, cancelled) in self.lines.items():
             sku = state.skus[line.sku]
-            was_short, was_held = line.backordered > 0, line.allocated > 0
+            before = line.backordered
+            was_short, was_held = before > 0, line.allocated > 0
             line.allocated, line.shipped, line.cancelled = allocated, shipped, cancelled
+            if sku.demand is not None:
+                sku.demand.add(line, line.backordered - before)
             _resync(sku, line, was_short, was_held)
-        for sku, (on_hand, allocated, short) in self.skus.items():
-            sku.on_hand, sku.allocated, sku.short = on_hand, allocated, short
+        for sku, (on_hand, allocated, short, slots) in self.skus.items():
+            sku.on_hand, sku.allocated, sku.short, sku.slots = on_hand, allocated, short, slots
         for entry in reversed(self.undo):
             _undo(state, entry)
         state.ledger._rollback(self.mark)
@@ -165,6 +195,8 @@ def _undo(state: _State, entry: tuple[Any, ...]) -> None:
         for line in record.lines:
             sku = state.skus.get(line.sku)
             if sku is not None:
+                if sku.demand is not None and line.key in sku.queue:
+                    sku.demand.add(line, -line.backordered)
                 sku.queue.discard(line.key)
                 sku.held.discard(line.key)  # its heap entry goes stale
                 sku.lines.pop(line.key, None)
@@ -190,8 +222,37 @@ def _undo(state: _State, entry: tuple[Any, ...]) -> None:
         state.hold_seq = entry[1]
     elif kind == "tier":
         _rekey(state, entry[1], entry[2], entry[3])
+    elif kind == "expected_new":
+        _unschedule(state, entry[1])
+    elif kind == "expected_gone":
+        _schedule(state, entry[1])
+    elif kind == "expected_set":
+        expected = entry[1]
+        _unschedule(state, expected)
+        expected.quantity, expected.arriving = entry[2], entry[3]
+        _schedule(state, expected)
+    elif kind == "lead_time":
+        entry[1].lead_time = entry[2]
+    elif kind == "expected_seq":
+        state.expected_seq = entry[1]
     else:  # pragma: no cover - every kind written is handled above
         raise AssertionError(kind)
+
+
+def _schedule(state: _State, expected: _Expected) -> None:
+    state.expected[expected.reference] = expected
+    sku = state.skus[expected.sku]
+    sku.expected[expected.reference] = expected
+    sku.schedule.add((expected.arriving, expected.seq, expected.reference))
+    sku.supply = None
+
+
+def _unschedule(state: _State, expected: _Expected) -> None:
+    del state.expected[expected.reference]
+    sku = state.skus[expected.sku]
+    del sku.expected[expected.reference]
+    sku.schedule.remove((expected.arriving, expected.seq, expected.reference))
+    sku.supply = None
 
 
 def _add_hold(state: _State, hold: _Hold) -> None:
@@ -218,6 +279,9 @@ def _rekey(state: _State, record: _OrderRecord, order: Order, rank: int) -> None
         line.order = order
         if old == new:
             continue
+        short = line.backordered if old in sku.queue else 0
+        if sku.demand is not None:
+            sku.demand.add(line, -short)
         del sku.lines[old]
         sku.lines[new] = line
         line.key = new
@@ -227,6 +291,8 @@ def _rekey(state: _State, record: _OrderRecord, order: Order, rank: int) -> None
         if old in sku.held:
             sku.held.discard(old)
             sku.hold(new)
+        if sku.demand is not None:
+            sku.demand.add(line, short)
 
 
 def _resync(sku: _Sku, line: _Line, was_short: bool, was_held: bool) -> None:
@@ -468,6 +534,7 @@ class BackorderBook:
 
     def _commit(self, txn: _Txn) -> None:
         try:
+            self._eta_events(txn)
             self._repository.commit()
         except BaseException:
             txn.rollback(self._state)
@@ -534,6 +601,8 @@ class BackorderBook:
             line.allocated += n
             sku.allocated += n
             sku.short -= n
+            if sku.demand is not None:
+                sku.demand.add(line, -n)
             if n == short:
                 queue.pop(0)
             ledger_record(ALLOCATION, sku.sku, 0, n, line.order.id, None, at)
@@ -558,7 +627,11 @@ class BackorderBook:
                 # a new line usually joins at the back: its place is the length
                 key = line.key
                 place = len(queue) if queue[-1] == key else queue.index(key) + 1
-                txn.events.append(LineBackordered(line.order.id, line.sku, short, place, txn.at))
+                sku = self._state.skus[line.sku]
+                eta = self._line_eta(sku, line, txn.at) if _has_eta(sku) else _UNKNOWN
+                txn.events.append(
+                    LineBackordered(line.order.id, line.sku, short, place, txn.at, eta)
+                )
 
     # -- operations ----------------------------------------------------------
 
@@ -627,7 +700,7 @@ class BackorderBook:
         at = self._now()
         if order.placed_at is None:
             order = order._stamped(at)
-        txn = _Txn(state, at)
+        txn = self._txn(at)
         try:
             state.seq += 1
             key = pack(rank, state.seq)
@@ -640,14 +713,18 @@ class BackorderBook:
                 sku = self._sku(txn, line.sku)
                 if sku.limit is not None:
                     capped.append((sku, sku.short))
-                sku.lines[key] = line
                 txn.touch_sku(sku)
+                sku.lines[key] = line
+                sku.slots += 1
+                line.slot = sku.slots
                 if hold is not None and hold.sku == line.sku:
                     self._take_hold(txn, hold, line)
                 short = line.backordered
                 if short:
                     sku.queue.add(key)
                     sku.short += short
+                    if sku.demand is not None:
+                        sku.demand.add(line, short)
                 self._fill(sku, txn)
             for sku, before in capped:
                 if sku.limit is not None and sku.short > sku.limit:
@@ -674,13 +751,24 @@ class BackorderBook:
         self._publish(events, result)
         return result
 
-    def receive(self, sku: str, quantity: int, reference: str | None = None) -> ReceiveResult:
+    def receive(
+        self,
+        sku: str,
+        quantity: int,
+        reference: str | None = None,
+        against: str | None = None,
+    ) -> ReceiveResult:
         """Take `quantity` units of `sku` into stock; then serve its line.
 
         A `(sku, reference)` pair already received is a no-op returning
         `replayed=True` (a redelivered warehouse message must not count
         twice); one reference may cover several SKUs. Events: `StockReceived`
         and a `LineAllocated` per allocation.
+
+        `against` names the expected receipt (see `expect`) this delivery
+        fulfils, wholly or in part: its quantity falls by what arrived and the
+        rest stays expected (several partial deliveries against one purchase
+        order are normal; each has its own `reference`).
 
         Raises:
             ArgumentTypeError, InvalidArgument: `sku` or `reference` is not a
@@ -689,6 +777,8 @@ class BackorderBook:
                 to 2**63 - 1, or on hand would pass 2**63 - 1.
             DuplicateReceipt: the reference was received for `sku` with
                 another quantity.
+            UnknownReference: `against` is not an expected receipt.
+            InvalidArgument: `against` is an expected receipt of another SKU.
             PolicyError: a custom policy's allot returned a bad value.
 
         Cost: O(k log n) for k allocations made.
@@ -698,6 +788,14 @@ class BackorderBook:
         if reference is not None:
             check_text(reference, "reference")
         state = self._state
+        expected: _Expected | None = None
+        if against is not None:
+            expected = self._expected(against)
+            if expected.sku != sku:
+                raise InvalidArgument(
+                    f"against {against!r} is an expected receipt of sku {expected.sku!r}, "
+                    f"not {sku!r}"
+                )
         current = state.skus.get(sku)
         if current is not None and reference is not None:
             seen = current.receipts.get(reference)
@@ -714,11 +812,13 @@ class BackorderBook:
                 f"quantity {quantity} would put sku {sku!r} on hand above {MAX_QUANTITY}"
             )
         at = self._now()
-        txn = _Txn(state, at)
+        txn = self._txn(at)
         try:
             target = self._sku(txn, sku)
             txn.touch_sku(target)
             target.on_hand += quantity
+            if expected is not None:
+                self._receive_against(txn, target, expected, quantity)
             if reference is not None:
                 target.receipts[reference] = quantity
                 txn.undo.append(("receipt", target, reference))
@@ -771,7 +871,7 @@ class BackorderBook:
                 f"delta {delta} would put sku {sku!r} on hand above {MAX_QUANTITY}"
             )
         at = self._now()
-        txn = _Txn(state, at)
+        txn = self._txn(at)
         reclaimed_units = 0
         try:
             target = self._sku(txn, sku)
@@ -794,6 +894,8 @@ class BackorderBook:
                 line.allocated -= take
                 target.allocated -= take
                 target.short += take
+                if target.demand is not None:
+                    target.demand.add(line, take)
                 _resync(target, line, was_short, True)
                 excess -= take
                 reclaimed_units += take
@@ -872,7 +974,7 @@ class BackorderBook:
             raise CannotCancel(f"{what} has nothing left to cancel: 0 units can still be cancelled")
         state = self._state
         at = self._now()
-        txn = _Txn(state, at)
+        txn = self._txn(at)
         try:
             total = self._apply_cancel(txn, record, plan)
             if sku is None:
@@ -931,7 +1033,7 @@ class BackorderBook:
             raise NotReadyToShip(f"{what} has nothing allocated: 0 units can ship")
         state = self._state
         at = self._now()
-        txn = _Txn(state, at)
+        txn = self._txn(at)
         total = 0
         try:
             for line, n in plan:
@@ -970,6 +1072,8 @@ class BackorderBook:
             was_short, was_held = line.backordered > 0, line.allocated > 0
             line.cancelled += from_short + from_allocated
             target.short -= from_short
+            if target.demand is not None:
+                target.demand.add(line, -from_short)
             if from_allocated:
                 line.allocated -= from_allocated
                 target.allocated -= from_allocated
@@ -986,6 +1090,356 @@ class BackorderBook:
             if line.sku not in seen:
                 seen.add(line.sku)
                 self._fill(self._state.skus[line.sku], txn)
+
+    # -- promises: scheduled supply, lead times, ETAs ---------------------------
+
+    def _txn(self, at: datetime) -> _Txn:
+        txn = _Txn(self._state, at)
+        txn.eta_hook = self._eta_snapshot
+        return txn
+
+    def _eta_snapshot(self, txn: _Txn, sku: _Sku) -> None:
+        txn.eta_before[sku] = self._eta_map(sku, txn.at) if _has_eta(sku) else None
+
+    def _eta_events(self, txn: _Txn) -> None:
+        # EtaChanged for exactly the lines waiting before and after the
+        # operation whose (at, basis) moved. Costs O(n) per touched SKU that
+        # has scheduled supply or a lead time; nothing for the others.
+        for sku, before in txn.eta_before.items():
+            after = self._eta_map(sku, txn.at) if _has_eta(sku) else None
+            if before is None and after is None:
+                continue
+            if after is None:
+                assert before is not None
+                after = {key: _UNKNOWN for key in before if self._still_waiting(key)}
+            for key, new in after.items():
+                if before is None:
+                    # only expect / set_lead_time give a SKU its first ETAs,
+                    # and they move no line: everyone waiting was waiting before
+                    old: Eta | None = _UNKNOWN
+                else:
+                    old = before.get(key)
+                    if old is None:
+                        continue  # a line that joined during the operation
+                if not new.same_date(old):
+                    assert old is not None
+                    txn.events.append(EtaChanged(key[0], key[1], old, new, txn.at))
+
+    def _still_waiting(self, key: tuple[str, str]) -> bool:
+        record = self._state.orders.get(key[0])
+        return record is not None and any(
+            line.sku == key[1] and line.backordered > 0 for line in record.lines
+        )
+
+    def _find(self, sku: _Sku, need: int, now: datetime) -> tuple[datetime | None, str]:
+        # When cumulative scheduled supply first covers `need` units.
+        dates, totals = sku.supply_curve()
+        if need > 0:
+            k = bisect_left(totals, need)
+            if k < len(totals):
+                return dates[k], SCHEDULED
+            if sku.lead_time is not None:
+                return now + sku.lead_time, LEAD_TIME
+        return None, UNKNOWN
+
+    def _eta_from(self, sku: _Sku, ahead: int, short: int, now: datetime) -> Eta:
+        available = sku.on_hand - sku.allocated
+        at, basis = self._find(sku, ahead + short - available, now)
+        if self._fast != _PARTIAL:
+            return Eta(at, basis)
+        first, first_basis = self._find(sku, ahead - available + 1, now)
+        return Eta(at, basis, first, first_basis)
+
+    def _line_eta(self, sku: _Sku, line: _Line, now: datetime) -> Eta:
+        return self._eta_from(sku, sku.demand_index().ahead(line), line.backordered, now)
+
+    def _eta_map(self, sku: _Sku, now: datetime) -> dict[tuple[str, str], Eta]:
+        out: dict[tuple[str, str], Eta] = {}
+        ahead = 0
+        lines = sku.lines
+        for key in sku.queue:
+            line = lines[key]
+            short = line.backordered
+            out[line.order.id, sku.sku] = self._eta_from(sku, ahead, short, now)
+            ahead += short
+        return out
+
+    def eta(self, order_id: str, sku: str) -> Eta | None:
+        """When the order's line for `sku` will be completely allocated.
+
+        If every scheduled receipt arrives as planned and nothing else
+        changes, under the book's policy: for a line with cumulative demand D
+        (the backordered units of every line ahead of it, plus its own), the
+        arrival of the first scheduled receipt at which available stock plus
+        the receipts until then reach D (basis `"scheduled"`); beyond all
+        scheduled supply, now plus the SKU's lead time (`"lead_time"`), or no
+        date (`"unknown"`). Under partial fill, `first_unit_at` says when its
+        first unit is allocated. None when nothing of the line is backordered.
+
+        Raises:
+            UnknownOrder, UnknownSku, ArgumentTypeError, InvalidArgument: as `line`.
+
+        Cost: O(log n + log r) for r scheduled receipts of the SKU (the first
+        call on a SKU builds its demand index, O(n log n)).
+        """
+        line = self._line(order_id, sku)
+        if line.backordered <= 0:
+            return None
+        target = self._state.skus[line.sku]
+        if not _has_eta(target):
+            return _UNKNOWN
+        return self._line_eta(target, line, self._now())
+
+    def eta_for_order(self, order_id: str) -> OrderEta:
+        """The order's promised date: the latest of its lines' (the one that
+        matters for a ship-complete order), and each line's ETA.
+
+        `OrderEta.eta` is None when nothing is backordered; its basis is the
+        weakest of the lines' (`"unknown"` over `"lead_time"` over
+        `"scheduled"`).
+
+        Raises:
+            UnknownOrder, ArgumentTypeError, InvalidArgument: as `status`.
+
+        Cost: O(lines of the order * (log n + log r)).
+        """
+        record = self._record(order_id)
+        lines = tuple((line.sku, self.eta(order_id, line.sku)) for line in record.lines)
+        etas = [eta for _, eta in lines if eta is not None]
+        latest: Eta | None = None
+        if etas:
+            basis = max((eta.basis for eta in etas), key=_BASIS_RANK.__getitem__)
+            dates = [eta.at for eta in etas if eta.at is not None]
+            at = None if basis == UNKNOWN else max(dates)
+            latest = Eta(at, basis)
+        return OrderEta(order_id, record.order.ship_complete, latest, lines)
+
+    def promise(self, sku: str, quantity: int, tier: str = "standard") -> Eta | None:
+        """What `eta` would say for a line of `quantity` units of `sku`, in
+        `tier`, placed now — without placing anything. None when stock on hand
+        would fill it at once.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: bad `sku` or `tier`.
+            QuantityTypeError, InvalidQuantity: bad `quantity`.
+            UnknownTier: (from `PriorityTiers`) the tier is unknown.
+            PolicyError: the policy's rank is not an int.
+
+        Cost: O(ranks + log r).
+        """
+        check_text(sku, "sku")
+        check_quantity(quantity, "quantity")
+        check_text(tier, "tier")
+        probe = Order("promise", (OrderLine(sku, quantity),), tier=tier)
+        rank = self._policy.rank(probe)
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            raise PolicyError(f"policy {self._policy!r} rank returned {rank!r}; it must be an int")
+        target = self._state.skus.get(sku)
+        if target is None:
+            return _UNKNOWN
+        available = target.on_hand - target.allocated
+        ahead = target.demand_index().through_rank(rank) if target.queue else 0
+        head = ahead == 0  # nobody ahead: the new line would be served now
+        if head and quantity <= available:
+            return None
+        if head and self._fast == _STRICT:
+            pass  # the whole line waits: needs quantity - available more
+        if not _has_eta(target):
+            return _UNKNOWN
+        return self._eta_from(target, ahead, quantity, self._now())
+
+    def expect(
+        self, sku: str, quantity: int, arriving: datetime | date, reference: str
+    ) -> ExpectResult:
+        """Record a scheduled receipt: `quantity` units of `sku` due at `arriving`.
+
+        A purchase order or a production run. It never counts as stock on
+        hand (nothing is allocated from it) but sets the ETAs of the lines it
+        will serve. A `date` means the start of that day in UTC. Events:
+        `SupplyExpected`, and `EtaChanged` for every waiting line whose ETA moved.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: bad `sku` or `reference`, a
+                naive `arriving`.
+            QuantityTypeError, InvalidQuantity: bad `quantity`.
+            DuplicateReference: `reference` is already an expected receipt.
+
+        Cost: O(log r), plus O(n) to find the ETAs that moved.
+        """
+        check_text(sku, "sku")
+        check_quantity(quantity, "quantity")
+        when = arrival(arriving, "arriving")
+        check_text(reference, "reference")
+        state = self._state
+        if reference in state.expected:
+            raise DuplicateReference(
+                f"reference {reference!r} is already an expected receipt "
+                f"(of sku {state.expected[reference].sku!r})"
+            )
+        txn = self._txn(self._now())
+        try:
+            target = self._sku(txn, sku)
+            txn.touch_sku(target)
+            txn.undo.append(("expected_seq", state.expected_seq))
+            state.expected_seq += 1
+            expected = _Expected(reference, sku, quantity, when, state.expected_seq)
+            _schedule(state, expected)
+            txn.undo.append(("expected_new", expected))
+            txn.events.append(SupplyExpected(reference, sku, quantity, when, txn.at))
+        except BaseException:
+            txn.rollback(state)
+            raise
+        return self._finish_expected(txn, expected)
+
+    def _finish_expected(self, txn: _Txn, expected: _Expected) -> ExpectResult:
+        self._commit(txn)
+        events = tuple(txn.events)
+        result = ExpectResult(
+            expected.reference, expected.sku, expected.quantity, expected.arriving, events
+        )
+        self._publish(events, result)
+        return result
+
+    def _expected(self, reference: object) -> _Expected:
+        expected = self._state.expected.get(check_text(reference, "reference"))
+        if expected is None:
+            raise UnknownReference(f"reference {reference!r} is not an expected receipt")
+        return expected
+
+    def update_expected(
+        self,
+        reference: str,
+        quantity: int | None = None,
+        arriving: datetime | date | None = None,
+    ) -> ExpectResult:
+        """Resize or move a scheduled receipt (a delayed or changed purchase order).
+
+        Events: `SupplyExpected` with the new values, and `EtaChanged` for
+        every waiting line whose ETA moved.
+
+        Raises:
+            UnknownReference: no expected receipt `reference`.
+            QuantityTypeError, InvalidQuantity: bad `quantity`.
+            ArgumentTypeError, InvalidArgument: a naive or wrong-typed `arriving`.
+
+        Cost: O(log r), plus O(n) to find the ETAs that moved.
+        """
+        expected = self._expected(reference)
+        new_quantity = (
+            expected.quantity if quantity is None else check_quantity(quantity, "quantity")
+        )
+        when = expected.arriving if arriving is None else arrival(arriving, "arriving")
+        state = self._state
+        txn = self._txn(self._now())
+        try:
+            txn.touch_sku(state.skus[expected.sku])
+            txn.undo.append(("expected_set", expected, expected.quantity, expected.arriving))
+            _unschedule(state, expected)
+            expected.quantity, expected.arriving = new_quantity, when
+            _schedule(state, expected)
+            txn.events.append(
+                SupplyExpected(expected.reference, expected.sku, new_quantity, when, txn.at)
+            )
+        except BaseException:
+            txn.rollback(state)
+            raise
+        return self._finish_expected(txn, expected)
+
+    def cancel_expected(self, reference: str) -> ExpectResult:
+        """Drop a scheduled receipt. Events: `SupplyCancelled`, `EtaChanged`s.
+
+        Raises:
+            UnknownReference: no expected receipt `reference`.
+
+        Cost: O(log r), plus O(n) to find the ETAs that moved.
+        """
+        expected = self._expected(reference)
+        state = self._state
+        txn = self._txn(self._now())
+        try:
+            txn.touch_sku(state.skus[expected.sku])
+            _unschedule(state, expected)
+            txn.undo.append(("expected_gone", expected))
+            txn.events.append(
+                SupplyCancelled(expected.reference, expected.sku, expected.quantity, txn.at)
+            )
+        except BaseException:
+            txn.rollback(state)
+            raise
+        return self._finish_expected(txn, expected)
+
+    def _receive_against(self, txn: _Txn, target: _Sku, expected: _Expected, quantity: int) -> None:
+        # A delivery against a scheduled receipt: what arrived is no longer expected.
+        state = self._state
+        if quantity >= expected.quantity:
+            _unschedule(state, expected)
+            txn.undo.append(("expected_gone", expected))
+        else:
+            txn.undo.append(("expected_set", expected, expected.quantity, expected.arriving))
+            _unschedule(state, expected)
+            expected.quantity -= quantity
+            _schedule(state, expected)
+
+    def expected(self, sku: str) -> tuple[ExpectResult, ...]:
+        """Every scheduled receipt of `sku`, in date order (events empty).
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not a non-empty str.
+
+        Cost: O(r).
+        """
+        check_text(sku, "sku")
+        target = self._state.skus.get(sku)
+        if target is None:
+            return ()
+        return tuple(
+            ExpectResult(ref, sku, target.expected[ref].quantity, arriving, ())
+            for arriving, _, ref in target.schedule
+        )
+
+    def set_lead_time(self, sku: str, lead_time: timedelta | None) -> None:
+        """Set the supplier lead time of `sku` (None: none known).
+
+        Demand beyond all scheduled supply then gets the estimate now + lead
+        time (basis `"lead_time"`). Events: `EtaChanged` for every waiting
+        line whose ETA moved.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: bad `sku`; `lead_time` not a
+                positive `timedelta` or None.
+
+        Cost: O(n) to find the ETAs that moved.
+        """
+        check_text(sku, "sku")
+        if lead_time is not None:
+            if not isinstance(lead_time, timedelta):
+                raise ArgumentTypeError(
+                    f"lead_time must be a timedelta, got {type(lead_time).__name__} {lead_time!r}"
+                )
+            if lead_time <= timedelta(0):
+                raise InvalidArgument(f"lead_time must be positive, got {lead_time!r}")
+        state = self._state
+        txn = self._txn(self._now())
+        try:
+            target = self._sku(txn, sku)
+            txn.touch_sku(target)
+            txn.undo.append(("lead_time", target, target.lead_time))
+            target.lead_time = lead_time
+        except BaseException:
+            txn.rollback(state)
+            raise
+        self._commit(txn)
+        self._publish(tuple(txn.events), None)
+
+    def lead_time(self, sku: str) -> timedelta | None:
+        """The supplier lead time of `sku`, or None. Cost: O(1).
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not a non-empty str.
+        """
+        check_text(sku, "sku")
+        target = self._state.skus.get(sku)
+        return None if target is None else target.lead_time
 
     # -- shop controls: caps, deadlines, holds, tiers -----------------------
 
@@ -1020,7 +1474,7 @@ class BackorderBook:
                 f"backorder limit {units} for sku {sku!r} is below the {short} units "
                 f"already backordered"
             )
-        txn = _Txn(state, self._now())
+        txn = self._txn(self._now())
         try:
             target = self._sku(txn, sku)
             txn.undo.append(("limit", target, target.limit))
@@ -1075,7 +1529,7 @@ class BackorderBook:
         state = self._state
         at = self._now()
         when = at if now is None else check_aware(now, "now")
-        txn = _Txn(state, at)
+        txn = self._txn(at)
         expired: list[str] = []
         released: list[str] = []
         try:
@@ -1200,7 +1654,7 @@ class BackorderBook:
                 f"quantity {quantity} of sku {sku!r} cannot be held: only {available} available"
             )
         at = self._now()
-        txn = _Txn(state, at)
+        txn = self._txn(at)
         try:
             txn.undo.append(("hold_seq", state.hold_seq))
             state.hold_seq += 1
@@ -1247,7 +1701,7 @@ class BackorderBook:
         """
         hold = self._active_hold(hold_id)
         state = self._state
-        txn = _Txn(state, self._now())
+        txn = self._txn(self._now())
         try:
             self._shrink_hold(txn, hold, hold.quantity, "released")
             self._fill(state.skus[hold.sku], txn)
@@ -1323,8 +1777,10 @@ class BackorderBook:
                 f"{order_id!r}; it must be an int"
             )
         state = self._state
-        txn = _Txn(state, self._now())
+        txn = self._txn(self._now())
         try:
+            for line in record.lines:
+                txn.touch_sku(state.skus[line.sku])
             txn.undo.append(("tier", record, old, record.rank))
             _rekey(state, record, new, rank)
             txn.events.append(TierChanged(order_id, old.tier, tier, txn.at))

@@ -18,6 +18,7 @@ __all__ = [
     "DuplicateHold",
     "DuplicateOrder",
     "DuplicateReceipt",
+    "DuplicateReference",
     "EventHandlerError",
     "HoldExpired",
     "InsufficientStock",
@@ -31,6 +32,7 @@ __all__ = [
     "QuantityTypeError",
     "UnknownHold",
     "UnknownOrder",
+    "UnknownReference",
     "UnknownSku",
     "UnknownTier",
 ]
@@ -136,3 +138,11 @@ class HoldExpired(BackorderError):
 
 class DuplicateHold(BackorderError, ValueError):
     """A hold with that id is already active."""
+
+
+class DuplicateReference(BackorderError, ValueError):
+    """An expected receipt with that reference is already in the book."""
+
+
+class UnknownReference(BackorderError, LookupError):
+    """No expected receipt has that reference."""

@@ -13,8 +13,10 @@ from datetime import datetime
 import attrs
 
 from .domain import Order
+from .eta import Eta
 
 __all__ = [
+    "EtaChanged",
     "Event",
     "HoldConfirmed",
     "HoldReleased",
@@ -29,6 +31,8 @@ __all__ = [
     "StockAdjusted",
     "StockHeld",
     "StockReceived",
+    "SupplyCancelled",
+    "SupplyExpected",
     "TierChanged",
 ]
 
@@ -59,13 +63,18 @@ class LineAllocated(Event):
 
 @attrs.frozen(slots=True)
 class LineBackordered(Event):
-    """A line is short by `quantity` units and waits at `position` (1-based)."""
+    """A line is short by `quantity` units and waits at `position` (1-based).
+
+    `eta` is its first promised date (basis `"unknown"` while the SKU has no
+    scheduled supply or lead time).
+    """
 
     order_id: str
     sku: str
     quantity: int
     position: int
     at: datetime
+    eta: Eta | None = None
 
 
 @attrs.frozen(slots=True)
@@ -185,4 +194,36 @@ class TierChanged(Event):
     order_id: str
     old: str
     new: str
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class SupplyExpected(Event):
+    """A scheduled receipt was recorded or changed: `quantity` due at `arriving`."""
+
+    reference: str
+    sku: str
+    quantity: int
+    arriving: datetime
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class SupplyCancelled(Event):
+    """A scheduled receipt of `quantity` units was dropped."""
+
+    reference: str
+    sku: str
+    quantity: int
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class EtaChanged(Event):
+    """The promised date of a waiting line moved (its `at` or its basis)."""
+
+    order_id: str
+    sku: str
+    old: Eta
+    new: Eta
     at: datetime

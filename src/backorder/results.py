@@ -7,13 +7,16 @@ from datetime import datetime
 import attrs
 
 from .domain import LineStatus, Order, OrderStatus, StockLevel
+from .eta import Eta
 from .events import Event
 
 __all__ = [
     "AdjustResult",
     "CancelResult",
+    "ExpectResult",
     "ExpireResult",
     "HoldResult",
+    "OrderEta",
     "PlaceResult",
     "ReceiveResult",
     "ShipResult",
@@ -113,3 +116,30 @@ class TierResult:
 
     status: OrderStatus
     events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class ExpectResult:
+    """A scheduled receipt as it stands after the operation, and the events."""
+
+    reference: str
+    sku: str
+    quantity: int
+    arriving: datetime
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class OrderEta:
+    """An order's promised dates.
+
+    Attributes:
+        eta: the order's date: the latest of its lines' (None when nothing is
+            backordered); for a ship-complete order, when it can ship.
+        lines: `(sku, Eta or None)` per line, in the order's line order.
+    """
+
+    order_id: str
+    ship_complete: bool
+    eta: Eta | None
+    lines: tuple[tuple[str, Eta | None], ...]
