@@ -102,3 +102,13 @@ def test_same_request_matches_a_retry_without_placed_at() -> None:
     assert not stored.same_request(Order("A", [LINE], placed_at=at + timedelta(seconds=1)))
     assert not stored.same_request(Order("A", [LINE], tier="vip"))
     assert not stored.same_request(Order("A", [LINE], metadata={"a": "b"}))
+
+
+def test_orders_pickle_and_copy() -> None:
+    import copy
+    import pickle
+
+    order = Order("A", [LINE], tier="vip", metadata={"k": "v"}, fill_by=datetime(2027, 1, 1).date())
+    assert pickle.loads(pickle.dumps(order)) == order
+    assert copy.deepcopy(order) == order
+    assert copy.deepcopy(order).metadata["k"] == "v"

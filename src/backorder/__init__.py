@@ -64,6 +64,7 @@ from .results import (
     OrderEta,
     PlaceResult,
     ReceiveResult,
+    SettingResult,
     ShipResult,
     TierResult,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "QuantityTypeError",
     "ReceiveResult",
     "Repository",
+    "SettingResult",
     "ShipResult",
     "StockAdjusted",
     "StockHeld",

@@ -75,6 +75,7 @@ from .results import (
     OrderEta,
     PlaceResult,
     ReceiveResult,
+    SettingResult,
     ShipResult,
     TierResult,
 )
@@ -94,7 +95,6 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_UNKNOWN = Eta(None, UNKNOWN)
 _BASIS_RANK = {SCHEDULED: 0, LEAD_TIME: 1, UNKNOWN: 2}
 
 
@@ -353,7 +353,7 @@ class BackorderBook:
     (2, 1)
     """
 
-    __slots__ = ("_clock", "_fast", "_handlers", "_policy", "_repository", "_state")
+    __slots__ = ("_clock", "_fast", "_handlers", "_policy", "_repository", "_state", "_unknown")
 
     def __init__(
         self,
@@ -375,6 +375,10 @@ class BackorderBook:
             raise ArgumentTypeError(f"clock must be callable, got {clock!r}")
         self._policy = policy
         self._fast = _fast_mode(policy)
+        # what every ETA is while a SKU has no scheduled supply or lead time
+        self._unknown = (
+            Eta(None, UNKNOWN, None, UNKNOWN) if self._fast == _PARTIAL else Eta(None, UNKNOWN)
+        )
         self._repository = repository
         self._state = repository.state()
         self._clock: Clock = _utc_now if clock is None else clock
@@ -628,7 +632,7 @@ class BackorderBook:
                 key = line.key
                 place = len(queue) if queue[-1] == key else queue.index(key) + 1
                 sku = self._state.skus[line.sku]
-                eta = self._line_eta(sku, line, txn.at) if _has_eta(sku) else _UNKNOWN
+                eta = self._line_eta(sku, line, txn.at) if _has_eta(sku) else self._unknown
                 txn.events.append(
                     LineBackordered(line.order.id, line.sku, short, place, txn.at, eta)
                 )
@@ -1111,12 +1115,12 @@ class BackorderBook:
                 continue
             if after is None:
                 assert before is not None
-                after = {key: _UNKNOWN for key in before if self._still_waiting(key)}
+                after = {key: self._unknown for key in before if self._still_waiting(key)}
             for key, new in after.items():
                 if before is None:
                     # only expect / set_lead_time give a SKU its first ETAs,
                     # and they move no line: everyone waiting was waiting before
-                    old: Eta | None = _UNKNOWN
+                    old: Eta | None = self._unknown
                 else:
                     old = before.get(key)
                     if old is None:
@@ -1142,11 +1146,15 @@ class BackorderBook:
                 return now + sku.lead_time, LEAD_TIME
         return None, UNKNOWN
 
-    def _eta_from(self, sku: _Sku, ahead: int, short: int, now: datetime) -> Eta:
-        available = sku.on_hand - sku.allocated
+    def _eta_from(
+        self, sku: _Sku, ahead: int, short: int, now: datetime, available: int | None = None
+    ) -> Eta:
+        if available is None:
+            available = sku.on_hand - sku.allocated
         at, basis = self._find(sku, ahead + short - available, now)
         if self._fast != _PARTIAL:
             return Eta(at, basis)
+        # the line's next unit: when supply passes what the lines ahead need
         first, first_basis = self._find(sku, ahead - available + 1, now)
         return Eta(at, basis, first, first_basis)
 
@@ -1187,7 +1195,7 @@ class BackorderBook:
             return None
         target = self._state.skus[line.sku]
         if not _has_eta(target):
-            return _UNKNOWN
+            return self._unknown
         return self._line_eta(target, line, self._now())
 
     def eta_for_order(self, order_id: str) -> OrderEta:
@@ -1236,17 +1244,19 @@ class BackorderBook:
             raise PolicyError(f"policy {self._policy!r} rank returned {rank!r}; it must be an int")
         target = self._state.skus.get(sku)
         if target is None:
-            return _UNKNOWN
+            return self._unknown
         available = target.on_hand - target.allocated
         ahead = target.demand_index().through_rank(rank) if target.queue else 0
-        head = ahead == 0  # nobody ahead: the new line would be served now
-        if head and quantity <= available:
-            return None
-        if head and self._fast == _STRICT:
-            pass  # the whole line waits: needs quantity - available more
+        short = quantity
+        if ahead == 0 and available > 0:
+            # the new line would be the head: the fill loop serves it at once
+            if quantity <= available:
+                return None
+            if self._fast != _STRICT:
+                short, available = quantity - available, 0
         if not _has_eta(target):
-            return _UNKNOWN
-        return self._eta_from(target, ahead, quantity, self._now())
+            return self._unknown
+        return self._eta_from(target, ahead, short, self._now(), available)
 
     def expect(
         self, sku: str, quantity: int, arriving: datetime | date, reference: str
@@ -1397,7 +1407,7 @@ class BackorderBook:
             for arriving, _, ref in target.schedule
         )
 
-    def set_lead_time(self, sku: str, lead_time: timedelta | None) -> None:
+    def set_lead_time(self, sku: str, lead_time: timedelta | None) -> SettingResult:
         """Set the supplier lead time of `sku` (None: none known).
 
         Demand beyond all scheduled supply then gets the estimate now + lead
@@ -1429,7 +1439,9 @@ class BackorderBook:
             txn.rollback(state)
             raise
         self._commit(txn)
-        self._publish(tuple(txn.events), None)
+        result = SettingResult(tuple(txn.events))
+        self._publish(result.events, result)
+        return result
 
     def lead_time(self, sku: str) -> timedelta | None:
         """The supplier lead time of `sku`, or None. Cost: O(1).
@@ -1443,7 +1455,7 @@ class BackorderBook:
 
     # -- shop controls: caps, deadlines, holds, tiers -----------------------
 
-    def set_backorder_limit(self, sku: str, units: int | None) -> None:
+    def set_backorder_limit(self, sku: str, units: int | None) -> SettingResult:
         """Cap the units that may wait backordered on `sku` (None: no cap).
 
         `place` refuses, whole, an order that would take the SKU's backordered
@@ -1483,6 +1495,7 @@ class BackorderBook:
             txn.rollback(state)
             raise
         self._commit(txn)
+        return SettingResult(())
 
     def backorder_limit(self, sku: str) -> int | None:
         """The backorder cap of `sku`, or None when it has none.

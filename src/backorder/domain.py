@@ -260,6 +260,22 @@ class Order:
         object.__setattr__(new, "placed_at", at)
         return new
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The read-only metadata mapping cannot be pickled as it is; rebuild
+        # from a plain dict (for pickle, copy and multiprocessing).
+        return (
+            Order,
+            (
+                self.id,
+                self.lines,
+                self.tier,
+                self.ship_complete,
+                self.placed_at,
+                dict(self.metadata),
+                self.fill_by,
+            ),
+        )
+
     def _with_tier(self, tier: str) -> Order:
         # A copy in another tier, for the book's change_tier.
         new = self._stamped(self.placed_at) if self.placed_at is not None else attrs.evolve(self)

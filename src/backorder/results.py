@@ -19,6 +19,7 @@ __all__ = [
     "OrderEta",
     "PlaceResult",
     "ReceiveResult",
+    "SettingResult",
     "ShipResult",
     "TierResult",
 ]
@@ -143,3 +144,10 @@ class OrderEta:
     ship_complete: bool
     eta: Eta | None
     lines: tuple[tuple[str, Eta | None], ...]
+
+
+@attrs.frozen(slots=True)
+class SettingResult:
+    """What changing a setting (a lead time, a backorder limit) caused: its events."""
+
+    events: tuple[Event, ...]
