@@ -70,6 +70,10 @@ op = st.one_of(
     st.tuples(st.just("cancel"), st.integers(0, 30)),
     st.tuples(st.just("lead"), st.sampled_from(SKU_NAMES), st.none() | st.integers(1, 40)),
     st.tuples(st.just("against"), st.integers(0, 30), st.integers(1, 8)),
+    st.tuples(st.just("tier"), st.integers(0, 30), st.sampled_from(TIERS)),
+    st.tuples(st.just("adjust"), st.sampled_from(SKU_NAMES), st.integers(-6, 6).filter(bool)),
+    st.tuples(st.just("ship"), st.integers(0, 30)),
+    st.tuples(st.just("cancel_expected"), st.integers(0, 30)),
 )
 
 
@@ -102,6 +106,21 @@ def apply(book: BackorderBook, step: tuple[Any, ...], n: int) -> tuple[Any, ...]
     if kind == "lead":
         lead = None if step[2] is None else step[2] * DAY
         return book.set_lead_time(step[1], lead).events
+    if kind == "tier" and orders:
+        return book.change_tier(orders[step[1] % len(orders)], step[2]).events
+    if kind == "adjust":
+        if book.stock(step[1]).on_hand + step[2] >= 0:
+            return book.adjust(step[1], step[2], "count").events
+        return ()
+    if kind == "ship" and orders:
+        order_id = orders[step[1] % len(orders)]
+        status = book.status(order_id)
+        ready = not (status.order.ship_complete and status.backordered)
+        if ready and status.allocated:
+            return book.ship(order_id).events
+        return ()
+    if kind == "cancel_expected" and refs:
+        return book.cancel_expected(refs[step[1] % len(refs)]).events
     if kind == "against" and refs:
         ref = refs[step[1] % len(refs)]
         sku = book._state.expected[ref].sku
@@ -316,3 +335,16 @@ def test_eta_and_promise_answer_none_when_nothing_waits() -> None:
     assert book.eta("ANN", "MUG") is None
     assert book.promise("MUG", 3) is None
     assert book.promise("MUG", 4) == Eta(None, "unknown")
+
+
+def test_a_tier_change_moves_the_dates_of_the_mover_and_those_it_passes() -> None:
+    book, _ = book_for(PriorityTiers())
+    book.place(Order("S-1", [OrderLine("MUG", 2)]))
+    book.place(Order("S-2", [OrderLine("MUG", 2)]))
+    book.expect("MUG", 2, date(2026, 2, 1), "PO-1")
+    book.expect("MUG", 2, date(2026, 3, 1), "PO-2")
+    feb, mar = (datetime(2026, m, 1, tzinfo=timezone.utc) for m in (2, 3))
+    assert book.eta("S-2", "MUG").at == mar  # type: ignore[union-attr]  # S-2 waits
+    events = book.change_tier("S-2", "vip").events
+    moved = {e.order_id: (e.old.at, e.new.at) for e in events if isinstance(e, EtaChanged)}
+    assert moved == {"S-2": (mar, feb), "S-1": (feb, mar)}

@@ -161,15 +161,17 @@ class _Demand:
     a prefix sum in its own rank: O(ranks + log n).
     """
 
-    __slots__ = ("ranks", "trees")
+    __slots__ = ("ranks", "slot_key", "trees")
 
     def __init__(self) -> None:
         self.trees: dict[int, Fenwick] = {}
         self.ranks: list[int] = []  # sorted
+        self.slot_key: dict[int, int] = {}  # a line's slot -> its queue key
 
     def add(self, line: _Line, delta: int) -> None:
         if not delta:
             return
+        self.slot_key[line.slot] = line.key
         rank = line.key >> SEQ_BITS
         tree = self.trees.get(rank)
         if tree is None:
@@ -186,6 +188,16 @@ class _Demand:
                 break
             total += self.trees[other].total
         return total + self.trees[rank].prefix(line.slot - 1) if rank in self.trees else total
+
+    def first_reaching(self, target: int) -> int | None:
+        """The key of the first line whose cumulative backordered units (its
+        own included) reach `target` (>= 1), or None if all of them fall short."""
+        for rank in self.ranks:
+            tree = self.trees[rank]
+            if target <= tree.total:
+                return self.slot_key[tree.search(target)]
+            target -= tree.total
+        return None
 
     def through_rank(self, rank: int) -> int:
         """Backordered units of every line of rank <= `rank`."""

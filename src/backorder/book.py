@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 import attrs
@@ -98,6 +99,34 @@ def _utc_now() -> datetime:
 _BASIS_RANK = {SCHEDULED: 0, LEAD_TIME: 1, UNKNOWN: 2}
 
 
+_FIRST_KEY = float("-inf")  # before every key
+_NO_KEY = float("inf")  # after every key: no line
+
+
+class _Partitions:
+    """A SKU's ETAs as step functions of the queue key (see `_partitions`)."""
+
+    __slots__ = ("complete", "first", "values")
+
+    def __init__(
+        self,
+        complete: list[float],
+        first: list[float],
+        values: list[tuple[datetime | None, str]],
+    ) -> None:
+        self.complete = complete  # first key of each value's range, for `at`
+        self.first = first  # the same for `first_unit_at`
+        self.values = values
+
+    def complete_at(self, key: float) -> tuple[datetime | None, str]:
+        i = bisect_right(self.complete, key) - 1
+        return self.values[i] if i >= 0 else (None, UNKNOWN)
+
+    def first_at(self, key: float) -> tuple[datetime | None, str]:
+        i = bisect_right(self.first, key) - 1
+        return self.values[i] if i >= 0 else (None, UNKNOWN)
+
+
 def _has_eta(sku: _Sku) -> bool:
     # A SKU's lines have dates only once it has scheduled supply or a lead time.
     return bool(sku.schedule) or sku.lead_time is not None
@@ -152,7 +181,7 @@ class _Txn:
         self.skus: dict[_Sku, tuple[int, int, int, int]] = {}
         # Each touched SKU's ETAs before the operation (None: all unknown),
         # taken by `eta_hook` on first touch, to emit EtaChanged afterwards.
-        self.eta_before: dict[_Sku, dict[tuple[str, str], Eta] | None] = {}
+        self.eta_before: dict[_Sku, _Partitions | None] = {}
         self.eta_hook: Callable[[_Txn, _Sku], None] | None = None
         # What else changed, in order, undone newest first if the operation
         # fails: ("order", order_id), ("sku", name), ("receipt", _Sku, ref),
@@ -1103,37 +1132,112 @@ class BackorderBook:
         return txn
 
     def _eta_snapshot(self, txn: _Txn, sku: _Sku) -> None:
-        txn.eta_before[sku] = self._eta_map(sku, txn.at) if _has_eta(sku) else None
+        txn.eta_before[sku] = self._partitions(sku, txn.at)
+
+    def _partitions(self, sku: _Sku, now: datetime) -> _Partitions | None:
+        # A SKU's ETAs as step functions of the queue key: x (the units a line
+        # needs beyond what is available, through itself) never falls along
+        # the line, so the lines sharing a date are a key range. For each
+        # scheduled receipt j (and the tail beyond all of them), the key of
+        # the first line whose date it is. O((r + 1) * (ranks + log n)).
+        if not _has_eta(sku):
+            return None
+        dates, totals = sku.supply_curve()
+        tail: tuple[datetime | None, str] = (
+            (now + sku.lead_time, LEAD_TIME) if sku.lead_time is not None else (None, UNKNOWN)
+        )
+        values: list[tuple[datetime | None, str]] = [(d, SCHEDULED) for d in dates]
+        values.append(tail)
+        thresholds = [1] + [total + 1 for total in totals]
+        available = sku.on_hand - sku.allocated
+        demand = sku.demand_index()
+        queue = sku.queue
+        complete: list[float] = []
+        first: list[float] = []
+        for t in thresholds:
+            key = demand.first_reaching(t + available)
+            complete.append(_NO_KEY if key is None else key)
+            target = t + available - 1  # the units ahead of a line's next unit
+            if target <= 0:
+                first.append(_FIRST_KEY)
+                continue
+            key = demand.first_reaching(target)
+            if key is None:
+                first.append(_NO_KEY)
+            else:
+                after = queue.bisect_right(key)
+                first.append(queue[after] if after < len(queue) else _NO_KEY)
+        return _Partitions(complete, first, values)
+
+    def _old_eta(self, before: _Partitions | None, key: int) -> Eta:
+        if before is None:
+            return self._unknown
+        at, basis = before.complete_at(key)
+        if self._fast != _PARTIAL:
+            return Eta(at, basis)
+        first, first_basis = before.first_at(key)
+        return Eta(at, basis, first, first_basis)
 
     def _eta_events(self, txn: _Txn) -> None:
         # EtaChanged for exactly the lines waiting before and after the
-        # operation whose (at, basis) moved. Costs O(n) per touched SKU that
-        # has scheduled supply or a lead time; nothing for the others.
+        # operation whose (at, basis) moved: compare the before and after
+        # step functions and visit only the key ranges where they differ.
+        # O((r + 1) * (ranks + log n) + changed * log n) per touched SKU.
+        if not txn.eta_before:
+            return
+        new_orders = {entry[1] for entry in txn.undo if entry[0] == "order"}
+        moved: dict[_Line, int] = {}
+        for entry in txn.undo:
+            if entry[0] == "tier":
+                record, rank = entry[1], entry[3]
+                for line in record.lines:
+                    moved[line] = pack(rank, unpack(line.key)[1])
         for sku, before in txn.eta_before.items():
-            after = self._eta_map(sku, txn.at) if _has_eta(sku) else None
+            after = self._partitions(sku, txn.at)
             if before is None and after is None:
                 continue
-            if after is None:
-                assert before is not None
-                after = {key: self._unknown for key in before if self._still_waiting(key)}
-            for key, new in after.items():
-                if before is None:
-                    # only expect / set_lead_time give a SKU its first ETAs,
-                    # and they move no line: everyone waiting was waiting before
-                    old: Eta | None = self._unknown
-                else:
-                    old = before.get(key)
-                    if old is None:
-                        continue  # a line that joined during the operation
-                if not new.same_date(old):
-                    assert old is not None
-                    txn.events.append(EtaChanged(key[0], key[1], old, new, txn.at))
+            cuts = sorted(
+                set(before.complete if before else ()) | set(after.complete if after else ())
+            )
+            bounds = [_FIRST_KEY, *cuts, _NO_KEY]
+            for low, high in pairwise(bounds):
+                if low >= high:
+                    continue
+                old = before.complete_at(low) if before else (None, UNKNOWN)
+                new = after.complete_at(low) if after else (None, UNKNOWN)
+                if old == new:
+                    continue
+                keys = sku.queue.irange(
+                    None if low == _FIRST_KEY else int(low),
+                    None if high == _NO_KEY else int(high),
+                    inclusive=(True, False),
+                )
+                for key in keys:
+                    line = sku.lines[key]
+                    if line not in moved:
+                        self._eta_event(txn, sku, line, before, key, new_orders)
+            for line, old_key in moved.items():
+                if line.sku == sku.sku and line.backordered > 0:
+                    self._eta_event(txn, sku, line, before, old_key, new_orders)
 
-    def _still_waiting(self, key: tuple[str, str]) -> bool:
-        record = self._state.orders.get(key[0])
-        return record is not None and any(
-            line.sku == key[1] and line.backordered > 0 for line in record.lines
-        )
+    def _eta_event(
+        self,
+        txn: _Txn,
+        sku: _Sku,
+        line: _Line,
+        before: _Partitions | None,
+        old_key: int,
+        new_orders: set[str],
+    ) -> None:
+        if line.order.id in new_orders:
+            return  # joined during the operation: its ETA travels with LineBackordered
+        snapshot = txn.lines.get(line)
+        if snapshot is not None and line.ordered - sum(snapshot) <= 0:
+            return  # was not waiting before the operation
+        old = self._old_eta(before, old_key)
+        new = self._line_eta(sku, line, txn.at) if _has_eta(sku) else self._unknown
+        if not new.same_date(old):
+            txn.events.append(EtaChanged(line.order.id, line.sku, old, new, txn.at))
 
     def _find(self, sku: _Sku, need: int, now: datetime) -> tuple[datetime | None, str]:
         # When cumulative scheduled supply first covers `need` units.
@@ -1160,17 +1264,6 @@ class BackorderBook:
 
     def _line_eta(self, sku: _Sku, line: _Line, now: datetime) -> Eta:
         return self._eta_from(sku, sku.demand_index().ahead(line), line.backordered, now)
-
-    def _eta_map(self, sku: _Sku, now: datetime) -> dict[tuple[str, str], Eta]:
-        out: dict[tuple[str, str], Eta] = {}
-        ahead = 0
-        lines = sku.lines
-        for key in sku.queue:
-            line = lines[key]
-            short = line.backordered
-            out[line.order.id, sku.sku] = self._eta_from(sku, ahead, short, now)
-            ahead += short
-        return out
 
     def eta(self, order_id: str, sku: str) -> Eta | None:
         """When the order's line for `sku` will be completely allocated.
