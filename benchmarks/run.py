@@ -319,6 +319,61 @@ def catalogue(skus: int, per_sku: int, policy: AllocationPolicy, repeats: int) -
     return best
 
 
+def promises(n: int, samples: int) -> dict[str, float]:
+    """ETAs at n waiting lines (library only: the peers have no ETAs).
+
+    One SKU, PartialFill, 10 scheduled receipts covering the line and a lead
+    time. Times `eta` on random lines, `promise`, a schedule change (a receipt
+    moved by a day, with the EtaChanged events it causes), and place and
+    receive while ETAs are kept up to date.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    orders = make_orders(n, seed=51)
+    rng = random.Random(52)
+    book = BackorderBook(PartialFill(), clock=lambda: start)
+    lib = Library.__new__(Library)
+    lib.book = book
+    lib.place(orders)
+    total = sum(q for _, q, _ in orders)
+    for k in range(10):
+        book.expect(SKU, total // 10 + 1, start + timedelta(days=7 * k + 7), f"PO-{k}")
+    book.set_lead_time(SKU, timedelta(days=90))
+    ids = [orders[rng.randrange(n)][0] for _ in range(samples)]
+    book.eta(ids[0], SKU)  # builds the demand index once
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    for order_id in ids:
+        book.eta(order_id, SKU)
+    out["eta"] = samples / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(samples):
+        book.promise(SKU, 1 + i % 5, "standard")
+    out["promise"] = samples / (time.perf_counter() - t)
+    moves = min(samples, 200)
+    changed = 0
+    t = time.perf_counter()
+    for i in range(moves):
+        ref = f"PO-{rng.randrange(10)}"
+        when = start + timedelta(days=rng.randint(1, 70), hours=i % 24)
+        events = book.update_expected(ref, arriving=when).events
+        changed += len(events) - 1
+    elapsed = time.perf_counter() - t
+    out["schedule_change"] = moves / elapsed
+    out["eta_changed_per_change"] = changed / moves
+    out["eta_changed_per_s"] = changed / elapsed
+    extra = make_orders(samples, seed=53)
+    extra = [(f"x{i}", q, tier) for i, (_, q, tier) in enumerate(extra)]
+    t = time.perf_counter()
+    lib.place(extra)
+    out["place_with_etas"] = samples / (time.perf_counter() - t)
+    t = time.perf_counter()
+    lib.receive([5] * samples)
+    out["receive_with_etas"] = samples / (time.perf_counter() - t)
+    return out
+
+
 def memory(n: int) -> dict[str, float]:
     """Peak bytes per waiting line while n lines wait (the user's Orders included)."""
     out: dict[str, float] = {}
@@ -435,6 +490,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     # tracemalloc slows allocation several-fold; the cost per line is linear, so a
     # smaller book measures it as well as 1M lines would
+    for n in sizes:
+        rates = promises(n, 2_000 if quick else 5_000)
+        results[f"promises_{n}"] = rates
+        line = f"\npromises at {n:,} waiting lines (library; ops/s): " + ", ".join(
+            f"{k} {v:,.0f}" if "per_change" not in k else f"{k} {v:,.1f}" for k, v in rates.items()
+        )
+        out.append(line)
+        print(line, flush=True)
     mem_n = 100_000 if quick else 200_000
     mem = memory(mem_n)
     results["memory_bytes_per_waiting_line"] = mem

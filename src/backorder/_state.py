@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import insort
 from datetime import datetime, timedelta
 from heapq import heapify, heappop, heappush
+from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -59,6 +60,7 @@ class _Sku:
     __slots__ = (
         "allocated",
         "demand",
+        "eta_cache",
         "expected",
         "held",
         "held_heap",
@@ -74,6 +76,7 @@ class _Sku:
         "sku",
         "slots",
         "supply",
+        "version",
     )
 
     def __init__(self, sku: str) -> None:
@@ -108,6 +111,9 @@ class _Sku:
         # (dates, cumulative quantities) of the schedule; None when stale.
         self.supply: tuple[list[datetime], list[int]] | None = None
         self.lead_time: timedelta | None = None
+        # Bumped before every change; ETA step functions are cached against it.
+        self.version = 0
+        self.eta_cache: tuple[int, Any] | None = None
 
     def demand_index(self) -> _Demand:
         """The demand index, built from the waiting lines on first use (O(n log n))."""

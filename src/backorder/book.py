@@ -106,25 +106,34 @@ _NO_KEY = float("inf")  # after every key: no line
 class _Partitions:
     """A SKU's ETAs as step functions of the queue key (see `_partitions`)."""
 
-    __slots__ = ("complete", "first", "values")
+    __slots__ = ("complete", "dates", "first", "lead")
 
     def __init__(
         self,
         complete: list[float],
         first: list[float],
-        values: list[tuple[datetime | None, str]],
+        dates: list[datetime],
+        lead: timedelta | None,
     ) -> None:
-        self.complete = complete  # first key of each value's range, for `at`
+        self.complete = complete  # first key of each date's range, for `at`
         self.first = first  # the same for `first_unit_at`
-        self.values = values
+        self.dates = dates  # range i is dates[i]; the last range is the tail
+        self.lead = lead
 
-    def complete_at(self, key: float) -> tuple[datetime | None, str]:
-        i = bisect_right(self.complete, key) - 1
-        return self.values[i] if i >= 0 else (None, UNKNOWN)
+    def _value(self, i: int, now: datetime) -> tuple[datetime | None, str]:
+        if i < 0:
+            return None, UNKNOWN
+        if i < len(self.dates):
+            return self.dates[i], SCHEDULED
+        if self.lead is not None:
+            return now + self.lead, LEAD_TIME
+        return None, UNKNOWN
 
-    def first_at(self, key: float) -> tuple[datetime | None, str]:
-        i = bisect_right(self.first, key) - 1
-        return self.values[i] if i >= 0 else (None, UNKNOWN)
+    def complete_at(self, key: float, now: datetime) -> tuple[datetime | None, str]:
+        return self._value(bisect_right(self.complete, key) - 1, now)
+
+    def first_at(self, key: float, now: datetime) -> tuple[datetime | None, str]:
+        return self._value(bisect_right(self.first, key) - 1, now)
 
 
 def _has_eta(sku: _Sku) -> bool:
@@ -164,6 +173,7 @@ class _Txn:
         "at",
         "eta_before",
         "eta_hook",
+        "eta_tail",
         "events",
         "lines",
         "mark",
@@ -183,6 +193,8 @@ class _Txn:
         # taken by `eta_hook` on first touch, to emit EtaChanged afterwards.
         self.eta_before: dict[_Sku, _Partitions | None] = {}
         self.eta_hook: Callable[[_Txn, _Sku], None] | None = None
+        # per touched SKU: (available, last waiting key, supply curve, lead time) before
+        self.eta_tail: dict[_Sku, tuple[int, float, Any, timedelta | None]] = {}
         # What else changed, in order, undone newest first if the operation
         # fails: ("order", order_id), ("sku", name), ("receipt", _Sku, ref),
         # ("deadline", item), ("deadline_gone", item), ("limit", _Sku, old),
@@ -199,6 +211,7 @@ class _Txn:
             self.skus[sku] = (sku.on_hand, sku.allocated, sku.short, sku.slots)
             if self.eta_hook is not None:
                 self.eta_hook(self, sku)
+            sku.version += 1  # about to change: cached ETAs no longer hold
 
     def rollback(self, state: _State) -> None:
         for line, (allocated, shipped, cancelled) in self.lines.items():
@@ -211,6 +224,7 @@ class _Txn:
             _resync(sku, line, was_short, was_held)
         for sku, (on_hand, allocated, short, slots) in self.skus.items():
             sku.on_hand, sku.allocated, sku.short, sku.slots = on_hand, allocated, short, slots
+            sku.version += 1  # ETAs cached during the failed operation no longer hold
         for entry in reversed(self.undo):
             _undo(state, entry)
         state.ledger._rollback(self.mark)
@@ -1132,9 +1146,21 @@ class BackorderBook:
         return txn
 
     def _eta_snapshot(self, txn: _Txn, sku: _Sku) -> None:
-        txn.eta_before[sku] = self._partitions(sku, txn.at)
+        # The SKU's ETAs before the operation: what the last operation left
+        # (cached with the SKU's version), else computed now.
+        cached = sku.eta_cache
+        if cached is not None and cached[0] == sku.version:
+            txn.eta_before[sku] = cached[1]
+        else:
+            txn.eta_before[sku] = self._partitions(sku)
+        txn.eta_tail[sku] = (
+            sku.on_hand - sku.allocated,
+            sku.queue[-1] if sku.queue else _FIRST_KEY,
+            sku.supply,
+            sku.lead_time,
+        )
 
-    def _partitions(self, sku: _Sku, now: datetime) -> _Partitions | None:
+    def _partitions(self, sku: _Sku) -> _Partitions | None:
         # A SKU's ETAs as step functions of the queue key: x (the units a line
         # needs beyond what is available, through itself) never falls along
         # the line, so the lines sharing a date are a key range. For each
@@ -1143,11 +1169,6 @@ class BackorderBook:
         if not _has_eta(sku):
             return None
         dates, totals = sku.supply_curve()
-        tail: tuple[datetime | None, str] = (
-            (now + sku.lead_time, LEAD_TIME) if sku.lead_time is not None else (None, UNKNOWN)
-        )
-        values: list[tuple[datetime | None, str]] = [(d, SCHEDULED) for d in dates]
-        values.append(tail)
         thresholds = [1] + [total + 1 for total in totals]
         available = sku.on_hand - sku.allocated
         demand = sku.demand_index()
@@ -1167,15 +1188,33 @@ class BackorderBook:
             else:
                 after = queue.bisect_right(key)
                 first.append(queue[after] if after < len(queue) else _NO_KEY)
-        return _Partitions(complete, first, values)
+        return _Partitions(complete, first, dates, sku.lead_time)
 
-    def _old_eta(self, before: _Partitions | None, key: int) -> Eta:
+    def _appended_only(self, sku: _Sku, last_key: float, new_orders: set[str]) -> bool:
+        # Every line of the new orders on this SKU sits behind every line
+        # that waited before (so nobody's need moved).
+        for order_id in new_orders:
+            for line in self._state.orders[order_id].lines:
+                if line.sku == sku.sku and line.key <= last_key:
+                    return False
+        return True
+
+    def _extend(self, sku: _Sku, before: _Partitions) -> _Partitions:
+        # `before` with the ranges no line reached then recomputed: the
+        # lines that joined at the back may reach them now.
+        if _NO_KEY not in before.complete and _NO_KEY not in before.first:
+            return before
+        fresh = self._partitions(sku)
+        assert fresh is not None
+        return fresh
+
+    def _old_eta(self, before: _Partitions | None, key: int, now: datetime) -> Eta:
         if before is None:
             return self._unknown
-        at, basis = before.complete_at(key)
+        at, basis = before.complete_at(key, now)
         if self._fast != _PARTIAL:
             return Eta(at, basis)
-        first, first_basis = before.first_at(key)
+        first, first_basis = before.first_at(key, now)
         return Eta(at, basis, first, first_basis)
 
     def _eta_events(self, txn: _Txn) -> None:
@@ -1192,8 +1231,26 @@ class BackorderBook:
                 record, rank = entry[1], entry[3]
                 for line in record.lines:
                     moved[line] = pack(rank, unpack(line.key)[1])
+        now = txn.at
+        changed_lines = {line.sku: line for line in txn.lines if line.order.id not in new_orders}
         for sku, before in txn.eta_before.items():
-            after = self._partitions(sku, txn.at)
+            available, last_key, supply, lead = txn.eta_tail[sku]
+            if (
+                before is not None
+                and not moved
+                and sku.sku not in changed_lines
+                and available == sku.on_hand - sku.allocated
+                and supply is not None
+                and supply is sku.supply
+                and lead == sku.lead_time
+                and self._appended_only(sku, last_key, new_orders)
+            ):
+                # Only new lines joined, behind everyone (the usual place):
+                # nobody's date moved; only unreached ranges may start now.
+                sku.eta_cache = (sku.version, self._extend(sku, before))
+                continue
+            after = self._partitions(sku)
+            sku.eta_cache = (sku.version, after)
             if before is None and after is None:
                 continue
             cuts = sorted(
@@ -1203,8 +1260,8 @@ class BackorderBook:
             for low, high in pairwise(bounds):
                 if low >= high:
                     continue
-                old = before.complete_at(low) if before else (None, UNKNOWN)
-                new = after.complete_at(low) if after else (None, UNKNOWN)
+                old = before.complete_at(low, now) if before else (None, UNKNOWN)
+                new = after.complete_at(low, now) if after else (None, UNKNOWN)
                 if old == new:
                     continue
                 keys = sku.queue.irange(
@@ -1234,7 +1291,7 @@ class BackorderBook:
         snapshot = txn.lines.get(line)
         if snapshot is not None and line.ordered - sum(snapshot) <= 0:
             return  # was not waiting before the operation
-        old = self._old_eta(before, old_key)
+        old = self._old_eta(before, old_key, txn.at)
         new = self._line_eta(sku, line, txn.at) if _has_eta(sku) else self._unknown
         if not new.same_date(old):
             txn.events.append(EtaChanged(line.order.id, line.sku, old, new, txn.at))
