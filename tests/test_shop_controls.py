@@ -334,3 +334,16 @@ def test_change_tier_under_a_policy_without_tiers_only_relabels() -> None:
     book.change_tier("B", "vip")
     assert [ln.order_id for ln in book.waiting("MUG")] == ["A", "B"]
     assert book.line("B", "MUG").tier == "vip"
+
+
+def test_a_line_short_again_after_its_deadline_expires_at_the_next_expire(
+    book: BackorderBook, clock: TickingClock
+) -> None:
+    book.receive("MUG", 1)
+    book.place(order("ANN", ("MUG", 1), fill_by=START + MINUTE))
+    clock.now = START + MINUTE * 2
+    assert book.expire().expired == ()  # filled in time
+    book.adjust("MUG", -1, "dropped")  # ... and then the unit broke
+    assert book.line("ANN", "MUG").backordered == 1
+    assert book.expire().expired == ("ANN",)
+    assert book.line("ANN", "MUG").cancelled == 1

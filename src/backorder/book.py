@@ -949,6 +949,15 @@ class BackorderBook:
                 reclaimed.append(line)
                 state.ledger._record(RELEASE, sku, 0, -take, line.order.id, "adjustment", at)
                 txn.events.append(LineReleased(line.order.id, sku, take, "adjustment", at))
+            for line in reclaimed:
+                # short again: a fill-by deadline acted on while it was filled
+                # applies again (expire() cancels it if the deadline has passed)
+                deadline = line.order.deadline
+                if deadline is not None:
+                    item = (deadline, unpack(line.key)[1], line.order.id)
+                    if item not in state.deadlines:
+                        state.deadlines.add(item)
+                        txn.undo.append(("deadline", item))
             target.on_hand += delta
             state.ledger._record(ADJUSTMENT, sku, delta, 0, None, reason, at)
             txn.events.append(StockAdjusted(sku, delta, reason, at))
