@@ -15,7 +15,7 @@ from datetime import timedelta
 import attrs
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import rule
+from hypothesis.stateful import invariant, rule
 
 from backorder import (
     BackorderLimitExceeded,
@@ -28,6 +28,7 @@ from backorder import (
     PriorityTiers,
     StrictFIFO,
     UnknownHold,
+    UnknownReference,
 )
 
 from .helpers import snapshot
@@ -183,6 +184,77 @@ class ControlsMachine(BookMachine):
         self.served(result.events)
 
 
+class PromisesMachine(ControlsMachine):
+    """The controls machine, plus scheduled supply, lead times and ETAs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.po = 0
+
+    def po_refs(self) -> list[str]:
+        return sorted(self.book._state.expected)
+
+    @rule(sku=skus, quantity=quantities, days=st.integers(min_value=0, max_value=20))
+    def expect(self, sku: str, quantity: int, days: int) -> None:
+        self.po += 1
+        result = self.book.expect(
+            sku, quantity, self.clock.now + timedelta(days=days), f"PO-{self.po}"
+        )
+        self.served(result.events)
+
+    @rule(data=st.data(), days=st.integers(min_value=-3, max_value=10), quantity=quantities)
+    def update_expected(self, data: st.DataObject, days: int, quantity: int) -> None:
+        if not self.po_refs():
+            self.refused(UnknownReference, lambda: self.book.update_expected("PO-NONE", 1))
+            return
+        ref = data.draw(st.sampled_from(self.po_refs()), label="reference")
+        when = self.book._state.expected[ref].arriving + timedelta(days=days)
+        self.served(self.book.update_expected(ref, quantity=quantity, arriving=when).events)
+
+    @rule(data=st.data())
+    def cancel_expected(self, data: st.DataObject) -> None:
+        if self.po_refs():
+            ref = data.draw(st.sampled_from(self.po_refs()), label="reference")
+            self.served(self.book.cancel_expected(ref).events)
+
+    @rule(data=st.data(), quantity=quantities)
+    def receive_against(self, data: st.DataObject, quantity: int) -> None:
+        if not self.po_refs():
+            return
+        ref = data.draw(st.sampled_from(self.po_refs()), label="reference")
+        expected = self.book._state.expected[ref]
+        sku, left = expected.sku, expected.quantity
+        self.po += 1
+        result = self.book.receive(sku, quantity, f"GRN-{self.po}", against=ref)
+        self.received[sku] += quantity
+        remaining = self.book._state.expected.get(ref)
+        assert (remaining.quantity if remaining else 0) == max(0, left - quantity)
+        self.served(result.events)
+
+    @rule(sku=skus, days=st.none() | st.integers(min_value=1, max_value=30))
+    def set_lead_time(self, sku: str, days: int | None) -> None:
+        lead = None if days is None else timedelta(days=days)
+        self.served(self.book.set_lead_time(sku, lead).events)
+        assert self.book.lead_time(sku) == lead
+
+    @invariant()
+    def etas_follow_the_line(self) -> None:
+        for sku in ("MUG", "TEE", "CAP"):
+            dates = []
+            for line in self.book.waiting(sku):
+                eta = self.book.eta(line.order_id, sku)
+                assert eta is not None
+                if eta.basis == "scheduled":
+                    dates.append(eta.at)
+                else:
+                    dates.append(None)
+            scheduled = [d for d in dates if d is not None]
+            # the lines sharing a scheduled date form a run, in date order
+            assert scheduled == sorted(scheduled), sku
+            if None in dates:
+                assert all(d is None for d in dates[dates.index(None) :]), sku
+
+
 class ControlsStrictMachine(ControlsMachine):
     policy = StrictFIFO()
 
@@ -199,6 +271,16 @@ class ControlsTiersStrictMachine(ControlsMachine):
     policy = PriorityTiers(fill=StrictFIFO())
 
 
+class PromisesPartialMachine(PromisesMachine):
+    policy = PartialFill()
+
+
+class PromisesTiersStrictMachine(PromisesMachine):
+    policy = PriorityTiers(fill=StrictFIFO())
+
+
+TestPromisesPartial = PromisesPartialMachine.TestCase
+TestPromisesTiersStrict = PromisesTiersStrictMachine.TestCase
 TestControlsStrict = ControlsStrictMachine.TestCase
 TestControlsPartial = ControlsPartialMachine.TestCase
 TestControlsTiers = ControlsTiersMachine.TestCase

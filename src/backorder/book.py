@@ -2020,4 +2020,27 @@ class BackorderBook:
             record = state.orders[order_id]
             assert record.order.deadline == deadline, order_id
             assert unpack(record.lines[0].key)[1] == seq, order_id
+        for name, sku in state.skus.items():
+            if sku.demand is not None:
+                # the demand index holds exactly each waiting line's shortfall
+                for key in sku.queue:
+                    line = sku.lines[key]
+                    rank = key >> 64
+                    tree = sku.demand.trees[rank]
+                    point = tree.prefix(line.slot) - tree.prefix(line.slot - 1)
+                    assert point == line.backordered, (name, line.order.id)
+                    assert sku.demand.slot_key[line.slot] == key, (name, line.order.id)
+                total = sum(tree.total for tree in sku.demand.trees.values())
+                assert total == sku.short, name
+            for reference, expected in sku.expected.items():
+                assert state.expected.get(reference) is expected, reference
+                assert expected.sku == name, reference
+                assert expected.quantity > 0, reference
+            assert list(sku.schedule) == sorted(
+                (e.arriving, e.seq, e.reference) for e in sku.expected.values()
+            ), name
+            slots = [sku.lines[k].slot for k in sku.lines]
+            assert len(set(slots)) == len(slots), name
+            assert all(0 < slot <= sku.slots for slot in slots), name
+        assert sum(len(sku.expected) for sku in state.skus.values()) == len(state.expected)
         state.ledger.verify()
