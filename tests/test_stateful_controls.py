@@ -225,7 +225,7 @@ class PromisesMachine(ControlsMachine):
         expected = self.book._state.expected[ref]
         sku, left = expected.sku, expected.quantity
         self.po += 1
-        result = self.book.receive(sku, quantity, f"GRN-{self.po}", against=ref)
+        result = self.book.receive(sku, quantity, f"DLV-{self.po}", against=ref)
         self.received[sku] += quantity
         remaining = self.book._state.expected.get(ref)
         assert (remaining.quantity if remaining else 0) == max(0, left - quantity)
