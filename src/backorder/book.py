@@ -655,6 +655,15 @@ class BackorderBook:
             ledger_record(ALLOCATION, sku.sku, 0, n, line.order.id, None, at)
             events.append(LineAllocated(line.order.id, sku.sku, n, at))
 
+    def _rank(self, order: Order) -> int:
+        rank = self._policy.rank(order)
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            raise PolicyError(
+                f"policy {self._policy!r} rank returned {rank!r} for order "
+                f"{order.id!r}; it must be an int"
+            )
+        return rank
+
     def _allot(self, line: _Line, available: int, short: int) -> int:
         n = self._policy.allot(_line_status(line), available)
         if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= min(short, available):
@@ -738,12 +747,7 @@ class BackorderBook:
                 f"order id {order.id!r} is already in the book with other content "
                 f"(stored {existing.order!r})"
             )
-        rank = self._policy.rank(order)
-        if not isinstance(rank, int) or isinstance(rank, bool):
-            raise PolicyError(
-                f"policy {self._policy!r} rank returned {rank!r} for order "
-                f"{order.id!r}; it must be an int"
-            )
+        rank = self._rank(order)
         at = self._now()
         if order.placed_at is None:
             order = order._stamped(at)
@@ -1398,9 +1402,7 @@ class BackorderBook:
         check_quantity(quantity, "quantity")
         check_text(tier, "tier")
         probe = Order("promise", (OrderLine(sku, quantity),), tier=tier)
-        rank = self._policy.rank(probe)
-        if not isinstance(rank, int) or isinstance(rank, bool):
-            raise PolicyError(f"policy {self._policy!r} rank returned {rank!r}; it must be an int")
+        rank = self._rank(probe)
         target = self._state.skus.get(sku)
         if target is None:
             return self._unknown
@@ -1942,12 +1944,7 @@ class BackorderBook:
         if tier == old.tier:
             return TierResult(self._order_status(record), ())
         new = old._with_tier(tier)
-        rank = self._policy.rank(new)
-        if not isinstance(rank, int) or isinstance(rank, bool):
-            raise PolicyError(
-                f"policy {self._policy!r} rank returned {rank!r} for order "
-                f"{order_id!r}; it must be an int"
-            )
+        rank = self._rank(new)
         state = self._state
         txn = self._txn(self._now())
         try:
