@@ -1161,6 +1161,9 @@ class BackorderBook:
     def _eta_snapshot(self, txn: _Txn, sku: _Sku) -> None:
         # The SKU's ETAs before the operation: what the last operation left
         # (cached with the SKU's version), else computed now.
+        if not _has_eta(sku):
+            txn.eta_before[sku] = None  # every line's ETA is unknown
+            return
         cached = sku.eta_cache
         if cached is not None and cached[0] == sku.version:
             txn.eta_before[sku] = cached[1]
@@ -1235,7 +1238,12 @@ class BackorderBook:
         # operation whose (at, basis) moved: compare the before and after
         # step functions and visit only the key ranges where they differ.
         # O((r + 1) * (ranks + log n) + changed * log n) per touched SKU.
-        if not txn.eta_before:
+        work = [
+            (sku, before)
+            for sku, before in txn.eta_before.items()
+            if before is not None or _has_eta(sku)
+        ]
+        if not work:
             return
         new_orders = {entry[1] for entry in txn.undo if entry[0] == "order"}
         moved: dict[_Line, int] = {}
@@ -1246,8 +1254,8 @@ class BackorderBook:
                     moved[line] = pack(rank, unpack(line.key)[1])
         now = txn.at
         changed_lines = {line.sku: line for line in txn.lines if line.order.id not in new_orders}
-        for sku, before in txn.eta_before.items():
-            available, last_key, supply, lead = txn.eta_tail[sku]
+        for sku, before in work:
+            available, last_key, supply, lead = txn.eta_tail.get(sku, (0, _NO_KEY, None, None))
             if (
                 before is not None
                 and not moved
