@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     w1 = 100_000 if quick else 1_000_000
     w2 = 20_000 if quick else 100_000
     w3 = (1_000, 100) if quick else (10_000, 100)
-    naive_cap = 600 if quick else 1_500
+    naive_cap = 600
     results: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
