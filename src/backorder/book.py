@@ -1696,10 +1696,11 @@ class BackorderBook:
         For each order whose `fill_by` has passed and that still has units
         backordered: a `ship_complete` order is cancelled whole (its allocated
         units are released), any other order has only its short remainder
-        cancelled; `OrderExpired` follows the cancel events. Each order expires
-        once. Then every checkout hold whose time is up is released. Freed
-        units go through the fill loop at once (a release in the ledger, never
-        a receipt).
+        cancelled; `OrderExpired` follows the cancel events. Each deadline is
+        acted on once; units a count correction makes short after an order's
+        deadline are cancelled at the next call. Then every checkout hold whose
+        time is up is released. Freed units go through the fill loop at once (a
+        release in the ledger, never a receipt).
 
         Raises:
             ArgumentTypeError, InvalidArgument: `now` is not an aware datetime.
