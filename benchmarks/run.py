@@ -123,11 +123,13 @@ class Naive(Library):
         return len(self.book.waiting_lines.get(sku, []))  # type: ignore[attr-defined]  # a NaiveBook here
 
 
-class Floor:
+class Floor(Library):
+    """The floor through the same calls (receipts as the library's)."""
+
     name = "floor"
 
     def __init__(self, n: int, policy: AllocationPolicy) -> None:
-        self.book = FloorBook(n + 10, strict=isinstance(policy, StrictFIFO))
+        self.book = FloorBook(n + 10, strict=isinstance(policy, StrictFIFO))  # type: ignore[assignment]  # same receive calls
         self.seqs: dict[str, int] = {}
 
     def place(self, orders: list[tuple[str, int, str]], sku: str = SKU) -> None:
@@ -139,16 +141,6 @@ class Floor:
         place, seqs = self.book.place, self.seqs
         for order_id, sku, qty in orders:
             seqs[order_id] = place(sku, qty)
-
-    def receive(self, sizes: list[int], sku: str = SKU) -> None:
-        receive = self.book.receive
-        for size in sizes:
-            receive(sku, size)
-
-    def receive_many(self, pairs: list[tuple[str, int]]) -> None:
-        receive = self.book.receive
-        for sku, size in pairs:
-            receive(sku, size)
 
     def cancel(self, ids: list[str]) -> None:
         cancel, seqs = self.book.cancel, self.seqs

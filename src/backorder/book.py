@@ -6,7 +6,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -87,6 +87,7 @@ __all__ = ["BackorderBook", "Clock"]
 #: A clock: a callable returning the current time as an aware `datetime`.
 Clock = Callable[[], datetime]
 Handler = Callable[[Event], object]
+_R = TypeVar("_R")
 
 _STRICT = 1
 _PARTIAL = 2
@@ -587,6 +588,15 @@ class BackorderBook:
             txn.rollback(self._state)
             raise
 
+    def _finish(self, txn: _Txn, make: Callable[[tuple[Event, ...]], _R]) -> _R:
+        # Every operation ends here: commit (or roll back and raise), build
+        # the result from the committed state, then hand out the events.
+        self._commit(txn)
+        events = tuple(txn.events)
+        result = make(events)
+        self._publish(events, result)
+        return result
+
     def _publish(self, events: tuple[Event, ...], result: object) -> None:
         if not events or not self._handlers:
             return
@@ -796,11 +806,9 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = PlaceResult(self._order_status(state.orders[order.id]), events)
-        self._publish(events, result)
-        return result
+        return self._finish(
+            txn, lambda events: PlaceResult(self._order_status(state.orders[order.id]), events)
+        )
 
     def receive(
         self,
@@ -879,11 +887,7 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = ReceiveResult(self.stock(sku), events)
-        self._publish(events, result)
-        return result
+        return self._finish(txn, lambda events: ReceiveResult(self.stock(sku), events))
 
     def adjust(self, sku: str, delta: int, reason: str) -> AdjustResult:
         """Correct the count of `sku` on hand by `delta` (a stock-take, breakage).
@@ -970,11 +974,9 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = AdjustResult(self.stock(sku), reclaimed_units, events)
-        self._publish(events, result)
-        return result
+        return self._finish(
+            txn, lambda events: AdjustResult(self.stock(sku), reclaimed_units, events)
+        )
 
     def _pick(
         self, order_id: str, sku: str | None, quantity: int | None
@@ -1043,11 +1045,9 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = CancelResult(self._order_status(record), total, events)
-        self._publish(events, result)
-        return result
+        return self._finish(
+            txn, lambda events: CancelResult(self._order_status(record), total, events)
+        )
 
     def ship(
         self, order_id: str, sku: str | None = None, quantity: int | None = None
@@ -1112,11 +1112,9 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = ShipResult(self._order_status(record), total, events)
-        self._publish(events, result)
-        return result
+        return self._finish(
+            txn, lambda events: ShipResult(self._order_status(record), total, events)
+        )
 
     def _apply_cancel(
         self, txn: _Txn, record: _OrderRecord, plan: list[tuple[_Line, int, int]]
@@ -1471,13 +1469,12 @@ class BackorderBook:
         return self._finish_expected(txn, expected)
 
     def _finish_expected(self, txn: _Txn, expected: _Expected) -> ExpectResult:
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = ExpectResult(
-            expected.reference, expected.sku, expected.quantity, expected.arriving, events
+        return self._finish(
+            txn,
+            lambda events: ExpectResult(
+                expected.reference, expected.sku, expected.quantity, expected.arriving, events
+            ),
         )
-        self._publish(events, result)
-        return result
 
     def _expected(self, reference: object) -> _Expected:
         expected = self._state.expected.get(check_text(reference, "reference"))
@@ -1607,10 +1604,7 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        result = SettingResult(tuple(txn.events))
-        self._publish(result.events, result)
-        return result
+        return self._finish(txn, SettingResult)
 
     def lead_time(self, sku: str) -> timedelta | None:
         """The supplier lead time of `sku`, or None. Cost: O(1).
@@ -1663,8 +1657,7 @@ class BackorderBook:
         except BaseException:  # pragma: no cover - nothing above can fail once checked
             txn.rollback(state)
             raise
-        self._commit(txn)
-        return SettingResult(())
+        return self._finish(txn, SettingResult)
 
     def backorder_limit(self, sku: str) -> int | None:
         """The backorder cap of `sku`, or None when it has none.
@@ -1746,11 +1739,9 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = ExpireResult(tuple(expired), tuple(released), events)
-        self._publish(events, result)
-        return result
+        return self._finish(
+            txn, lambda events: ExpireResult(tuple(expired), tuple(released), events)
+        )
 
     def _shrink_hold(self, txn: _Txn, hold: _Hold, units: int, reason: str) -> None:
         # Give `units` held units back (all of them drops the hold); no fill.
@@ -1858,11 +1849,12 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = HoldResult(hold_id, sku, quantity, hold.expires_at, self.stock(sku), events)
-        self._publish(events, result)
-        return result
+        return self._finish(
+            txn,
+            lambda events: HoldResult(
+                hold_id, sku, quantity, hold.expires_at, self.stock(sku), events
+            ),
+        )
 
     def _active_hold(self, hold_id: object) -> _Hold:
         hold = self._state.holds.get(check_text(hold_id, "hold_id"))
@@ -1891,13 +1883,12 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = HoldResult(
-            hold.hold_id, hold.sku, hold.quantity, hold.expires_at, self.stock(hold.sku), events
+        return self._finish(
+            txn,
+            lambda events: HoldResult(
+                hold.hold_id, hold.sku, hold.quantity, hold.expires_at, self.stock(hold.sku), events
+            ),
         )
-        self._publish(events, result)
-        return result
 
     def confirm_hold(self, hold_id: str, order: Order) -> PlaceResult:
         """Turn a hold into an order whose line for the held SKU is already allocated.
@@ -1966,11 +1957,7 @@ class BackorderBook:
         except BaseException:
             txn.rollback(state)
             raise
-        self._commit(txn)
-        events = tuple(txn.events)
-        result = TierResult(self._order_status(record), events)
-        self._publish(events, result)
-        return result
+        return self._finish(txn, lambda events: TierResult(self._order_status(record), events))
 
     # -- self-check ------------------------------------------------------------
 
