@@ -14,6 +14,7 @@ from backorder import (
     BackorderBook,
     BackorderError,
     CannotCancel,
+    Changes,
     DuplicateOrder,
     DuplicateReceipt,
     InsufficientStock,
@@ -241,15 +242,23 @@ def test_a_naive_clock_is_refused_and_changes_nothing() -> None:
     assert len(book.ledger) == 0
 
 
-def test_a_failing_repository_commit_rolls_everything_back() -> None:
-    from backorder import InMemoryRepository
+@pytest.mark.parametrize("stage", ["write", "commit"])
+def test_a_failing_repository_rolls_everything_back(stage: str) -> None:
+    from backorder.testing import DictRepository
 
-    class Flaky(InMemoryRepository):
+    class Flaky(DictRepository):
         fail = False
 
-        def commit(self) -> None:
-            if self.fail:
+        def write(self, changes: Changes) -> None:
+            if self.fail and stage == "write":
                 raise OSError("disk full")
+            super().write(changes)
+
+        def commit(self) -> int:
+            if self.fail and stage == "commit":
+                self.rollback()
+                raise OSError("disk full")
+            return super().commit()
 
     repository = Flaky()
     book = BackorderBook(StrictFIFO(), repository, TickingClock())
@@ -269,3 +278,4 @@ def test_a_failing_repository_commit_rolls_everything_back() -> None:
         assert snapshot(book) == before
         assert "NEW" not in book.skus()
         book._check()
+        assert snapshot(BackorderBook(StrictFIFO(), repository.reopen())) == before

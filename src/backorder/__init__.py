@@ -3,6 +3,7 @@
 The public API. Everything else lives in private modules.
 """
 
+from ._sqlite import SQLiteRepository
 from .book import BackorderBook, Clock
 from .domain import MAX_QUANTITY, LineStatus, Order, OrderLine, OrderStatus, StockLevel
 from .errors import (
@@ -22,15 +23,20 @@ from .errors import (
     InvalidOrder,
     InvalidQuantity,
     LedgerCorrupted,
+    NotABackorderDatabase,
     NotReadyToShip,
     OrderTypeError,
     PolicyError,
     QuantityTypeError,
+    RepositoryClosed,
+    StorageCorrupted,
+    StorageError,
     UnknownHold,
     UnknownOrder,
     UnknownReference,
     UnknownSku,
     UnknownTier,
+    UnsupportedSchema,
 )
 from .eta import Eta
 from .events import (
@@ -62,13 +68,14 @@ from .results import (
     ExpireResult,
     HoldResult,
     OrderEta,
+    OutboxEvent,
     PlaceResult,
     ReceiveResult,
     SettingResult,
     ShipResult,
     TierResult,
 )
-from .storage import InMemoryRepository, Repository
+from .storage import Changes, InMemoryRepository, Repository, Snapshot
 
 __version__ = "0.1.0"
 
@@ -82,6 +89,7 @@ __all__ = [
     "BackorderLimitExceeded",
     "CancelResult",
     "CannotCancel",
+    "Changes",
     "Clock",
     "ConcurrencyConflict",
     "DuplicateHold",
@@ -111,6 +119,7 @@ __all__ = [
     "LineReleased",
     "LineShipped",
     "LineStatus",
+    "NotABackorderDatabase",
     "NotReadyToShip",
     "Order",
     "OrderCancelled",
@@ -120,6 +129,7 @@ __all__ = [
     "OrderPlaced",
     "OrderStatus",
     "OrderTypeError",
+    "OutboxEvent",
     "PartialFill",
     "PlaceResult",
     "PolicyError",
@@ -127,13 +137,18 @@ __all__ = [
     "QuantityTypeError",
     "ReceiveResult",
     "Repository",
+    "RepositoryClosed",
+    "SQLiteRepository",
     "SettingResult",
     "ShipResult",
+    "Snapshot",
     "StockAdjusted",
     "StockHeld",
     "StockLedger",
     "StockLevel",
     "StockReceived",
+    "StorageCorrupted",
+    "StorageError",
     "StrictFIFO",
     "SupplyCancelled",
     "SupplyExpected",
@@ -144,4 +159,5 @@ __all__ = [
     "UnknownReference",
     "UnknownSku",
     "UnknownTier",
+    "UnsupportedSchema",
 ]

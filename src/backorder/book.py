@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from itertools import pairwise
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
+from ._persist import _LiveStore, _Retry, _RowStore
 from ._state import _Expected, _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
 from .domain import (
     MAX_QUANTITY,
@@ -39,6 +43,7 @@ from .errors import (
     InvalidQuantity,
     NotReadyToShip,
     PolicyError,
+    RepositoryClosed,
     UnknownHold,
     UnknownOrder,
     UnknownReference,
@@ -74,6 +79,7 @@ from .results import (
     ExpireResult,
     HoldResult,
     OrderEta,
+    OutboxEvent,
     PlaceResult,
     ReceiveResult,
     SettingResult,
@@ -82,12 +88,54 @@ from .results import (
 )
 from .storage import InMemoryRepository, Repository
 
+#: How many times an operation is run again after losing a commit race.
+RETRIES = 5
+_REPOSITORY_METHODS = (
+    "load",
+    "version",
+    "begin",
+    "write",
+    "commit",
+    "rollback",
+    "pending_events",
+    "mark_published",
+    "close",
+)
+
 __all__ = ["BackorderBook", "Clock"]
 
 #: A clock: a callable returning the current time as an aware `datetime`.
 Clock = Callable[[], datetime]
 Handler = Callable[[Event], object]
 _R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+
+def _writes(
+    method: Callable[Concatenate[BackorderBook, _P], _R],
+) -> Callable[Concatenate[BackorderBook, _P], _R]:
+    # An operation that may change the book: one unit of work of the repository.
+    @functools.wraps(method)
+    def run(self: BackorderBook, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self._store.live and not self._closed:
+            return method(self, *args, **kwargs)
+        return self._unit(functools.partial(method, self, *args, **kwargs))
+
+    return run
+
+
+def _reads(
+    method: Callable[Concatenate[BackorderBook, _P], _R],
+) -> Callable[Concatenate[BackorderBook, _P], _R]:
+    # A read: with a row repository, first catch up with other writers.
+    @functools.wraps(method)
+    def run(self: BackorderBook, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not self._store.live or self._closed:
+            self._catch_up()
+        return method(self, *args, **kwargs)
+
+    return run
+
 
 _STRICT = 1
 _PARTIAL = 2
@@ -397,12 +445,24 @@ class BackorderBook:
     (2, 1)
     """
 
-    __slots__ = ("_clock", "_fast", "_handlers", "_policy", "_repository", "_state", "_unknown")
+    __slots__ = (
+        "_batch",
+        "_clock",
+        "_closed",
+        "_depth",
+        "_fast",
+        "_handlers",
+        "_policy",
+        "_repository",
+        "_state",
+        "_store",
+        "_unknown",
+    )
 
     def __init__(
         self,
         policy: AllocationPolicy | None = None,
-        repository: Repository | None = None,
+        repository: Repository | InMemoryRepository | None = None,
         clock: Clock | None = None,
     ) -> None:
         policy = PartialFill() if policy is None else policy
@@ -410,11 +470,12 @@ class BackorderBook:
         for method in ("rank", "allot"):
             if not callable(getattr(policy, method, None)):
                 raise ArgumentTypeError(f"policy must have a {method} method, got {policy!r}")
-        for method in ("state", "commit"):
-            if not callable(getattr(repository, method, None)):
-                raise ArgumentTypeError(
-                    f"repository must have a {method} method, got {repository!r}"
-                )
+        if not isinstance(repository, InMemoryRepository):
+            for method in _REPOSITORY_METHODS:
+                if not callable(getattr(repository, method, None)):
+                    raise ArgumentTypeError(
+                        f"repository must have a {method} method, got {repository!r}"
+                    )
         if clock is not None and not callable(clock):
             raise ArgumentTypeError(f"clock must be callable, got {clock!r}")
         self._policy = policy
@@ -424,9 +485,202 @@ class BackorderBook:
             Eta(None, UNKNOWN, None, UNKNOWN) if self._fast == _PARTIAL else Eta(None, UNKNOWN)
         )
         self._repository = repository
-        self._state = repository.state()
+        self._store: _LiveStore | _RowStore = (
+            _LiveStore(repository)
+            if isinstance(repository, InMemoryRepository)
+            else _RowStore(repository)
+        )
+        self._state = self._store.state
         self._clock: Clock = _utc_now if clock is None else clock
         self._handlers: list[Handler] = []
+        self._closed = False
+        self._depth = 0  # > 0 while a unit of work is open
+        self._batch: list[tuple[tuple[Event, ...], object]] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        policy: AllocationPolicy | None = None,
+        clock: Clock | None = None,
+        *,
+        timeout: float = 30.0,
+    ) -> BackorderBook:
+        """A durable book in the SQLite file at `path` (created if missing;
+        `":memory:"` for a private in-memory database).
+
+        Every operation is committed to the file before it returns; several
+        processes may open the same file at once. Close the book with
+        `close()` or use it as a context manager.
+
+        Args:
+            path: the database file.
+            policy, clock: as for `BackorderBook`.
+            timeout: seconds an operation waits for another process's
+                write to finish before raising `ConcurrencyConflict`.
+
+        Raises:
+            NotABackorderDatabase: the file is not a database, or belongs to
+                another program (the file is left untouched).
+            UnsupportedSchema: the file was written by a newer version.
+            StorageCorrupted: stored rows cannot be read back.
+
+        Cost: O(n log n) in the stored lines and ledger entries: the whole
+        book is loaded into memory (see the README for measured figures).
+        """
+        from ._sqlite import SQLiteRepository
+
+        repository = SQLiteRepository(path, timeout=timeout)
+        try:
+            return cls(policy, repository, clock)
+        except BaseException:
+            repository.close()
+            raise
+
+    @property
+    def repository(self) -> Repository | InMemoryRepository:
+        """The repository the book stores its state in. Cost: O(1)."""
+        return self._repository
+
+    def close(self) -> None:
+        """Release the repository (a SQLite connection). Afterwards every
+        operation raises `RepositoryClosed`; closing twice is harmless.
+
+        Raises:
+            InvalidArgument: inside a `batch()` block.
+
+        Cost: O(1).
+        """
+        if self._batch is not None:
+            raise InvalidArgument("close() inside a batch() block; leave the block first")
+        if not self._closed:
+            self._closed = True
+            self._store.close()
+
+    def __enter__(self) -> BackorderBook:
+        """The book itself, closed again when the `with` block ends. Cost: O(1)."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the book (see `close`). Cost: O(1)."""
+        if self._batch is None:
+            self.close()
+
+    def _catch_up(self) -> None:
+        # Before a read: see what other writers committed (row repositories).
+        if self._closed:
+            raise RepositoryClosed("the book is closed; open it again to go on")
+        if not self._depth:
+            self._store.refresh()
+            self._state = self._store.state
+
+    def _unit(self, call: Callable[[], _R]) -> _R:
+        # Run one operation as one unit of work: begin (catching up with
+        # other writers), apply, commit; on a lost commit race run it again.
+        if self._closed:
+            raise RepositoryClosed("the book is closed; open it again to go on")
+        if self._depth:
+            return call()
+        store = self._store
+        attempt = 0
+        while True:
+            attempt += 1
+            store.begin()
+            self._state = store.state
+            self._depth = 1
+            try:
+                return call()
+            except _Retry:
+                if attempt >= RETRIES:
+                    raise
+            finally:
+                self._depth = 0
+                store.end()
+
+    @contextmanager
+    def batch(self) -> Iterator[BackorderBook]:
+        """Group many operations into one commit (an import, a replay).
+
+        Inside the block every operation works and returns as usual (each
+        is still atomic on its own, and one that raises changed nothing),
+        but the repository writes them all in one transaction when the
+        block ends, normally or by an exception: a crash before that loses
+        the whole block, never part of it. Events are handed to subscribers
+        after that commit. A nested `batch()` joins the outer one. Other
+        processes wait for the block to end before they write.
+
+        Raises:
+            RepositoryClosed: the book is closed.
+            EventHandlerError: (at the end) a handler raised.
+
+        Cost: O(1) besides the operations; with SQLite, one commit instead
+        of one per operation.
+        """
+        if self._closed:
+            raise RepositoryClosed("the book is closed; open it again to go on")
+        if self._batch is not None:
+            yield self
+            return
+        store = self._store
+        store.begin()
+        self._state = store.state
+        self._depth = 1
+        self._batch = []
+        try:
+            yield self
+        finally:
+            self._depth = 0
+            done, self._batch = self._batch, None
+            store.finish_batch()
+            self._state = store.state
+            for events, result in done:
+                self._publish(events, result)
+
+    def pending_events(self, limit: int | None = None) -> tuple[OutboxEvent, ...]:
+        """Events not yet marked published (the outbox), oldest first.
+
+        Events are written in the same commit as the change that caused
+        them, so after a crash nothing is lost: send them (an e-mail, a
+        message), then `mark_published` them; an event is sent at least once.
+        With an `InMemoryRepository` the outbox is kept only when it was made
+        with `outbox=True` (else this is always empty).
+
+        Raises:
+            InvalidQuantity: `limit` is not None or a positive int.
+            RepositoryClosed: the book is closed.
+
+        Cost: O(returned events), one query with SQLite.
+        """
+        if limit is not None:
+            check_quantity(limit, "limit")
+        if self._closed:
+            raise RepositoryClosed("the book is closed; open it again to go on")
+        return tuple(OutboxEvent(event_id, event) for event_id, event in self._store.pending(limit))
+
+    def mark_published(self, events: Iterable[OutboxEvent | int]) -> int:
+        """Take events (or their ids) out of the outbox; return how many
+        were still there (marking one twice is harmless).
+
+        Raises:
+            ArgumentTypeError: an item is neither an `OutboxEvent` nor an int.
+            RepositoryClosed: the book is closed.
+
+        Cost: O(events), one commit with SQLite.
+        """
+        ids: list[int] = []
+        for item in events:
+            if isinstance(item, OutboxEvent):
+                ids.append(item.id)
+            elif isinstance(item, int) and not isinstance(item, bool):
+                ids.append(item)
+            else:
+                raise ArgumentTypeError(
+                    f"mark_published takes OutboxEvent values or ids, got "
+                    f"{type(item).__name__} {item!r}"
+                )
+        if self._closed:
+            raise RepositoryClosed("the book is closed; open it again to go on")
+        return self._store.published(ids)
 
     def __repr__(self) -> str:
         waiting = sum(len(sku.queue) for sku in self._state.skus.values())
@@ -446,20 +700,25 @@ class BackorderBook:
     @property
     def ledger(self) -> StockLedger:
         """The book's `StockLedger`: every stock movement, append-only. Cost: O(1)."""
+        self._catch_up()
         return self._state.ledger
 
+    @_reads
     def __len__(self) -> int:
         """The number of orders in the book. Cost: O(1)."""
         return len(self._state.orders)
 
+    @_reads
     def __contains__(self, order_id: object) -> bool:
         """Whether an order with this id is in the book. Cost: O(1)."""
         return order_id in self._state.orders
 
+    @_reads
     def order_ids(self) -> Iterator[str]:
         """Every order id, in the order they were placed. Cost: O(1) per id."""
         return iter(list(self._state.orders))
 
+    @_reads
     def skus(self) -> tuple[str, ...]:
         """Every SKU the book has seen (ordered, received or adjusted). Cost: O(SKUs)."""
         return tuple(self._state.skus)
@@ -481,6 +740,7 @@ class BackorderBook:
     def _order_status(self, record: _OrderRecord) -> OrderStatus:
         return OrderStatus(record.order, tuple(_line_status(ln) for ln in record.lines))
 
+    @_reads
     def position(self, order_id: str, sku: str) -> int | None:
         """The line's 1-based place among the lines still short on `sku`.
 
@@ -499,6 +759,7 @@ class BackorderBook:
             return None
         return int(self._state.skus[line.sku].queue.index(line.key)) + 1
 
+    @_reads
     def line(self, order_id: str, sku: str) -> LineStatus:
         """The `LineStatus` of the order's line for `sku`.
 
@@ -509,6 +770,7 @@ class BackorderBook:
         """
         return _line_status(self._line(order_id, sku))
 
+    @_reads
     def status(self, order_id: str) -> OrderStatus:
         """The `OrderStatus` of an order: the order and each line's status.
 
@@ -520,6 +782,7 @@ class BackorderBook:
         """
         return self._order_status(self._record(order_id))
 
+    @_reads
     def waiting(self, sku: str) -> tuple[LineStatus, ...]:
         """The status of every line short on `sku`, in serving order (head first).
 
@@ -537,6 +800,7 @@ class BackorderBook:
         lines = state.lines
         return tuple(_line_status(lines[key]) for key in state.queue)
 
+    @_reads
     def stock(self, sku: str) -> StockLevel:
         """The `StockLevel` of `sku` (all zero for a SKU never seen).
 
@@ -583,7 +847,7 @@ class BackorderBook:
     def _commit(self, txn: _Txn) -> None:
         try:
             self._eta_events(txn)
-            self._repository.commit()
+            self._store.save(txn, self._batch is not None)
         except BaseException:
             txn.rollback(self._state)
             raise
@@ -594,7 +858,10 @@ class BackorderBook:
         self._commit(txn)
         events = tuple(txn.events)
         result = make(events)
-        self._publish(events, result)
+        if self._batch is not None:
+            self._batch.append((events, result))
+        else:
+            self._publish(events, result)
         return result
 
     def _publish(self, events: tuple[Event, ...], result: object) -> None:
@@ -701,6 +968,7 @@ class BackorderBook:
 
     # -- operations ----------------------------------------------------------
 
+    @_writes
     def place(self, order: Order) -> PlaceResult:
         """Place an order: each line joins its SKU's line, then stock is served.
 
@@ -726,6 +994,7 @@ class BackorderBook:
         assert result is not None
         return result
 
+    @_reads
     def can_place(self, order: Order) -> bool:
         """Whether `place(order)` would be accepted now, without changing anything.
 
@@ -810,6 +1079,7 @@ class BackorderBook:
             txn, lambda events: PlaceResult(self._order_status(state.orders[order.id]), events)
         )
 
+    @_writes
     def receive(
         self,
         sku: str,
@@ -889,6 +1159,7 @@ class BackorderBook:
             raise
         return self._finish(txn, lambda events: ReceiveResult(self.stock(sku), events))
 
+    @_writes
     def adjust(self, sku: str, delta: int, reason: str) -> AdjustResult:
         """Correct the count of `sku` on hand by `delta` (a stock-take, breakage).
 
@@ -993,6 +1264,7 @@ class BackorderBook:
             check_quantity(quantity, "quantity")
         return record, [line]
 
+    @_writes
     def cancel(
         self, order_id: str, sku: str | None = None, quantity: int | None = None
     ) -> CancelResult:
@@ -1049,6 +1321,7 @@ class BackorderBook:
             txn, lambda events: CancelResult(self._order_status(record), total, events)
         )
 
+    @_writes
     def ship(
         self, order_id: str, sku: str | None = None, quantity: int | None = None
     ) -> ShipResult:
@@ -1341,6 +1614,7 @@ class BackorderBook:
     def _line_eta(self, sku: _Sku, line: _Line, now: datetime) -> Eta:
         return self._eta_from(sku, sku.demand_index().ahead(line), line.backordered, now)
 
+    @_reads
     def eta(self, order_id: str, sku: str) -> Eta | None:
         """When the order's line for `sku` will be completely allocated.
 
@@ -1367,6 +1641,7 @@ class BackorderBook:
             return self._unknown
         return self._line_eta(target, line, self._now())
 
+    @_reads
     def eta_for_order(self, order_id: str) -> OrderEta:
         """The order's promised date: the latest of its lines' (the one that
         matters for a ship-complete order), and each line's ETA.
@@ -1391,6 +1666,7 @@ class BackorderBook:
             latest = Eta(at, basis)
         return OrderEta(order_id, record.order.ship_complete, latest, lines)
 
+    @_reads
     def promise(self, sku: str, quantity: int, tier: str = "standard") -> Eta | None:
         """What `eta` would say for a line of `quantity` units of `sku`, in
         `tier`, placed now — without placing anything. None when stock on hand
@@ -1425,6 +1701,7 @@ class BackorderBook:
             return self._unknown
         return self._eta_from(target, ahead, short, self._now(), available)
 
+    @_writes
     def expect(
         self, sku: str, quantity: int, arriving: datetime | date, reference: str
     ) -> ExpectResult:
@@ -1482,6 +1759,7 @@ class BackorderBook:
             raise UnknownReference(f"reference {reference!r} is not an expected receipt")
         return expected
 
+    @_writes
     def update_expected(
         self,
         reference: str,
@@ -1521,6 +1799,7 @@ class BackorderBook:
             raise
         return self._finish_expected(txn, expected)
 
+    @_writes
     def cancel_expected(self, reference: str) -> ExpectResult:
         """Drop a scheduled receipt. Events: `SupplyCancelled`, `EtaChanged`s.
 
@@ -1556,6 +1835,7 @@ class BackorderBook:
             expected.quantity -= quantity
             _schedule(state, expected)
 
+    @_reads
     def expected(self, sku: str) -> tuple[ExpectResult, ...]:
         """Every scheduled receipt of `sku`, in date order (events empty).
 
@@ -1573,6 +1853,7 @@ class BackorderBook:
             for arriving, _, ref in target.schedule
         )
 
+    @_writes
     def set_lead_time(self, sku: str, lead_time: timedelta | None) -> SettingResult:
         """Set the supplier lead time of `sku` (None: none known).
 
@@ -1606,6 +1887,7 @@ class BackorderBook:
             raise
         return self._finish(txn, SettingResult)
 
+    @_reads
     def lead_time(self, sku: str) -> timedelta | None:
         """The supplier lead time of `sku`, or None. Cost: O(1).
 
@@ -1618,6 +1900,7 @@ class BackorderBook:
 
     # -- shop controls: caps, deadlines, holds, tiers -----------------------
 
+    @_writes
     def set_backorder_limit(self, sku: str, units: int | None) -> SettingResult:
         """Cap the units that may wait backordered on `sku` (None: no cap).
 
@@ -1659,6 +1942,7 @@ class BackorderBook:
             raise
         return self._finish(txn, SettingResult)
 
+    @_reads
     def backorder_limit(self, sku: str) -> int | None:
         """The backorder cap of `sku`, or None when it has none.
 
@@ -1671,6 +1955,7 @@ class BackorderBook:
         current = self._state.skus.get(sku)
         return None if current is None else current.limit
 
+    @_reads
     def backordered(self, sku: str) -> int:
         """The units waiting backordered on `sku`, over all lines.
 
@@ -1683,6 +1968,7 @@ class BackorderBook:
         current = self._state.skus.get(sku)
         return 0 if current is None else current.short
 
+    @_writes
     def expire(self, now: datetime | None = None) -> ExpireResult:
         """Act on every deadline that has passed by `now` (the clock's time when None).
 
@@ -1778,6 +2064,7 @@ class BackorderBook:
         if held > n:
             txn.events.append(HoldReleased(hold.hold_id, hold.sku, held - n, "confirmed", at))
 
+    @_writes
     def hold(
         self,
         sku: str,
@@ -1864,6 +2151,7 @@ class BackorderBook:
             raise UnknownHold(f"hold_id {hold_id!r} is not an active hold")
         return hold
 
+    @_writes
     def release_hold(self, hold_id: str) -> HoldResult:
         """Give a hold's units back: they go to the head of the line at once.
 
@@ -1890,6 +2178,7 @@ class BackorderBook:
             ),
         )
 
+    @_writes
     def confirm_hold(self, hold_id: str, order: Order) -> PlaceResult:
         """Turn a hold into an order whose line for the held SKU is already allocated.
 
@@ -1923,6 +2212,7 @@ class BackorderBook:
         assert result is not None
         return result
 
+    @_writes
     def change_tier(self, order_id: str, tier: str) -> TierResult:
         """Move an order to another tier, keeping its arrival number.
 

@@ -26,15 +26,20 @@ __all__ = [
     "InvalidOrder",
     "InvalidQuantity",
     "LedgerCorrupted",
+    "NotABackorderDatabase",
     "NotReadyToShip",
     "OrderTypeError",
     "PolicyError",
     "QuantityTypeError",
+    "RepositoryClosed",
+    "StorageCorrupted",
+    "StorageError",
     "UnknownHold",
     "UnknownOrder",
     "UnknownReference",
     "UnknownSku",
     "UnknownTier",
+    "UnsupportedSchema",
 ]
 
 
@@ -100,6 +105,30 @@ class CannotCancel(BackorderError, ValueError):
 
 class ConcurrencyConflict(BackorderError):
     """Another writer changed the same state first; reload and try again."""
+
+
+class StorageError(BackorderError):
+    """Storage cannot be used as asked (base of the storage errors)."""
+
+
+class NotABackorderDatabase(StorageError):
+    """The file is not a database, or is a database of another program.
+
+    Raised before anything is written: the file is left byte for byte as it was.
+    """
+
+
+class UnsupportedSchema(StorageError):
+    """The database was written by a newer `backorder` (its schema version is
+    higher than this one knows); the file is left untouched."""
+
+
+class StorageCorrupted(StorageError):
+    """Stored state cannot be read back (a row or value this library never writes)."""
+
+
+class RepositoryClosed(StorageError):
+    """The book or repository was closed; open it again to go on."""
 
 
 class PolicyError(BackorderError):

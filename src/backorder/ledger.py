@@ -230,6 +230,27 @@ class StockLedger:
         self._journal.clear()
         return self._seq
 
+    def _since(self, mark: int) -> list[_Row]:
+        # The entries written since `mark` (this operation's), in order.
+        counts: dict[str, int] = {}
+        for sku in self._journal[len(self._journal) - (self._seq - mark) :]:
+            counts[sku] = counts.get(sku, 0) + 1
+        rows = [row for sku, n in counts.items() for row in self._rows[sku][-n:]]
+        rows.sort(key=lambda row: row[0])
+        return rows
+
+    def _load(self, rows: list[_Row]) -> None:
+        # Fill an empty ledger with stored entries, in entry order.
+        for row in rows:
+            sku = row[2]
+            sku_rows = self._rows.get(sku)
+            if sku_rows is None:
+                self._rows[sku] = [row]
+            else:
+                sku_rows.append(row)
+            self._last[sku] = (row[8], row[9])
+        self._seq = rows[-1][0] if rows else 0
+
     def _rollback(self, mark: int) -> None:
         # Drop every entry written since `mark` (the operation failed).
         while self._seq > mark:

@@ -17,6 +17,7 @@ __all__ = [
     "ExpireResult",
     "HoldResult",
     "OrderEta",
+    "OutboxEvent",
     "PlaceResult",
     "ReceiveResult",
     "SettingResult",
@@ -151,3 +152,16 @@ class SettingResult:
     """What changing a setting (a lead time, a backorder limit) caused: its events."""
 
     events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class OutboxEvent:
+    """An event waiting in the outbox (`BackorderBook.pending_events`).
+
+    Attributes:
+        id: its number in the outbox (increasing; pass it to `mark_published`).
+        event: the event itself.
+    """
+
+    id: int
+    event: Event

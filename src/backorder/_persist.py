@@ -1,0 +1,413 @@
+"""The book's state as rows, and back: what a row repository stores.
+
+`changes_of` turns one operation's undo record into the rows it changed
+(O(what the operation touched)); `state_of` rebuilds the whole working state
+from a `Snapshot` (O(n log n) in lines, the sort of each SKU's line).
+"""
+
+from __future__ import annotations
+
+from heapq import heapify
+from typing import TYPE_CHECKING, Any
+
+from sortedcontainers import SortedList
+
+from ._codec import (
+    event_text,
+    micros_timedelta,
+    order_text,
+    text_event,
+    text_order,
+    text_time,
+    time_text,
+    timedelta_micros,
+)
+from ._state import _Expected, _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
+from .errors import ConcurrencyConflict, StorageCorrupted
+from .events import Event
+from .ledger import StockLedger
+from .storage import (
+    Changes,
+    DeadlineRow,
+    ExpectedRow,
+    HoldRow,
+    InMemoryRepository,
+    LedgerRow,
+    LineRow,
+    OrderRow,
+    ReceiptRow,
+    Repository,
+    SkuRow,
+    Snapshot,
+)
+
+if TYPE_CHECKING:
+    from .book import _Txn
+
+
+def _sku_row(sku: _Sku) -> SkuRow:
+    return SkuRow(
+        sku.sku, sku.on_hand, sku.allocated, sku.slots, sku.limit, timedelta_micros(sku.lead_time)
+    )
+
+
+def _line_row(line: _Line) -> LineRow:
+    rank, seq = unpack(line.key)
+    return LineRow(
+        line.order.id,
+        line.sku,
+        rank,
+        seq,
+        line.slot,
+        line.ordered,
+        line.allocated,
+        line.shipped,
+        line.cancelled,
+    )
+
+
+def _order_row(record: _OrderRecord) -> OrderRow:
+    return OrderRow(
+        record.order.id, unpack(record.lines[0].key)[1], record.rank, order_text(record.order)
+    )
+
+
+def changes_of(state: _State, txn: _Txn) -> Changes:
+    """The rows `txn`'s operation changed, as they are now, and its events."""
+    skus: dict[str, None] = {}
+    lines: dict[_Line, None] = dict.fromkeys(txn.lines)
+    orders: dict[str, None] = {}
+    receipts: list[ReceiptRow] = []
+    holds: dict[str, Any] = {}
+    expired: list[str] = []
+    expected: dict[str, None] = {}
+    deadlines: dict[str, None] = {}
+    for sku in txn.skus:
+        skus[sku.sku] = None
+    for line in txn.lines:
+        skus[line.sku] = None
+    for entry in txn.undo:
+        kind = entry[0]
+        if kind == "sku":
+            skus[entry[1]] = None
+        elif kind in {"order", "tier"}:
+            record = state.orders.get(entry[1]) if kind == "order" else entry[1]
+            if record is not None:
+                orders[record.order.id] = None
+                for line in record.lines:
+                    lines[line] = None
+                    skus[line.sku] = None
+        elif kind == "receipt":
+            sku = entry[1]
+            skus[sku.sku] = None
+            receipts.append(ReceiptRow(sku.sku, entry[2], sku.receipts[entry[2]]))
+        elif kind in ("limit", "lead_time"):
+            skus[entry[1].sku] = None
+        elif kind in ("deadline", "deadline_gone"):
+            deadlines[entry[1][2]] = None
+        elif kind in ("hold_new", "hold_gone", "hold_qty"):
+            hold = entry[1]
+            holds[hold.hold_id] = None
+            skus[hold.sku] = None
+        elif kind == "expired_hold":
+            expired.append(entry[1])
+        elif kind in ("expected_new", "expected_gone", "expected_set"):
+            expected[entry[1].reference] = None
+            skus[entry[1].sku] = None
+    pending = {item[2]: item for item in state.deadlines} if deadlines else {}
+    deadline_rows = []
+    deadlines_deleted = []
+    for order_id in deadlines:
+        item = pending.get(order_id)
+        if item is None:
+            deadlines_deleted.append(order_id)
+        else:
+            deadline_rows.append(DeadlineRow(order_id, time_text(item[0]), item[1]))
+    hold_rows = []
+    holds_deleted = []
+    for hold_id in holds:
+        hold = state.holds.get(hold_id)
+        if hold is None:
+            holds_deleted.append(hold_id)
+        else:
+            hold_rows.append(
+                HoldRow(hold_id, hold.sku, hold.quantity, time_text(hold.expires_at), hold.seq)
+            )
+    expected_rows = []
+    expected_deleted = []
+    for reference in expected:
+        item_e = state.expected.get(reference)
+        if item_e is None:
+            expected_deleted.append(reference)
+        else:
+            expected_rows.append(
+                ExpectedRow(
+                    reference, item_e.sku, item_e.quantity, time_text(item_e.arriving), item_e.seq
+                )
+            )
+    ledger = state.ledger
+    return Changes(
+        counters={
+            "seq": state.seq,
+            "hold_seq": state.hold_seq,
+            "expected_seq": state.expected_seq,
+        },
+        skus=[_sku_row(state.skus[name]) for name in skus if name in state.skus],
+        orders=[_order_row(state.orders[order_id]) for order_id in orders],
+        lines=[_line_row(line) for line in lines],
+        receipts=receipts,
+        holds=hold_rows,
+        holds_deleted=holds_deleted,
+        expired_holds=expired,
+        expected=expected_rows,
+        expected_deleted=expected_deleted,
+        deadlines=deadline_rows,
+        deadlines_deleted=deadlines_deleted,
+        ledger=[
+            LedgerRow(*row[:7], time_text(row[7]), row[8], row[9])
+            for row in ledger._since(txn.mark)
+        ],
+        events=[event_text(event) for event in txn.events],
+    )
+
+
+def state_of(snapshot: Snapshot) -> _State:
+    """A working state rebuilt from every row of a repository.
+
+    Raises:
+        StorageCorrupted: rows that contradict each other (a line of an order
+            never stored, an order with a line missing, ...).
+    """
+    try:
+        return _build(snapshot)
+    except StorageCorrupted:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise StorageCorrupted(f"stored rows do not make a book: {exc!r}") from exc
+
+
+def _build(snapshot: Snapshot) -> _State:
+    state = _State()
+    counters = snapshot.counters
+    state.seq = counters.get("seq", 0)
+    state.hold_seq = counters.get("hold_seq", 0)
+    state.expected_seq = counters.get("expected_seq", 0)
+    skus = state.skus
+    for row in snapshot.skus:
+        sku = _Sku(row.sku)
+        sku.on_hand, sku.allocated, sku.slots, sku.limit = (
+            row.on_hand,
+            row.allocated,
+            row.slots,
+            row.limit,
+        )
+        sku.lead_time = micros_timedelta(row.lead_time_us)
+        skus[row.sku] = sku
+    by_order: dict[str, dict[str, LineRow]] = {}
+    for line_row in snapshot.lines:
+        by_order.setdefault(line_row.order_id, {})[line_row.sku] = line_row
+    queued: dict[str, list[int]] = {}
+    for order_row in snapshot.orders:
+        order = text_order(order_row.order)
+        rows = by_order.pop(order_row.order_id)
+        built = []
+        for order_line in order.lines:
+            row_l = rows.pop(order_line.sku)
+            sku = skus[row_l.sku]
+            key = pack(row_l.rank, row_l.seq)
+            line = _Line(order, row_l.sku, key, row_l.ordered)
+            line.slot = row_l.slot
+            line.allocated, line.shipped, line.cancelled = (
+                row_l.allocated,
+                row_l.shipped,
+                row_l.cancelled,
+            )
+            short = line.backordered
+            if short < 0 or min(line.allocated, line.shipped, line.cancelled) < 0:
+                raise StorageCorrupted(f"line {row_l!r} has negative counters")
+            sku.lines[key] = line
+            if short:
+                sku.short += short
+                queued.setdefault(row_l.sku, []).append(key)
+            if line.allocated:
+                sku.held.add(key)
+            built.append(line)
+        if rows:
+            raise StorageCorrupted(
+                f"order {order_row.order_id!r} has stored lines {sorted(rows)!r} it does not list"
+            )
+        state.orders[order_row.order_id] = _OrderRecord(order, order_row.rank, tuple(built))
+    if by_order:
+        raise StorageCorrupted(f"lines stored for orders never stored: {sorted(by_order)[:5]!r}")
+    for name, keys in queued.items():
+        skus[name].queue = SortedList(keys)
+    for sku in skus.values():
+        sku.held_heap = [-key for key in sku.held]
+        heapify(sku.held_heap)
+    for receipt in snapshot.receipts:
+        skus[receipt.sku].receipts[receipt.reference] = receipt.quantity
+    for hold_row in sorted(snapshot.holds, key=lambda row: row.seq):
+        hold = _Hold(
+            hold_row.hold_id,
+            hold_row.sku,
+            hold_row.quantity,
+            text_time(hold_row.expires_at),
+            hold_row.seq,
+        )
+        state.holds[hold.hold_id] = hold
+        skus[hold.sku].holds[hold.hold_id] = hold
+        state.hold_expiry.add((hold.expires_at, hold.hold_id))
+    state.expired_holds.update(snapshot.expired_holds)
+    for row_e in sorted(snapshot.expected, key=lambda row: row.seq):
+        expected = _Expected(
+            row_e.reference, row_e.sku, row_e.quantity, text_time(row_e.arriving), row_e.seq
+        )
+        state.expected[expected.reference] = expected
+        sku = skus[expected.sku]
+        sku.expected[expected.reference] = expected
+        sku.schedule.add((expected.arriving, expected.seq, expected.reference))
+    state.deadlines.update(
+        (text_time(row.deadline), row.seq, row.order_id) for row in snapshot.deadlines
+    )
+    state.ledger = _ledger_of(snapshot.ledger)
+    return state
+
+
+def _ledger_of(rows: Any) -> StockLedger:
+    ledger = StockLedger()
+    ordered = sorted(rows, key=lambda row: row.seq)
+    ledger._load(
+        [
+            (
+                row.seq,
+                row.kind,
+                row.sku,
+                row.on_hand_delta,
+                row.allocated_delta,
+                row.order_id,
+                row.reference,
+                text_time(row.at),
+                row.on_hand,
+                row.allocated,
+            )
+            for row in ordered
+        ]
+    )
+    return ledger
+
+
+class _Retry(ConcurrencyConflict):
+    """A commit lost a race with another writer: re-load and run the operation again."""
+
+
+class _LiveStore:
+    """The book's side of an `InMemoryRepository`: the state lives there."""
+
+    __slots__ = ("repo", "state")
+    live = True
+
+    def __init__(self, repo: InMemoryRepository) -> None:
+        self.repo = repo
+        self.state = repo._state
+
+    def begin(self) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def save(self, txn: _Txn, batching: bool) -> None:
+        repo = self.repo
+        if repo._outbox:
+            for event in txn.events:
+                repo._next_event += 1
+                repo._events[repo._next_event] = event
+
+    def end(self) -> None:
+        pass
+
+    def finish_batch(self) -> None:
+        pass
+
+    def pending(self, limit: int | None) -> list[tuple[int, Event]]:
+        items: list[tuple[int, Event]] = list(self.repo._events.items())
+        return items if limit is None else items[:limit]
+
+    def published(self, ids: list[int]) -> int:
+        events = self.repo._events
+        return sum(events.pop(event_id, None) is not None for event_id in ids)
+
+    def close(self) -> None:
+        pass
+
+
+class _RowStore:
+    """The book's side of a row `Repository`: a loaded copy kept in step.
+
+    Every unit of work starts with `begin()`; when the repository's version is
+    not the one this copy was loaded or last committed at, the copy is
+    re-loaded whole (another book or process committed in between).
+    """
+
+    __slots__ = ("open", "repo", "state", "version")
+    live = False
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.open = False
+        snapshot = repo.load()
+        self.state = state_of(snapshot)
+        self.version = snapshot.version
+
+    def reload(self) -> None:
+        snapshot = self.repo.load()
+        self.state = state_of(snapshot)
+        self.version = snapshot.version
+
+    def begin(self) -> None:
+        version = self.repo.begin()
+        self.open = True
+        if version != self.version:
+            try:
+                self.reload()
+            except BaseException:
+                self.end()
+                raise
+
+    def refresh(self) -> None:
+        if self.repo.version() != self.version:
+            self.reload()
+
+    def save(self, txn: _Txn, batching: bool) -> None:
+        self.repo.write(changes_of(self.state, txn))
+        if not batching:
+            try:
+                version = self.repo.commit()
+            except ConcurrencyConflict as exc:
+                raise _Retry(str(exc)) from exc
+            self.open = False
+            self.version = version
+
+    def end(self) -> None:
+        if self.open:
+            self.open = False
+            self.repo.rollback()
+
+    def finish_batch(self) -> None:
+        try:
+            version = self.repo.commit()
+        except BaseException:
+            self.end()
+            self.reload()
+            raise
+        self.open = False
+        self.version = version
+
+    def pending(self, limit: int | None) -> list[tuple[int, Event]]:
+        return [(event_id, text_event(text)) for event_id, text in self.repo.pending_events(limit)]
+
+    def published(self, ids: list[int]) -> int:
+        return self.repo.mark_published(ids)
+
+    def close(self) -> None:
+        self.repo.close()

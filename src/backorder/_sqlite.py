@@ -1,0 +1,470 @@
+"""`SQLiteRepository`: a book in one SQLite file, safe for several processes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import (
+    ArgumentTypeError,
+    ConcurrencyConflict,
+    NotABackorderDatabase,
+    RepositoryClosed,
+    StorageCorrupted,
+    UnsupportedSchema,
+)
+from .storage import (
+    COUNTERS,
+    Changes,
+    DeadlineRow,
+    ExpectedRow,
+    HoldRow,
+    LedgerRow,
+    LineRow,
+    OrderRow,
+    ReceiptRow,
+    SkuRow,
+    Snapshot,
+)
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteRepository"]
+
+#: Written into the file header (`PRAGMA application_id`): "BkOr".
+APPLICATION_ID = 0x426B4F72
+
+# Forward migrations: MIGRATIONS[v] takes a database from version v - 1 to v.
+# Only ever append; never edit a migration that has been released.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        """CREATE TABLE skus (
+            sku TEXT PRIMARY KEY,
+            on_hand INTEGER NOT NULL CHECK (on_hand >= 0),
+            allocated INTEGER NOT NULL CHECK (allocated >= 0 AND allocated <= on_hand),
+            slots INTEGER NOT NULL,
+            backorder_limit INTEGER,
+            lead_time_us INTEGER,
+            changed INTEGER NOT NULL)""",
+        """CREATE TABLE orders (
+            order_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE,
+            rank INTEGER NOT NULL,
+            body TEXT NOT NULL)""",
+        """CREATE TABLE lines (
+            order_id TEXT NOT NULL REFERENCES orders (order_id),
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            rank INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            slot INTEGER NOT NULL,
+            ordered INTEGER NOT NULL CHECK (ordered > 0),
+            allocated INTEGER NOT NULL CHECK (allocated >= 0),
+            shipped INTEGER NOT NULL CHECK (shipped >= 0),
+            cancelled INTEGER NOT NULL CHECK (cancelled >= 0),
+            CHECK (allocated + shipped + cancelled <= ordered),
+            PRIMARY KEY (order_id, sku))""",
+        "CREATE INDEX lines_by_sku ON lines (sku, rank, seq)",
+        """CREATE TABLE receipts (
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            reference TEXT NOT NULL,
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            PRIMARY KEY (sku, reference))""",
+        """CREATE TABLE holds (
+            hold_id TEXT PRIMARY KEY,
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            expires_at TEXT NOT NULL,
+            seq INTEGER NOT NULL)""",
+        "CREATE TABLE expired_holds (hold_id TEXT PRIMARY KEY)",
+        """CREATE TABLE expected (
+            reference TEXT PRIMARY KEY,
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            arriving TEXT NOT NULL,
+            seq INTEGER NOT NULL)""",
+        """CREATE TABLE deadlines (
+            order_id TEXT PRIMARY KEY REFERENCES orders (order_id),
+            deadline TEXT NOT NULL,
+            seq INTEGER NOT NULL)""",
+        """CREATE TABLE ledger (
+            seq INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            on_hand_delta INTEGER NOT NULL,
+            allocated_delta INTEGER NOT NULL,
+            order_id TEXT,
+            reference TEXT,
+            at TEXT NOT NULL,
+            on_hand INTEGER NOT NULL,
+            allocated INTEGER NOT NULL)""",
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL)",
+        "INSERT INTO meta (name, value) VALUES "
+        "('version', 0), ('seq', 0), ('hold_seq', 0), ('expected_seq', 0)",
+    ),
+}
+
+#: The schema version this library writes.
+SCHEMA_VERSION = max(MIGRATIONS)
+
+_UPSERT = {
+    "skus": "INSERT INTO skus (sku, on_hand, allocated, slots, backorder_limit, lead_time_us,"
+    " changed) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sku) DO UPDATE SET"
+    " on_hand = excluded.on_hand, allocated = excluded.allocated, slots = excluded.slots,"
+    " backorder_limit = excluded.backorder_limit, lead_time_us = excluded.lead_time_us,"
+    " changed = excluded.changed",
+    "orders": "INSERT INTO orders (order_id, seq, rank, body) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (order_id) DO UPDATE SET rank = excluded.rank, body = excluded.body",
+    "lines": "INSERT INTO lines (order_id, sku, rank, seq, slot, ordered, allocated, shipped,"
+    " cancelled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, sku) DO UPDATE SET"
+    " rank = excluded.rank, seq = excluded.seq, slot = excluded.slot,"
+    " allocated = excluded.allocated, shipped = excluded.shipped,"
+    " cancelled = excluded.cancelled",
+    "receipts": "INSERT INTO receipts (sku, reference, quantity) VALUES (?, ?, ?)",
+    "holds": "INSERT INTO holds (hold_id, sku, quantity, expires_at, seq) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (hold_id) DO UPDATE SET quantity = excluded.quantity,"
+    " expires_at = excluded.expires_at",
+    "expected": "INSERT INTO expected (reference, sku, quantity, arriving, seq)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (reference) DO UPDATE SET"
+    " quantity = excluded.quantity, arriving = excluded.arriving, seq = excluded.seq",
+    "deadlines": "INSERT INTO deadlines (order_id, deadline, seq) VALUES (?, ?, ?)"
+    " ON CONFLICT (order_id) DO UPDATE SET deadline = excluded.deadline, seq = excluded.seq",
+    "ledger": "INSERT INTO ledger (seq, kind, sku, on_hand_delta, allocated_delta, order_id,"
+    " reference, at, on_hand, allocated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+}
+
+_SELECT = {
+    "skus": "SELECT sku, on_hand, allocated, slots, backorder_limit, lead_time_us"
+    " FROM skus ORDER BY rowid",
+    "orders": "SELECT order_id, seq, rank, body FROM orders ORDER BY seq",
+    "lines": "SELECT order_id, sku, rank, seq, slot, ordered, allocated, shipped, cancelled"
+    " FROM lines",
+    "receipts": "SELECT sku, reference, quantity FROM receipts",
+    "holds": "SELECT hold_id, sku, quantity, expires_at, seq FROM holds",
+    "expected": "SELECT reference, sku, quantity, arriving, seq FROM expected",
+    "deadlines": "SELECT order_id, deadline, seq FROM deadlines",
+    "ledger": "SELECT seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,"
+    " on_hand, allocated FROM ledger ORDER BY seq",
+}
+
+
+def _inspect(path: str) -> int:
+    # The schema version of an existing file, read without changing a byte of
+    # it (read-only); 0 for a file with no tables. Raises for a file that is
+    # not ours.
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise NotABackorderDatabase(f"cannot open {path!r} to read it: {exc}") from exc
+    try:
+        try:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+            (app,) = conn.execute("PRAGMA application_id").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise NotABackorderDatabase(f"{path!r} is not a SQLite database: {exc}") from exc
+        if not tables and app == 0:
+            return 0
+        if app != APPLICATION_ID or "schema_version" not in tables:
+            raise NotABackorderDatabase(
+                f"{path!r} is a database of another program (application id {app}, "
+                f"tables {sorted(tables)[:8]!r}), not a backorder book"
+            )
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        version = int(row[0] or 0)
+        if version > SCHEMA_VERSION:
+            raise UnsupportedSchema(
+                f"{path!r} has schema version {version}, newer than {SCHEMA_VERSION} "
+                f"which this version of backorder knows; upgrade backorder to open it"
+            )
+        return version
+    finally:
+        conn.close()
+
+
+class SQLiteRepository:
+    """A book kept in one SQLite file (the standard library's `sqlite3`).
+
+    WAL journal, `synchronous=FULL` (a commit is on disk before an operation
+    returns), foreign keys on, every value passed as a parameter. A
+    `schema_version` table and `PRAGMA application_id` mark the file as a
+    book; older schemas are migrated forward on open.
+
+    Several processes may open one file: `begin()` takes SQLite's write lock
+    (`BEGIN IMMEDIATE`), so writers take turns, and each book re-loads what
+    the others committed before it applies an operation: no lost update and
+    no double allocation. A writer that waits longer than `timeout` seconds
+    for the lock gets `ConcurrencyConflict`.
+
+    Args:
+        path: the database file (created if missing), or `":memory:"`.
+        timeout: seconds to wait for another process's write.
+
+    Raises:
+        ArgumentTypeError: `path` is not a str or path, `timeout` not a number.
+        NotABackorderDatabase: the file is not a SQLite database, or is one
+            of another program; it is left byte for byte as it was.
+        UnsupportedSchema: the file was written by a newer version.
+
+    Cost: opening O(1) (plus a migration once); see each method.
+    """
+
+    __slots__ = ("_conn", "_path", "_version")
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        """Open (or create) the book database at `path`. Cost: O(1)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise ArgumentTypeError(
+                f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ArgumentTypeError(f"timeout must be a number >= 0, got {timeout!r}")
+        self._path = os.fspath(path)
+        if not isinstance(self._path, str):
+            raise ArgumentTypeError(f"path must name a file as text, got {self._path!r}")
+        if (
+            self._path != ":memory:"
+            and os.path.exists(self._path)
+            and os.path.getsize(self._path) > 0
+        ):
+            _inspect(self._path)
+        conn = sqlite3.connect(self._path, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: sqlite3.Connection | None = conn
+        self._version = 0
+
+    @property
+    def path(self) -> str:
+        """The database file, as given. Cost: O(1)."""
+        return self._path
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"<SQLiteRepository {self._path!r} {state}>"
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        self._lock(conn)
+        try:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+            if "schema_version" in tables:
+                (current,) = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+                current = int(current or 0)
+            elif tables:
+                raise NotABackorderDatabase(
+                    f"{self._path!r} is a database of another program "
+                    f"(tables {sorted(tables)[:8]!r})"
+                )
+            else:
+                conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                current = 0
+            if current > SCHEMA_VERSION:
+                raise UnsupportedSchema(
+                    f"{self._path!r} has schema version {current}, newer than {SCHEMA_VERSION}"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _lock(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise ConcurrencyConflict(
+                f"{self._path!r} stayed locked by another writer past the timeout: {exc}"
+            ) from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RepositoryClosed(f"the repository {self._path!r} is closed")
+        return self._conn
+
+    def _read_version(self, conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+
+    def load(self) -> Snapshot:
+        """Every row, read in one read transaction (a consistent snapshot).
+
+        Cost: O(rows).
+        """
+        conn = self._connection()
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            version = self._read_version(conn)
+            counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            rows: dict[str, list[Any]] = {}
+            kinds: dict[str, Any] = {
+                "skus": SkuRow,
+                "orders": OrderRow,
+                "lines": LineRow,
+                "receipts": ReceiptRow,
+                "holds": HoldRow,
+                "expected": ExpectedRow,
+                "deadlines": DeadlineRow,
+                "ledger": LedgerRow,
+            }
+            for table, kind in kinds.items():
+                make = kind._make
+                rows[table] = [make(row) for row in conn.execute(_SELECT[table])]
+            expired = [hold_id for (hold_id,) in conn.execute("SELECT hold_id FROM expired_holds")]
+        except sqlite3.DatabaseError as exc:
+            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
+        return Snapshot(
+            version=version,
+            counters={name: counters.get(name, 0) for name in COUNTERS},
+            skus=rows["skus"],
+            orders=rows["orders"],
+            lines=rows["lines"],
+            receipts=rows["receipts"],
+            holds=rows["holds"],
+            expired_holds=expired,
+            expected=rows["expected"],
+            deadlines=rows["deadlines"],
+            ledger=rows["ledger"],
+        )
+
+    def version(self) -> int:
+        """The commit counter now (one indexed read). Cost: O(1)."""
+        return self._read_version(self._connection())
+
+    def begin(self) -> int:
+        """Take the write lock and return the version it starts from.
+
+        Raises:
+            ConcurrencyConflict: another process held the lock past the timeout.
+            RepositoryClosed: closed.
+
+        Cost: O(1) plus the wait for other writers.
+        """
+        conn = self._connection()
+        self._lock(conn)
+        self._version = self._read_version(conn)
+        return self._version
+
+    def write(self, changes: Changes) -> None:
+        """Stage one operation's rows: all of them or, raising, none (a savepoint).
+
+        Raises:
+            sqlite3.Error: as SQLite raises it (the operation is then undone).
+
+        Cost: O(rows changed).
+        """
+        conn = self._connection()
+        if not conn.in_transaction:
+            raise ConcurrencyConflict("write() outside a unit of work: call begin() first")
+        conn.execute("SAVEPOINT op")
+        try:
+            changed = self._version + 1
+            run = conn.executemany
+            if changes.skus:
+                run(_UPSERT["skus"], [(*row, changed) for row in changes.skus])
+            for table, rows in (
+                ("orders", changes.orders),
+                ("lines", changes.lines),
+                ("receipts", changes.receipts),
+                ("holds", changes.holds),
+                ("expected", changes.expected),
+                ("deadlines", changes.deadlines),
+                ("ledger", changes.ledger),
+            ):
+                if rows:
+                    run(_UPSERT[table], rows)
+            if changes.holds_deleted:
+                run("DELETE FROM holds WHERE hold_id = ?", [(i,) for i in changes.holds_deleted])
+            if changes.expired_holds:
+                run(
+                    "INSERT OR IGNORE INTO expired_holds (hold_id) VALUES (?)",
+                    [(i,) for i in changes.expired_holds],
+                )
+            if changes.expected_deleted:
+                run(
+                    "DELETE FROM expected WHERE reference = ?",
+                    [(i,) for i in changes.expected_deleted],
+                )
+            if changes.deadlines_deleted:
+                run(
+                    "DELETE FROM deadlines WHERE order_id = ?",
+                    [(i,) for i in changes.deadlines_deleted],
+                )
+            if changes.events:
+                run("INSERT INTO outbox (event) VALUES (?)", [(e,) for e in changes.events])
+            run(
+                "UPDATE meta SET value = ? WHERE name = ?",
+                [(value, name) for name, value in changes.counters.items()],
+            )
+        except BaseException:
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            raise
+        conn.execute("RELEASE op")
+
+    def commit(self) -> int:
+        """Bump the version and commit (durable on return: `synchronous=FULL`).
+
+        Cost: O(1) plus one fsync.
+        """
+        conn = self._connection()
+        version = self._version + 1
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (version,))
+        conn.execute("COMMIT")
+        self._version = version
+        return version
+
+    def rollback(self) -> None:
+        """Drop the open unit of work, if any. Cost: O(rows staged)."""
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def pending_events(self, limit: int | None = None) -> list[tuple[int, str]]:
+        """`(id, event JSON)` of the outbox, oldest first. Cost: O(returned)."""
+        conn = self._connection()
+        if limit is None:
+            return list(conn.execute("SELECT id, event FROM outbox ORDER BY id"))
+        return list(conn.execute("SELECT id, event FROM outbox ORDER BY id LIMIT ?", (limit,)))
+
+    def mark_published(self, ids: Sequence[int]) -> int:
+        """Delete these events from the outbox, in one commit. Cost: O(ids)."""
+        conn = self._connection()
+        own = not conn.in_transaction
+        if own:
+            self._lock(conn)
+        try:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            removed = conn.total_changes - before
+            if own:
+                conn.execute("COMMIT")
+        except BaseException:
+            if own and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return removed
+
+    def close(self) -> None:
+        """Close the connection (rolling back anything uncommitted). Cost: O(1)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()

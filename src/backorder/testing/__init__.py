@@ -1,0 +1,229 @@
+"""Tools to prove your own storage adapter (and, later, your own policy).
+
+* `DictRepository`: the smallest complete row repository, in plain dicts.
+  Read it before writing an adapter of your own: it is the whole protocol.
+* `snapshot(book)`: everything observable about a book as plain values; two
+  snapshots are equal exactly when the books are in the same state.
+* `backorder.testing.contract.RepositoryContract`: the pytest contract suite
+  an adapter must pass (needs `pytest` and `hypothesis`: the `test` extra).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..book import BackorderBook
+from ..errors import ConcurrencyConflict, RepositoryClosed
+from ..storage import COUNTERS, Changes, Snapshot
+
+__all__ = ["DictRepository", "snapshot"]
+
+
+class _Rows:
+    # The stored rows, shared by every handle on one store.
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[Any, Any]] = {
+            name: {}
+            for name in ("skus", "orders", "lines", "receipts", "holds", "expected", "deadlines")
+        }
+        self.expired_holds: dict[str, None] = {}
+        self.ledger: list[Any] = []
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.outbox: dict[int, str] = {}
+        self.next_event = 0
+        self.version = 0
+
+
+class DictRepository:
+    """A row `Repository` in plain dicts: a reference adapter, and a store for tests.
+
+    `DictRepository()` is a new, empty store; `reopen()` gives another handle
+    on the same rows, as opening the same database file again. Several books
+    over one store behave like several processes over one database: each
+    re-loads when another committed. `begin()` does not lock; `commit()`
+    compares versions instead and raises `ConcurrencyConflict` when another
+    writer committed since `begin()` (the book then re-loads and runs the
+    operation again).
+
+    Cost: `load` O(rows); `write` O(1) (staged); `commit` O(rows staged);
+    the rest O(1) or O(returned).
+    """
+
+    def __init__(self) -> None:
+        """An empty store. Cost: O(1)."""
+        self.rows = _Rows()
+        self.closed = False
+        self._started: int | None = None
+        self._staged: list[Changes] = []
+
+    def reopen(self) -> DictRepository:
+        """A new handle on the same rows (the old one may be closed). Cost: O(1)."""
+        handle = DictRepository()
+        handle.rows = self.rows
+        return handle
+
+    def _open(self) -> _Rows:
+        if self.closed:
+            raise RepositoryClosed("this DictRepository handle is closed")
+        return self.rows
+
+    def load(self) -> Snapshot:
+        """Every row (copies of the lists). Cost: O(rows)."""
+        rows = self._open()
+        tables = rows.tables
+        return Snapshot(
+            version=rows.version,
+            counters=dict(rows.counters),
+            skus=list(tables["skus"].values()),
+            orders=list(tables["orders"].values()),
+            lines=list(tables["lines"].values()),
+            receipts=list(tables["receipts"].values()),
+            holds=list(tables["holds"].values()),
+            expired_holds=list(rows.expired_holds),
+            expected=list(tables["expected"].values()),
+            deadlines=list(tables["deadlines"].values()),
+            ledger=list(rows.ledger),
+        )
+
+    def version(self) -> int:
+        """The commit counter. Cost: O(1)."""
+        return self._open().version
+
+    def begin(self) -> int:
+        """Start staging; remember the version to compare at commit. Cost: O(1)."""
+        self._started = self._open().version
+        self._staged = []
+        return self._started
+
+    def write(self, changes: Changes) -> None:
+        """Stage `changes` (applied at commit). Cost: O(1)."""
+        self._open()
+        if self._started is None:
+            raise ConcurrencyConflict("write() outside a unit of work: call begin() first")
+        self._staged.append(changes)
+
+    def commit(self) -> int:
+        """Apply what was staged, unless another writer committed since `begin()`.
+
+        Raises:
+            ConcurrencyConflict: the version moved since `begin()`.
+
+        Cost: O(rows staged).
+        """
+        rows = self._open()
+        started, staged = self._started, self._staged
+        self._started, self._staged = None, []
+        if started != rows.version:
+            raise ConcurrencyConflict(
+                f"another writer committed version {rows.version} since this unit "
+                f"of work began at {started}"
+            )
+        tables: dict[str, dict[Any, Any]] = rows.tables
+        for changes in staged:
+            for sku in changes.skus:
+                tables["skus"][sku.sku] = sku
+            for order in changes.orders:
+                tables["orders"][order.order_id] = order
+            for line in changes.lines:
+                tables["lines"][line.order_id, line.sku] = line
+            for receipt in changes.receipts:
+                tables["receipts"][receipt.sku, receipt.reference] = receipt
+            for hold in changes.holds:
+                tables["holds"][hold.hold_id] = hold
+            for hold_id in changes.holds_deleted:
+                tables["holds"].pop(hold_id, None)
+            for hold_id in changes.expired_holds:
+                rows.expired_holds[hold_id] = None
+            for expected in changes.expected:
+                tables["expected"][expected.reference] = expected
+            for reference in changes.expected_deleted:
+                tables["expected"].pop(reference, None)
+            for deadline in changes.deadlines:
+                tables["deadlines"][deadline.order_id] = deadline
+            for order_id in changes.deadlines_deleted:
+                tables["deadlines"].pop(order_id, None)
+            rows.ledger.extend(changes.ledger)
+            for text in changes.events:
+                rows.next_event += 1
+                rows.outbox[rows.next_event] = text
+            rows.counters.update(changes.counters)
+        rows.version += 1
+        return rows.version
+
+    def rollback(self) -> None:
+        """Drop what was staged. Cost: O(1)."""
+        self._started, self._staged = None, []
+
+    def pending_events(self, limit: int | None = None) -> list[tuple[int, str]]:
+        """The outbox, oldest first. Cost: O(returned)."""
+        items = list(self._open().outbox.items())
+        return items if limit is None else items[:limit]
+
+    def mark_published(self, ids: Sequence[int]) -> int:
+        """Remove events from the outbox. Cost: O(ids)."""
+        outbox = self._open().outbox
+        return sum(outbox.pop(event_id, None) is not None for event_id in ids)
+
+    def close(self) -> None:
+        """Refuse every later call on this handle (the rows stay). Cost: O(1)."""
+        self.closed = True
+
+    def __repr__(self) -> str:
+        rows = self.rows
+        return (
+            f"<DictRepository {len(rows.tables['orders'])} orders, "
+            f"version {rows.version}, {len(rows.outbox)} events pending>"
+        )
+
+
+def snapshot(book: BackorderBook) -> dict[str, Any]:
+    """Everything observable about a book, and its private counters, as plain values.
+
+    Two snapshots are equal exactly when nothing differs: every order's
+    status, every SKU's stock, queue and positions, the ledger, the arrival
+    counters, receipt references counted, holds, scheduled receipts, lead
+    times, caps and fill-by deadlines.
+
+    Cost: O(orders + lines + ledger entries).
+    """
+    book._catch_up()
+    state = book._state
+    skus = book.skus()
+    return {
+        "orders": [book.status(order_id) for order_id in book.order_ids()],
+        "stock": [book.stock(sku) for sku in skus],
+        "waiting": [book.waiting(sku) for sku in skus],
+        "positions": {
+            (line.order_id, line.sku): book.position(line.order_id, line.sku)
+            for sku in skus
+            for line in book.waiting(sku)
+        },
+        "ledger": list(book.ledger),
+        "ledger_len": len(book.ledger),
+        "seq": state.seq,
+        "receipts": {name: dict(sku.receipts) for name, sku in state.skus.items()},
+        "queues": {name: list(sku.queue) for name, sku in state.skus.items()},
+        "held": {name: sorted(sku.held) for name, sku in state.skus.items()},
+        "short": {name: sku.short for name, sku in state.skus.items()},
+        "limits": {name: sku.limit for name, sku in state.skus.items()},
+        "lead_times": {name: sku.lead_time for name, sku in state.skus.items()},
+        "slots": {
+            name: (sku.slots, sorted((k, ln.slot) for k, ln in sku.lines.items()))
+            for name, sku in state.skus.items()
+        },
+        "expected": sorted(
+            (e.reference, e.sku, e.quantity, e.arriving, e.seq) for e in state.expected.values()
+        ),
+        "schedules": {name: list(sku.schedule) for name, sku in state.skus.items()},
+        "expected_seq": state.expected_seq,
+        "holds": sorted(
+            (h.hold_id, h.sku, h.quantity, h.expires_at, h.seq) for h in state.holds.values()
+        ),
+        "sku_holds": {name: list(sku.holds) for name, sku in state.skus.items()},
+        "hold_expiry": list(state.hold_expiry),
+        "expired_holds": sorted(state.expired_holds),
+        "hold_seq": state.hold_seq,
+        "deadlines": list(state.deadlines),
+        "tiers": {oid: (r.order.tier, r.rank) for oid, r in state.orders.items()},
+    }

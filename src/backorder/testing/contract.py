@@ -1,0 +1,457 @@
+"""The contract suite a storage adapter must pass (pytest + hypothesis).
+
+Subclass `RepositoryContract` in a test module of your own and give it one
+fixture, `open_store`: a callable that takes a store name and returns a
+repository handle on that store, creating it empty the first time; called
+again with the same name it opens the same store again (as a process opening
+the same database file). pytest then runs every test below on your adapter::
+
+    import pytest
+    from backorder import SQLiteRepository
+    from backorder.testing.contract import RepositoryContract
+
+    class TestMyAdapter(RepositoryContract):
+        @pytest.fixture
+        def open_store(self, tmp_path):
+            return lambda name: SQLiteRepository(tmp_path / f"{name}.db")
+
+What it proves: reopening restores exactly the same book (every order and
+line in every state, queues and positions, counters, ledger, receipt
+references, holds, scheduled receipts, settings, deadlines), a failed
+operation writes nothing, the outbox keeps every event until it is marked
+published, two books on one store see each other's commits, a batch is
+stored whole, and — the stateful machine — any random sequence of
+operations, reopens and second-handle writes leaves the stored book equal to
+an in-memory twin that did the same operations, with every invariant of the
+design holding after every step.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from ..book import BackorderBook
+from ..domain import Order, OrderLine
+from ..errors import BackorderError, RepositoryClosed
+from ..events import Event
+from ..policies import AllocationPolicy, PriorityTiers
+from ..storage import InMemoryRepository, Repository
+from . import snapshot
+
+__all__ = ["OpenStore", "RepositoryContract", "StorageMachine"]
+
+#: A store opener: `open_store(name)` returns a handle on the store `name`.
+OpenStore = Callable[[str], "Repository | InMemoryRepository"]
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+SKUS = ("MUG", "CUP", "TEE")
+TIERS = ("contract", "vip", "standard")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _events(book: BackorderBook) -> list[Event]:
+    return [pending.event for pending in book.pending_events()]
+
+
+def _scenario(book: BackorderBook, clock: _Clock) -> None:
+    # Every state a line, an order, a SKU and the book can be in.
+    def tick() -> None:
+        clock.now += timedelta(minutes=1)
+
+    for i, (sku, quantity, tier) in enumerate(
+        [("MUG", 2, "standard"), ("MUG", 3, "vip"), ("CUP", 1, "standard"), ("MUG", 1, "contract")]
+    ):
+        tick()
+        book.place(Order(f"A-{i}", [OrderLine(sku, quantity), OrderLine("TEE", 1)], tier=tier))
+    tick()
+    book.place(
+        Order(
+            "B-1",
+            [OrderLine("CUP", 4)],
+            ship_complete=True,
+            metadata={"channel": "web"},
+            fill_by=date(2026, 1, 6),
+        )
+    )
+    tick()
+    book.place(Order("B-2", [OrderLine("MUG", 2)], fill_by=START + timedelta(hours=2)))
+    tick()
+    book.receive("MUG", 4, reference="GRN-1")
+    tick()
+    book.receive("TEE", 3)
+    tick()
+    book.ship("A-3")
+    tick()
+    book.cancel("A-0", "TEE")
+    tick()
+    book.cancel("A-1", "MUG", 1)
+    tick()
+    book.adjust("MUG", -1, "broken")
+    tick()
+    book.expect("CUP", 6, date(2026, 1, 20), "PO-7")
+    tick()
+    book.expect("MUG", 2, START + timedelta(days=3), "PO-8")
+    tick()
+    book.update_expected("PO-8", quantity=5)
+    tick()
+    book.set_lead_time("TEE", timedelta(days=2, hours=3))
+    tick()
+    book.set_backorder_limit("CUP", 50)
+    tick()
+    book.receive("HAT", 5, reference="GRN-2")
+    tick()
+    book.hold("HAT", 2, timedelta(minutes=30), "H-1")
+    tick()
+    book.hold("HAT", 1, timedelta(minutes=5), "H-2")
+    tick()
+    book.change_tier("A-2", "contract")
+    clock.now += timedelta(hours=3)
+    book.expire()  # B-2's deadline and hold H-2 pass; H-1 too (30 minutes)
+    tick()
+    book.receive("CUP", 2, reference="GRN-3", against="PO-7")
+
+
+def _reopen(open_store: OpenStore, name: str, policy: AllocationPolicy, clock: _Clock) -> Any:
+    return BackorderBook(policy, open_store(name), clock)
+
+
+class RepositoryContract:
+    """The tests every repository must pass; subclass and define `open_store`."""
+
+    #: The policy the contract's books use (ranks by tier, so tiers matter).
+    policy: AllocationPolicy = PriorityTiers()
+
+    @pytest.fixture
+    def open_store(self) -> OpenStore:
+        """Override: return `open_store(name)` (see the module text)."""
+        raise NotImplementedError("define an open_store fixture in your subclass")
+
+    def test_a_new_store_opens_an_empty_book(self, open_store: OpenStore) -> None:
+        book = BackorderBook(self.policy, open_store("empty"), _Clock())
+        assert len(book) == 0
+        assert book.skus() == ()
+        assert len(book.ledger) == 0
+        book.ledger.verify()
+        book.close()
+
+    def test_reopening_restores_exactly_the_same_book(self, open_store: OpenStore) -> None:
+        clock = _Clock()
+        book = BackorderBook(self.policy, open_store("full"), clock)
+        _scenario(book, clock)
+        before = snapshot(book)
+        book._check()
+        book.close()
+        again = _reopen(open_store, "full", self.policy, clock)
+        assert snapshot(again) == before
+        again._check()
+        again.ledger.verify()
+        # the idempotency keys came back too: a redelivered receipt, a retried order
+        assert again.receive("MUG", 4, reference="GRN-1").replayed
+        assert again.place(Order("A-0", [OrderLine("MUG", 2), OrderLine("TEE", 1)])).replayed
+        assert snapshot(again) == before
+        # and the reopened book goes on where the first stopped
+        clock.now += timedelta(minutes=1)
+        again.receive("CUP", 10, reference="GRN-9")
+        after = snapshot(again)
+        again.close()
+        assert snapshot(_reopen(open_store, "full", self.policy, clock)) == after
+
+    def test_a_failed_operation_writes_nothing(self, open_store: OpenStore) -> None:
+        clock = _Clock()
+        book = BackorderBook(self.policy, open_store("fail"), clock)
+        _scenario(book, clock)
+        before = snapshot(book)
+        pending = _events(book)
+        failing: list[Callable[[], object]] = [
+            lambda: book.ship("B-1"),  # ship-complete with lines short
+            lambda: book.adjust("MUG", -100, "count"),
+            lambda: book.place(Order("A-0", [OrderLine("MUG", 9)])),
+            lambda: book.place(Order("Z-1", [OrderLine("CUP", 100)])),  # over the cap
+            lambda: book.cancel("A-3"),
+            lambda: book.receive("MUG", 9, reference="GRN-1"),  # same reference, other count
+            lambda: book.place(Order("Z-2", [OrderLine("MUG", 1)], tier="gold")),
+        ]
+        for call in failing:
+            with pytest.raises(BackorderError):
+                call()
+            assert snapshot(book) == before
+        book.close()
+        again = _reopen(open_store, "fail", self.policy, clock)
+        assert snapshot(again) == before
+        assert _events(again) == pending
+
+    def test_the_outbox_keeps_every_event_until_published(self, open_store: OpenStore) -> None:
+        clock = _Clock()
+        book = BackorderBook(self.policy, open_store("outbox"), clock)
+        told: list[Event] = []
+        book.subscribe(told.append)
+        _scenario(book, clock)
+        assert _events(book) == told
+        book.close()
+        again = _reopen(open_store, "outbox", self.policy, clock)
+        pending = again.pending_events()
+        assert [p.event for p in pending] == told
+        assert [p.id for p in pending] == sorted({p.id for p in pending})
+        assert again.pending_events(limit=3) == pending[:3]
+        assert again.mark_published(pending[:5]) == 5
+        assert again.mark_published([pending[0].id]) == 0  # twice is harmless
+        assert again.pending_events() == pending[5:]
+        clock.now += timedelta(minutes=1)
+        result = again.receive("MUG", 1, reference="GRN-LATE")
+        assert [p.event for p in again.pending_events()] == told[5:] + list(result.events)
+        assert max(p.id for p in again.pending_events()) > max(p.id for p in pending)
+
+    def test_two_books_on_one_store_see_each_other(self, open_store: OpenStore) -> None:
+        clock = _Clock()
+        first = BackorderBook(self.policy, open_store("shared"), clock)
+        second = BackorderBook(self.policy, open_store("shared"), clock)
+        first.place(Order("A-1", [OrderLine("MUG", 2)]))
+        second.place(Order("A-2", [OrderLine("MUG", 2)]))
+        assert first.position("A-2", "MUG") == 2
+        first.receive("MUG", 3, reference="GRN-1")
+        assert second.line("A-1", "MUG").allocated == 2
+        assert second.line("A-2", "MUG").allocated == 1
+        assert second.receive("MUG", 3, reference="GRN-1").replayed
+        second.cancel("A-1")
+        assert first.line("A-2", "MUG").allocated == 2
+        assert snapshot(first) == snapshot(second)
+        first._check()
+        second._check()
+        first.ledger.verify()
+
+    def test_a_batch_is_stored_whole(self, open_store: OpenStore) -> None:
+        clock = _Clock()
+        book = BackorderBook(self.policy, open_store("batch"), clock)
+        told: list[Event] = []
+        book.subscribe(told.append)
+        with book.batch():
+            for i in range(20):
+                book.place(Order(f"A-{i}", [OrderLine(SKUS[i % 3], 1 + i % 4)]))
+            with pytest.raises(BackorderError):
+                book.cancel("NO-SUCH-ORDER")
+            book.receive("MUG", 7, reference="GRN-1")
+            assert told == []  # handed out only after the commit
+        assert len(told) > 20
+        before = snapshot(book)
+        book.close()
+        again = _reopen(open_store, "batch", self.policy, clock)
+        assert snapshot(again) == before
+        assert _events(again) == told
+
+    def test_a_closed_book_refuses_to_work(self, open_store: OpenStore) -> None:
+        book = BackorderBook(self.policy, open_store("closed"), _Clock())
+        book.place(Order("A-1", [OrderLine("MUG", 1)]))
+        book.close()
+        book.close()  # twice is harmless
+        with pytest.raises(RepositoryClosed):
+            book.place(Order("A-2", [OrderLine("MUG", 1)]))
+        with pytest.raises(RepositoryClosed):
+            book.status("A-1")
+        with BackorderBook(self.policy, open_store("closed"), _Clock()) as again:
+            assert again.status("A-1").lines[0].backordered == 1
+        with pytest.raises(RepositoryClosed):
+            again.stock("MUG")
+
+    def test_random_operations_and_reopens_match_an_in_memory_twin(
+        self, open_store: OpenStore
+    ) -> None:
+        names = itertools.count()
+        current = settings()
+        run_state_machine_as_test(
+            lambda: StorageMachine(open_store, f"machine-{next(names)}", self.policy),  # type: ignore[arg-type]  # hypothesis accepts any factory
+            settings=settings(current, max_examples=max(10, current.max_examples // 4)),
+        )
+
+
+QUANTITIES = st.integers(min_value=1, max_value=5)
+
+
+class StorageMachine(RuleBasedStateMachine):
+    """A book over a repository and an in-memory twin, driven alike.
+
+    Every rule runs the same call on both; they must return equal results
+    or raise the same error. After every step the stored book must equal the
+    twin (`snapshot`), pass the book's own structural check and
+    `ledger.verify()`, and hold in its outbox exactly the events the twin
+    returned. `reopen` closes the book and opens the store again; `other`
+    writes through a second handle, which the first must then see.
+    """
+
+    def __init__(self, open_store: OpenStore, name: str, policy: AllocationPolicy) -> None:
+        super().__init__()
+        self.open_store = open_store
+        self.name = name
+        self.policy = policy
+        self.clock = _Clock()
+        self.book = BackorderBook(policy, open_store(name), self.clock)
+        self.twin = BackorderBook(policy, InMemoryRepository(), self.clock)
+        self.told: list[Event] = []
+        self.ids = itertools.count()
+        self.placed: list[str] = []
+
+    def both(self, call: Callable[[BackorderBook], Any], book: BackorderBook | None = None) -> None:
+        self.clock.now += timedelta(minutes=7)
+        try:
+            expected = call(self.twin)
+        except BackorderError as exc:
+            before = snapshot(self.book if book is None else book)
+            with pytest.raises(type(exc)):
+                call(self.book if book is None else book)
+            assert snapshot(self.book if book is None else book) == before
+            return
+        got = call(self.book if book is None else book)
+        assert got == expected
+        self.told.extend(getattr(expected, "events", ()))
+
+    @rule(
+        lines=st.lists(st.tuples(st.sampled_from(SKUS), QUANTITIES), min_size=1, max_size=3),
+        tier=st.sampled_from(TIERS),
+        ship_complete=st.booleans(),
+        deadline=st.sampled_from([None, 1, 3]),
+        again=st.booleans(),
+    )
+    def place(
+        self,
+        lines: list[tuple[str, int]],
+        tier: str,
+        ship_complete: bool,
+        deadline: int | None,
+        again: bool,
+    ) -> None:
+        lines = list(dict(lines).items())
+        order_id = self.placed[-1] if again and self.placed else f"O-{next(self.ids)}"
+        fill_by = None if deadline is None else self.clock.now + timedelta(hours=deadline)
+        order = Order(
+            order_id,
+            [OrderLine(sku, q) for sku, q in lines],
+            tier=tier,
+            ship_complete=ship_complete,
+            fill_by=fill_by,
+        )
+        self.both(lambda book: book.place(order))
+        if order_id in self.twin and order_id not in self.placed:
+            self.placed.append(order_id)
+
+    @rule(sku=st.sampled_from(SKUS), quantity=QUANTITIES, ref=st.sampled_from([None, "R1", "R2"]))
+    def receive(self, sku: str, quantity: int, ref: str | None) -> None:
+        self.both(lambda book: book.receive(sku, quantity, reference=ref))
+
+    @rule(sku=st.sampled_from(SKUS), delta=st.integers(min_value=-6, max_value=4).filter(bool))
+    def adjust(self, sku: str, delta: int) -> None:
+        self.both(lambda book: book.adjust(sku, delta, "count"))
+
+    @rule(data=st.data(), part=st.booleans())
+    def cancel(self, data: st.DataObject, part: bool) -> None:
+        if not self.placed:
+            return
+        order_id = data.draw(st.sampled_from(self.placed))
+        sku = data.draw(st.sampled_from(SKUS)) if part else None
+        quantity = data.draw(st.sampled_from([None, 1, 2])) if part else None
+        self.both(lambda book: book.cancel(order_id, sku, quantity))
+
+    @rule(data=st.data())
+    def ship(self, data: st.DataObject) -> None:
+        if not self.placed:
+            return
+        order_id = data.draw(st.sampled_from(self.placed))
+        self.both(lambda book: book.ship(order_id))
+
+    @rule(data=st.data(), tier=st.sampled_from(TIERS))
+    def change_tier(self, data: st.DataObject, tier: str) -> None:
+        if not self.placed:
+            return
+        order_id = data.draw(st.sampled_from(self.placed))
+        self.both(lambda book: book.change_tier(order_id, tier))
+
+    @rule(sku=st.sampled_from(SKUS), quantity=QUANTITIES, ref=st.sampled_from(["PO-1", "PO-2"]))
+    def expect(self, sku: str, quantity: int, ref: str) -> None:
+        arriving = self.clock.now + timedelta(days=2)
+        self.both(lambda book: book.expect(sku, quantity, arriving, ref))
+
+    @rule(sku=st.sampled_from(SKUS), quantity=QUANTITIES, ref=st.sampled_from(["PO-1", "PO-2"]))
+    def receive_against(self, sku: str, quantity: int, ref: str) -> None:
+        self.both(lambda book: book.receive(sku, quantity, against=ref))
+
+    @rule(sku=st.sampled_from(SKUS), days=st.sampled_from([None, 1, 4]))
+    def lead_time(self, sku: str, days: int | None) -> None:
+        lead = None if days is None else timedelta(days=days)
+        self.both(lambda book: book.set_lead_time(sku, lead))
+
+    @rule(sku=st.sampled_from(SKUS), units=st.sampled_from([None, 3, 12]))
+    def cap(self, sku: str, units: int | None) -> None:
+        self.both(lambda book: book.set_backorder_limit(sku, units))
+
+    @rule(sku=st.sampled_from(SKUS), quantity=QUANTITIES, hold_id=st.sampled_from(["H-1", "H-2"]))
+    def hold(self, sku: str, quantity: int, hold_id: str) -> None:
+        self.both(lambda book: book.hold(sku, quantity, timedelta(minutes=10), hold_id))
+
+    @rule(hold_id=st.sampled_from(["H-1", "H-2"]), confirm=st.booleans())
+    def settle_hold(self, hold_id: str, confirm: bool) -> None:
+        if confirm:
+            order = Order(f"O-{next(self.ids)}", [OrderLine(SKUS[0], 1), OrderLine(SKUS[1], 1)])
+            self.both(lambda book: book.confirm_hold(hold_id, order))
+            if order.id in self.twin:
+                self.placed.append(order.id)
+        else:
+            self.both(lambda book: book.release_hold(hold_id))
+
+    @rule(hours=st.sampled_from([0, 2, 5]))
+    def expire(self, hours: int) -> None:
+        self.clock.now += timedelta(hours=hours)
+        self.both(lambda book: book.expire())
+
+    @rule()
+    def reopen(self) -> None:
+        before = snapshot(self.book)
+        self.book.close()
+        self.book = BackorderBook(self.policy, self.open_store(self.name), self.clock)
+        assert snapshot(self.book) == before
+
+    @rule(sku=st.sampled_from(SKUS), quantity=QUANTITIES)
+    def other(self, sku: str, quantity: int) -> None:
+        # another handle (another process) writes; the first book must see it
+        other = BackorderBook(self.policy, self.open_store(self.name), self.clock)
+        self.both(lambda book: book.receive(sku, quantity), book=other)
+        other.close()
+
+    @rule(count=st.integers(min_value=1, max_value=4), sku=st.sampled_from(SKUS))
+    def batch(self, count: int, sku: str) -> None:
+        with self.book.batch():
+            for _ in range(count):
+                order = Order(f"O-{next(self.ids)}", [OrderLine(sku, 2)])
+                self.both(lambda book, order=order: book.place(order))  # type: ignore[misc]
+                self.placed.append(order.id)
+
+    @invariant()
+    def the_stored_book_is_the_twin(self) -> None:
+        assert snapshot(self.book) == snapshot(self.twin)
+
+    @invariant()
+    def every_invariant_holds(self) -> None:
+        self.book._check()
+        self.book.ledger.verify()
+        for sku in self.book.skus():
+            level = self.book.stock(sku)
+            assert 0 <= level.allocated <= level.on_hand
+
+    @invariant()
+    def the_outbox_holds_every_event(self) -> None:
+        assert _events(self.book) == self.told
+
+    def teardown(self) -> None:
+        self.book.close()
