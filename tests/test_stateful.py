@@ -10,6 +10,9 @@ and every bad call must leave the book exactly as it was.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +41,8 @@ from backorder import (
     OrderLine,
     PartialFill,
     PriorityTiers,
+    Repository,
+    SQLiteRepository,
     StrictFIFO,
     UnknownOrder,
     UnknownSku,
@@ -60,7 +65,7 @@ class BookMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.repository = InMemoryRepository()
+        self.repository = self.new_repository()
         self.clock = TickingClock()
         self.book = BackorderBook(self.policy, self.repository, self.clock)
         # The naive peer of the benchmarks does every successful operation too,
@@ -80,6 +85,17 @@ class BookMachine(RuleBasedStateMachine):
         self.book.subscribe(self.heard.append)
 
     # -- helpers ---------------------------------------------------------------
+
+    def new_repository(self) -> Repository | InMemoryRepository:
+        """The store the machine's book starts on (empty)."""
+        return InMemoryRepository()
+
+    def reopen_repository(self) -> Repository | InMemoryRepository:
+        """A new handle on the same store, for a reopen step."""
+        return self.repository
+
+    def teardown(self) -> None:
+        self.book.close()
 
     def refused(self, error: type[BaseException], call: Callable[[], object]) -> None:
         """`call` must raise `error` and change nothing at all."""
@@ -262,7 +278,8 @@ class BookMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         before = snapshot(self.book)
-        self.book = BackorderBook(self.policy, self.repository, self.clock)
+        self.book.close()
+        self.book = BackorderBook(self.policy, self.reopen_repository(), self.clock)
         self.book.subscribe(self.heard.append)
         assert snapshot(self.book) == before
 
@@ -392,6 +409,27 @@ class TiersStrictMachine(BookMachine):
     policy = PriorityTiers(fill=StrictFIFO())
 
 
+class SQLiteMachine(BookMachine):
+    """The same machine over a SQLite file, reopened from the file at reopen steps."""
+
+    def new_repository(self) -> Repository | InMemoryRepository:
+        self.directory = tempfile.mkdtemp(prefix="backorder-")
+        self.path = os.path.join(self.directory, "book.db")
+        return SQLiteRepository(self.path)
+
+    def reopen_repository(self) -> Repository | InMemoryRepository:
+        return SQLiteRepository(self.path)
+
+    def teardown(self) -> None:
+        super().teardown()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class SQLiteTiersStrictMachine(SQLiteMachine):
+    policy = PriorityTiers(fill=StrictFIFO())
+
+
+TestSQLiteTiersStrict = SQLiteTiersStrictMachine.TestCase
 TestStrictFIFO = StrictFIFOMachine.TestCase
 TestPartialFill = PartialFillMachine.TestCase
 TestTiersPartial = TiersPartialMachine.TestCase

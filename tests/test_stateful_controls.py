@@ -38,7 +38,7 @@ from backorder import (
 
 from .helpers import snapshot
 from .strategies import TIERS, orders, quantities, skus
-from .test_stateful import BookMachine
+from .test_stateful import BookMachine, SQLiteMachine
 
 pytestmark = pytest.mark.property
 
@@ -283,6 +283,16 @@ class PromisesTiersStrictMachine(PromisesMachine):
     policy = PriorityTiers(fill=StrictFIFO())
 
 
+class SQLiteControlsTiersMachine(SQLiteMachine, ControlsMachine):
+    policy = PriorityTiers()
+
+
+class SQLitePromisesPartialMachine(SQLiteMachine, PromisesMachine):
+    policy = PartialFill()
+
+
+TestSQLiteControlsTiers = SQLiteControlsTiersMachine.TestCase
+TestSQLitePromisesPartial = SQLitePromisesPartialMachine.TestCase
 TestPromisesPartial = PromisesPartialMachine.TestCase
 TestPromisesTiersStrict = PromisesTiersStrictMachine.TestCase
 TestControlsStrict = ControlsStrictMachine.TestCase

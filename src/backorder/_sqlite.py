@@ -151,9 +151,10 @@ _SELECT = {
 
 def _inspect(path: str) -> int:
     # The schema version of an existing file, read without changing a byte of
-    # it (read-only); 0 for a file with no tables. Raises for a file that is
-    # not ours.
-    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    # it or creating a file beside it (read-only, immutable: no -wal or -shm
+    # is made); 0 for a file with no tables. Raises for a file that is not
+    # ours. (An open under the write lock checks the version again.)
+    uri = Path(path).absolute().as_uri() + "?mode=ro&immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:

@@ -1,0 +1,255 @@
+"""SQLite storage: bad files, schema versions, locks, commit races, the outbox API."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from backorder import (
+    ArgumentTypeError,
+    BackorderBook,
+    Changes,
+    ConcurrencyConflict,
+    InvalidQuantity,
+    NotABackorderDatabase,
+    Order,
+    OrderLine,
+    RepositoryClosed,
+    SQLiteRepository,
+    StorageCorrupted,
+    UnsupportedSchema,
+)
+from backorder import _sqlite as sqlite_module
+from backorder.testing import DictRepository, snapshot
+
+from .helpers import TickingClock
+
+
+def _book_file(path: Path) -> None:
+    with BackorderBook.open(path, clock=TickingClock()) as book:
+        book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        book.receive("MUG", 1, reference="GRN-1")
+
+
+def _refused(path: Path, error: type[Exception], match: str) -> None:
+    before = path.read_bytes()
+    listing = sorted(os.listdir(path.parent))
+    with pytest.raises(error, match=match):
+        BackorderBook.open(path)
+    with pytest.raises(error):
+        SQLiteRepository(path)
+    assert path.read_bytes() == before  # byte for byte
+    assert sorted(os.listdir(path.parent)) == listing
+
+
+def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("remember the milk\n" * 100)
+    _refused(text, NotABackorderDatabase, "not a SQLite database")
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(os.urandom(8192))
+    _refused(noise, NotABackorderDatabase, "not a SQLite database")
+
+
+@pytest.mark.parametrize("wal", [False, True])
+def test_a_database_of_another_program_is_refused_untouched(tmp_path: Path, wal: bool) -> None:
+    path = tmp_path / "crm.db"
+    conn = sqlite3.connect(path)
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO customers (name) VALUES ('Ann')")
+    conn.commit()
+    conn.close()
+    _refused(path, NotABackorderDatabase, "another program")
+
+
+def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    _book_file(path)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version (version) VALUES (99)")
+    conn.commit()
+    conn.close()
+    _refused(path, UnsupportedSchema, "schema version 99")
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(NotABackorderDatabase):
+        BackorderBook.open(tmp_path)
+
+
+def test_wrong_argument_types_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArgumentTypeError, match="path"):
+        SQLiteRepository(42)  # type: ignore[arg-type]  # the wrong type is the point
+    with pytest.raises(ArgumentTypeError, match="timeout"):
+        SQLiteRepository(tmp_path / "x.db", timeout=-1)
+
+
+def test_an_empty_file_becomes_a_book(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with BackorderBook.open(path) as book:
+        book.place(Order("A-1", [OrderLine("MUG", 1)]))
+    with BackorderBook.open(str(path)) as book:
+        assert book.position("A-1", "MUG") == 1
+
+
+def test_an_in_memory_database_works() -> None:
+    with BackorderBook.open(":memory:", clock=TickingClock()) as book:
+        book.place(Order("A-1", [OrderLine("MUG", 1)]))
+        book.receive("MUG", 1)
+        assert book.line("A-1", "MUG").allocated == 1
+        book.ledger.verify()
+
+
+def test_the_file_is_marked_and_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    _book_file(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == sqlite_module.APPLICATION_ID
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == (
+        sqlite_module.SCHEMA_VERSION
+    )
+    conn.close()
+
+
+def test_an_older_schema_is_migrated_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "book.db"
+    _book_file(path)
+    with BackorderBook.open(path) as book:
+        before = snapshot(book)
+    newer = dict(sqlite_module.MIGRATIONS)
+    newer[2] = ("ALTER TABLE orders ADD COLUMN note TEXT",)
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", newer)
+    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 2)
+    with BackorderBook.open(path) as book:
+        assert snapshot(book) == before
+    conn = sqlite3.connect(path)
+    assert [v for (v,) in conn.execute("SELECT version FROM schema_version")] == [1, 2]
+    assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(orders)")]
+    conn.close()
+
+
+def test_rows_this_library_never_writes_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    _book_file(path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE orders SET body = 'not json' WHERE order_id = 'A-1'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageCorrupted, match="not json"):
+        BackorderBook.open(path)
+
+
+def test_a_writer_that_waits_too_long_gets_a_conflict_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "book.db"
+    _book_file(path)
+    with BackorderBook.open(path, timeout=0.05) as book:
+        before = snapshot(book)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process is writing
+        try:
+            with pytest.raises(ConcurrencyConflict, match="locked"):
+                book.receive("MUG", 5, reference="GRN-2")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert snapshot(book) == before
+        book.receive("MUG", 5, reference="GRN-2")  # and works once the lock is free
+        assert book.stock("MUG").on_hand == 6
+
+
+class _Racing(DictRepository):
+    """Another writer commits between this handle's begin() and commit()."""
+
+    races = 1
+
+    def commit(self) -> int:
+        if self.races:
+            self.races -= 1
+            rival = BackorderBook(repository=self.reopen(), clock=TickingClock())
+            rival.place(Order(f"RIVAL-{self.races}", [OrderLine("MUG", 1)]))
+        return super().commit()
+
+
+def test_a_lost_commit_race_reruns_the_operation_on_fresh_state() -> None:
+    repository = _Racing()
+    book = BackorderBook(repository=repository, clock=TickingClock())
+    book.place(Order("A-1", [OrderLine("MUG", 1)]))  # the rival placed first
+    assert list(book.order_ids()) == ["RIVAL-0", "A-1"]
+    assert book.position("A-1", "MUG") == 2
+    result = book.receive("MUG", 1, reference="GRN-1")
+    assert book.line("RIVAL-0", "MUG").allocated == 1
+    assert [e.order_id for e in result.events if hasattr(e, "order_id")] == ["RIVAL-0"]
+    book._check()
+
+
+def test_a_race_lost_every_time_gives_up_and_changes_nothing() -> None:
+    repository = _Racing()
+    book = BackorderBook(repository=repository, clock=TickingClock())
+    book.place(Order("A-1", [OrderLine("MUG", 1)]))
+    repository.races = 100
+    with pytest.raises(ConcurrencyConflict):
+        book.receive("MUG", 1, reference="GRN-1")
+    assert book.stock("MUG").on_hand == 0
+    assert repository.races == 100 - 5  # tried RETRIES times
+    assert len(book) == 1 + 1 + 5  # the rivals' orders are there, nothing of ours
+    book._check()
+
+
+def test_outbox_arguments_are_checked(tmp_path: Path) -> None:
+    with BackorderBook.open(tmp_path / "book.db") as book:
+        with pytest.raises(InvalidQuantity, match="limit"):
+            book.pending_events(limit=0)
+        with pytest.raises(ArgumentTypeError, match="mark_published"):
+            book.mark_published(["1"])  # type: ignore[list-item]  # the wrong type is the point
+    with pytest.raises(RepositoryClosed):
+        book.pending_events()
+
+
+def test_a_batch_ended_by_an_error_keeps_what_returned(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    heard: list[object] = []
+    with BackorderBook.open(path, clock=TickingClock()) as book:
+        book.subscribe(heard.append)
+
+        def stopped_import() -> None:
+            with book.batch():
+                book.place(Order("A-1", [OrderLine("MUG", 1)]))
+                assert heard == []
+                raise RuntimeError("the import stopped")
+
+        with pytest.raises(RuntimeError, match="import stopped"):
+            stopped_import()
+        assert len(heard) == 2  # OrderPlaced, LineBackordered: after the commit
+        before = snapshot(book)
+    with BackorderBook.open(path, clock=TickingClock()) as book:
+        assert snapshot(book) == before
+
+
+def test_a_write_that_fails_inside_a_batch_undoes_only_that_operation() -> None:
+    class Picky(DictRepository):
+        def write(self, changes: Changes) -> None:
+            if any(row.order_id == "BAD" for row in changes.orders):
+                raise OSError("disk full")
+            super().write(changes)
+
+    repository = Picky()
+    book = BackorderBook(repository=repository, clock=TickingClock())
+    with book.batch():
+        book.place(Order("A-1", [OrderLine("MUG", 1)]))
+        with pytest.raises(OSError, match="disk full"):
+            book.place(Order("BAD", [OrderLine("MUG", 1)]))
+        book.place(Order("A-2", [OrderLine("MUG", 1)]))
+    assert list(book.order_ids()) == ["A-1", "A-2"]
+    again = BackorderBook(repository=repository.reopen(), clock=TickingClock())
+    assert snapshot(again) == snapshot(book)
