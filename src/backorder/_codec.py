@@ -45,9 +45,13 @@ def micros_timedelta(value: int | None) -> timedelta | None:
     return None if value is None else timedelta(microseconds=value)
 
 
+_SIMPLE = (str, int, bool, type(None))
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _plain(value: Any) -> Any:
     # A value of an event or order field as JSON of plain types.
-    if value is None or isinstance(value, (str, int)):
+    if type(value) in _SIMPLE:
         return value
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
@@ -102,9 +106,12 @@ def plain_order(plain: dict[str, Any]) -> Order:
     )
 
 
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def order_text(order: Order) -> str:
     """An order as JSON text."""
-    return json.dumps(order_plain(order), separators=(",", ":"))
+    return _dumps(order_plain(order))
 
 
 def text_order(text: str) -> Order:
@@ -121,8 +128,12 @@ def text_order(text: str) -> Order:
 
 def event_text(event: _events.Event) -> str:
     """An event as JSON text: its class name and its fields."""
-    fields = {f.name: _plain(getattr(event, f.name)) for f in attrs.fields(type(event))}
-    return json.dumps({"type": type(event).__name__, "fields": fields}, separators=(",", ":"))
+    cls = type(event)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in attrs.fields(cls))
+    fields = {name: _plain(getattr(event, name)) for name in names}
+    return _dumps({"type": cls.__name__, "fields": fields})
 
 
 def text_event(text: str) -> _events.Event:

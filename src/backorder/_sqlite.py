@@ -14,6 +14,7 @@ from .errors import (
     NotABackorderDatabase,
     RepositoryClosed,
     StorageCorrupted,
+    StorageError,
     UnsupportedSchema,
 )
 from .storage import (
@@ -211,7 +212,7 @@ class SQLiteRepository:
     Cost: opening O(1) (plus a migration once); see each method.
     """
 
-    __slots__ = ("_conn", "_path", "_version")
+    __slots__ = ("_conn", "_failed", "_path", "_staged", "_version")
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         """Open (or create) the book database at `path`. Cost: O(1)."""
@@ -242,6 +243,8 @@ class SQLiteRepository:
             raise
         self._conn: sqlite3.Connection | None = conn
         self._version = 0
+        self._staged: list[Changes] = []
+        self._failed: BaseException | None = None
 
     @property
     def path(self) -> str:
@@ -359,72 +362,139 @@ class SQLiteRepository:
         """
         conn = self._connection()
         self._lock(conn)
+        self._staged = []
+        self._failed = None
         self._version = self._read_version(conn)
         return self._version
 
     def write(self, changes: Changes) -> None:
-        """Stage one operation's rows: all of them or, raising, none (a savepoint).
+        """Stage one operation's rows in the unit of work.
+
+        Rows are kept and written at `commit()` (or every 2,000 operations
+        in a long batch), merged per key, one `executemany` per table: a
+        batch costs a few statements, not a few per operation. If writing
+        fails, the whole unit of work is rolled back and this and every
+        later `write`/`commit` of it raises.
 
         Raises:
-            sqlite3.Error: as SQLite raises it (the operation is then undone).
+            ConcurrencyConflict: no unit of work is open.
+            StorageError: an earlier write of this unit of work failed.
+            sqlite3.Error: as SQLite raises it (the unit of work is then void).
 
-        Cost: O(rows changed).
+        Cost: O(1); O(rows) when it writes.
         """
         conn = self._connection()
         if not conn.in_transaction:
             raise ConcurrencyConflict("write() outside a unit of work: call begin() first")
-        conn.execute("SAVEPOINT op")
+        if self._failed is not None:
+            raise StorageError(
+                f"an earlier write of this unit of work failed ({self._failed!r}); "
+                f"it was rolled back"
+            ) from self._failed
+        self._staged.append(changes)
+        if len(self._staged) >= 2_000:
+            self._flush(conn)
+
+    def _flush(self, conn: sqlite3.Connection) -> None:
+        staged, self._staged = self._staged, []
         try:
-            changed = self._version + 1
-            run = conn.executemany
-            if changes.skus:
-                run(_UPSERT["skus"], [(*row, changed) for row in changes.skus])
-            for table, rows in (
-                ("orders", changes.orders),
-                ("lines", changes.lines),
-                ("receipts", changes.receipts),
-                ("holds", changes.holds),
-                ("expected", changes.expected),
-                ("deadlines", changes.deadlines),
-                ("ledger", changes.ledger),
-            ):
-                if rows:
-                    run(_UPSERT[table], rows)
-            if changes.holds_deleted:
-                run("DELETE FROM holds WHERE hold_id = ?", [(i,) for i in changes.holds_deleted])
-            if changes.expired_holds:
-                run(
-                    "INSERT OR IGNORE INTO expired_holds (hold_id) VALUES (?)",
-                    [(i,) for i in changes.expired_holds],
-                )
-            if changes.expected_deleted:
-                run(
-                    "DELETE FROM expected WHERE reference = ?",
-                    [(i,) for i in changes.expected_deleted],
-                )
-            if changes.deadlines_deleted:
-                run(
-                    "DELETE FROM deadlines WHERE order_id = ?",
-                    [(i,) for i in changes.deadlines_deleted],
-                )
-            if changes.events:
-                run("INSERT INTO outbox (event) VALUES (?)", [(e,) for e in changes.events])
+            self._store(conn, staged)
+        except BaseException as exc:
+            self._failed = exc
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _store(self, conn: sqlite3.Connection, staged: list[Changes]) -> None:
+        # Merge per key (the last write of a key wins; None deletes), then
+        # one executemany per table.
+        skus: dict[str, SkuRow] = {}
+        orders: dict[str, OrderRow] = {}
+        lines: dict[tuple[str, str], LineRow] = {}
+        holds: dict[str, HoldRow | None] = {}
+        expected: dict[str, ExpectedRow | None] = {}
+        deadlines: dict[str, DeadlineRow | None] = {}
+        receipts: list[ReceiptRow] = []
+        expired: list[tuple[str]] = []
+        ledger: list[LedgerRow] = []
+        events: list[tuple[str]] = []
+        counters: dict[str, int] = {}
+        for changes in staged:
+            for sku in changes.skus:
+                skus[sku.sku] = sku
+            for order in changes.orders:
+                orders[order.order_id] = order
+            for line in changes.lines:
+                lines[line.order_id, line.sku] = line
+            receipts.extend(changes.receipts)
+            for hold in changes.holds:
+                holds[hold.hold_id] = hold
+            for hold_id in changes.holds_deleted:
+                holds[hold_id] = None
+            expired.extend((hold_id,) for hold_id in changes.expired_holds)
+            for item in changes.expected:
+                expected[item.reference] = item
+            for reference in changes.expected_deleted:
+                expected[reference] = None
+            for deadline in changes.deadlines:
+                deadlines[deadline.order_id] = deadline
+            for order_id in changes.deadlines_deleted:
+                deadlines[order_id] = None
+            ledger.extend(changes.ledger)
+            events.extend((text,) for text in changes.events)
+            counters.update(changes.counters)
+        run = conn.executemany
+        changed = self._version + 1
+        if skus:
+            run(_UPSERT["skus"], [(*row, changed) for row in skus.values()])
+        for table, rows in (
+            ("orders", list(orders.values())),
+            ("lines", list(lines.values())),
+            ("receipts", receipts),
+        ):
+            if rows:
+                run(_UPSERT[table], rows)
+        for table, key, keyed in (
+            ("holds", "hold_id", holds),
+            ("expected", "reference", expected),
+            ("deadlines", "order_id", deadlines),
+        ):
+            kept = [row for row in keyed.values() if row is not None]
+            gone = [(name,) for name, row in keyed.items() if row is None]
+            if kept:
+                run(_UPSERT[table], kept)
+            if gone:
+                run(f"DELETE FROM {table} WHERE {key} = ?", gone)  # names from this module
+        if expired:
+            run("INSERT OR IGNORE INTO expired_holds (hold_id) VALUES (?)", expired)
+        if ledger:
+            run(_UPSERT["ledger"], ledger)
+        if events:
+            run("INSERT INTO outbox (event) VALUES (?)", events)
+        if counters:
             run(
                 "UPDATE meta SET value = ? WHERE name = ?",
-                [(value, name) for name, value in changes.counters.items()],
+                [(value, name) for name, value in counters.items()],
             )
-        except BaseException:
-            conn.execute("ROLLBACK TO op")
-            conn.execute("RELEASE op")
-            raise
-        conn.execute("RELEASE op")
 
     def commit(self) -> int:
-        """Bump the version and commit (durable on return: `synchronous=FULL`).
+        """Write what was staged, bump the version and commit (durable on
+        return: `synchronous=FULL`). All or nothing.
 
-        Cost: O(1) plus one fsync.
+        Raises:
+            StorageError: a write of this unit of work failed (rolled back).
+            sqlite3.Error: as SQLite raises it (rolled back).
+
+        Cost: O(rows staged) plus one fsync.
         """
         conn = self._connection()
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise StorageError(
+                f"a write of this unit of work failed ({failed!r}); it was rolled back"
+            ) from failed
+        if self._staged:
+            self._flush(conn)
         version = self._version + 1
         conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (version,))
         conn.execute("COMMIT")
@@ -433,6 +503,8 @@ class SQLiteRepository:
 
     def rollback(self) -> None:
         """Drop the open unit of work, if any. Cost: O(rows staged)."""
+        self._staged = []
+        self._failed = None
         conn = self._conn
         if conn is not None and conn.in_transaction:
             conn.execute("ROLLBACK")
