@@ -273,26 +273,163 @@ def _build(snapshot: Snapshot) -> _State:
     return state
 
 
+def apply_changes(state: _State, changes: Changes) -> None:
+    """Bring a working state up to date with rows other writers committed.
+
+    `changes` is what `Repository.load_changes` returns: every row written
+    since the state's version. Lines are updated in place (an order record
+    keeps its line objects), moved in their SKU's line when their key
+    changed; ETA caches and demand indexes of the SKUs concerned are dropped.
+    Cost: O(rows changed x log n).
+    """
+    counters = changes.counters
+    state.seq = counters.get("seq", state.seq)
+    state.hold_seq = counters.get("hold_seq", state.hold_seq)
+    state.expected_seq = counters.get("expected_seq", state.expected_seq)
+    skus = state.skus
+    touched: set[str] = set()
+    for row in changes.skus:
+        sku = skus.get(row.sku)
+        if sku is None:
+            sku = skus[row.sku] = _Sku(row.sku)
+        sku.on_hand, sku.allocated, sku.slots, sku.limit = (
+            row.on_hand,
+            row.allocated,
+            row.slots,
+            row.limit,
+        )
+        sku.lead_time = micros_timedelta(row.lead_time_us)
+        touched.add(row.sku)
+    for order_row in changes.orders:
+        order = text_order(order_row.order)
+        record = state.orders.get(order_row.order_id)
+        if record is None:
+            state.orders[order_row.order_id] = _OrderRecord(order, order_row.rank, ())
+        else:
+            record.order, record.rank = order, order_row.rank
+            for kept in record.lines:
+                kept.order = order
+    new_lines: dict[str, dict[str, _Line]] = {}
+    for row_l in changes.lines:
+        record = state.orders[row_l.order_id]
+        sku = skus[row_l.sku]
+        touched.add(row_l.sku)
+        key = pack(row_l.rank, row_l.seq)
+        line: _Line | None = None
+        for existing in record.lines:
+            if existing.sku == row_l.sku:
+                line = existing
+                break
+        if line is None:
+            line = _Line(record.order, row_l.sku, key, row_l.ordered)
+            new_lines.setdefault(row_l.order_id, {})[row_l.sku] = line
+        else:
+            old = line.key
+            sku.short -= line.backordered
+            sku.queue.discard(old)
+            sku.held.discard(old)  # its heap entry goes stale
+            if sku.lines.get(old) is line:
+                del sku.lines[old]
+        line.key = key
+        line.slot = row_l.slot
+        line.allocated, line.shipped, line.cancelled = (
+            row_l.allocated,
+            row_l.shipped,
+            row_l.cancelled,
+        )
+        sku.lines[key] = line
+        short = line.backordered
+        if short:
+            sku.short += short
+            sku.queue.add(key)
+        if line.allocated:
+            sku.hold(key)
+    for order_id, lines in new_lines.items():
+        record = state.orders[order_id]
+        record.lines = tuple(lines[order_line.sku] for order_line in record.order.lines)
+    for receipt in changes.receipts:
+        skus[receipt.sku].receipts[receipt.reference] = receipt.quantity
+    for hold_id in changes.holds_deleted:
+        hold = state.holds.pop(hold_id, None)
+        if hold is not None:
+            skus[hold.sku].holds.pop(hold_id, None)
+            state.hold_expiry.discard((hold.expires_at, hold_id))
+    for hold_row in changes.holds:
+        expires_at = text_time(hold_row.expires_at)
+        hold = state.holds.get(hold_row.hold_id)
+        if hold is None:
+            hold = _Hold(
+                hold_row.hold_id, hold_row.sku, hold_row.quantity, expires_at, hold_row.seq
+            )
+            state.holds[hold.hold_id] = hold
+            skus[hold.sku].holds[hold.hold_id] = hold
+        else:
+            state.hold_expiry.discard((hold.expires_at, hold.hold_id))
+            hold.quantity, hold.expires_at = hold_row.quantity, expires_at
+        state.hold_expiry.add((hold.expires_at, hold.hold_id))
+    state.expired_holds.update(changes.expired_holds)
+    for reference in changes.expected_deleted:
+        expected = state.expected.pop(reference, None)
+        if expected is not None:
+            sku = skus[expected.sku]
+            del sku.expected[reference]
+            sku.schedule.remove((expected.arriving, expected.seq, reference))
+            touched.add(expected.sku)
+    for row_e in changes.expected:
+        expected = state.expected.get(row_e.reference)
+        if expected is not None:
+            sku = skus[expected.sku]
+            sku.schedule.remove((expected.arriving, expected.seq, expected.reference))
+            expected.quantity, expected.arriving = row_e.quantity, text_time(row_e.arriving)
+            expected.seq = row_e.seq
+        else:
+            expected = _Expected(
+                row_e.reference, row_e.sku, row_e.quantity, text_time(row_e.arriving), row_e.seq
+            )
+            state.expected[expected.reference] = expected
+            sku = skus[expected.sku]
+            sku.expected[expected.reference] = expected
+        sku.schedule.add((expected.arriving, expected.seq, expected.reference))
+        touched.add(expected.sku)
+    if changes.deadlines or changes.deadlines_deleted:
+        by_order = {item[2]: item for item in state.deadlines}
+        for order_id in changes.deadlines_deleted:
+            item = by_order.get(order_id)
+            if item is not None:
+                state.deadlines.remove(item)
+        for row_d in changes.deadlines:
+            item = by_order.get(row_d.order_id)
+            if item is not None:
+                state.deadlines.remove(item)
+            state.deadlines.add((text_time(row_d.deadline), row_d.seq, row_d.order_id))
+    if changes.ledger:
+        state.ledger._extend([_ledger_row(row) for row in changes.ledger])
+    for name in touched:
+        sku = skus[name]
+        sku.version += 1
+        sku.demand = None
+        sku.supply = None
+        sku.eta_cache = None
+
+
+def _ledger_row(row: LedgerRow) -> Any:
+    return (
+        row.seq,
+        row.kind,
+        row.sku,
+        row.on_hand_delta,
+        row.allocated_delta,
+        row.order_id,
+        row.reference,
+        text_time(row.at),
+        row.on_hand,
+        row.allocated,
+    )
+
+
 def _ledger_of(rows: Any) -> StockLedger:
     ledger = StockLedger()
-    ordered = sorted(rows, key=lambda row: row.seq)
-    ledger._load(
-        [
-            (
-                row.seq,
-                row.kind,
-                row.sku,
-                row.on_hand_delta,
-                row.allocated_delta,
-                row.order_id,
-                row.reference,
-                text_time(row.at),
-                row.on_hand,
-                row.allocated,
-            )
-            for row in ordered
-        ]
-    )
+    ledger._extend([_ledger_row(row) for row in sorted(rows, key=lambda row: row.seq)])
     return ledger
 
 
@@ -349,34 +486,52 @@ class _RowStore:
     re-loaded whole (another book or process committed in between).
     """
 
-    __slots__ = ("open", "repo", "state", "version")
+    __slots__ = ("catch_ups", "open", "reloads", "repo", "state", "version")
     live = False
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self.open = False
-        snapshot = repo.load()
-        self.state = state_of(snapshot)
-        self.version = snapshot.version
+        self.reloads = 0  # whole re-loads (for tests: catching up should not need them)
+        self.catch_ups = 0
+        self.reload()
+        self.reloads = 0
 
     def reload(self) -> None:
         snapshot = self.repo.load()
         self.state = state_of(snapshot)
         self.version = snapshot.version
+        self.reloads += 1
+
+    def catch_up(self) -> None:
+        # Read only what other writers committed since this copy's version,
+        # when the repository can say (`load_changes`); else re-load it all.
+        load_changes = getattr(self.repo, "load_changes", None)
+        if load_changes is None:
+            self.reload()
+            return
+        version, changes = load_changes(self.version)
+        try:
+            apply_changes(self.state, changes)
+        except Exception:  # rows this copy cannot place: start again from the store
+            self.reload()
+            return
+        self.version = version
+        self.catch_ups += 1
 
     def begin(self) -> None:
         version = self.repo.begin()
         self.open = True
         if version != self.version:
             try:
-                self.reload()
+                self.catch_up()
             except BaseException:
                 self.end()
                 raise
 
     def refresh(self) -> None:
         if self.repo.version() != self.version:
-            self.reload()
+            self.catch_up()
 
     def save(self, txn: _Txn, batching: bool) -> None:
         self.repo.write(changes_of(self.state, txn))
@@ -398,7 +553,7 @@ class _RowStore:
             version = self.repo.commit()
         except BaseException:
             self.end()
-            self.reload()
+            self.reload()  # what the failed commit held is gone: start from the store
             raise
         self.open = False
         self.version = version

@@ -38,6 +38,10 @@ APPLICATION_ID = 0x426B4F72
 
 # Forward migrations: MIGRATIONS[v] takes a database from version v - 1 to v.
 # Only ever append; never edit a migration that has been released.
+# Every row carries `changed`: the version of the commit that last wrote it
+# (indexed), so a book catches up with other writers by reading only what
+# changed. Rows that go away (holds, scheduled receipts, deadlines) are kept
+# with `gone = 1` for the same reason.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -53,7 +57,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             order_id TEXT PRIMARY KEY,
             seq INTEGER NOT NULL UNIQUE,
             rank INTEGER NOT NULL,
-            body TEXT NOT NULL)""",
+            body TEXT NOT NULL,
+            changed INTEGER NOT NULL)""",
         """CREATE TABLE lines (
             order_id TEXT NOT NULL REFERENCES orders (order_id),
             sku TEXT NOT NULL REFERENCES skus (sku),
@@ -64,6 +69,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             allocated INTEGER NOT NULL CHECK (allocated >= 0),
             shipped INTEGER NOT NULL CHECK (shipped >= 0),
             cancelled INTEGER NOT NULL CHECK (cancelled >= 0),
+            changed INTEGER NOT NULL,
             CHECK (allocated + shipped + cancelled <= ordered),
             PRIMARY KEY (order_id, sku))""",
         "CREATE INDEX lines_by_sku ON lines (sku, rank, seq)",
@@ -71,24 +77,33 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             sku TEXT NOT NULL REFERENCES skus (sku),
             reference TEXT NOT NULL,
             quantity INTEGER NOT NULL CHECK (quantity > 0),
+            changed INTEGER NOT NULL,
             PRIMARY KEY (sku, reference))""",
         """CREATE TABLE holds (
             hold_id TEXT PRIMARY KEY,
             sku TEXT NOT NULL REFERENCES skus (sku),
             quantity INTEGER NOT NULL CHECK (quantity > 0),
             expires_at TEXT NOT NULL,
-            seq INTEGER NOT NULL)""",
-        "CREATE TABLE expired_holds (hold_id TEXT PRIMARY KEY)",
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL)""",
+        """CREATE TABLE expired_holds (
+            hold_id TEXT PRIMARY KEY,
+            changed INTEGER NOT NULL)""",
         """CREATE TABLE expected (
             reference TEXT PRIMARY KEY,
             sku TEXT NOT NULL REFERENCES skus (sku),
             quantity INTEGER NOT NULL CHECK (quantity > 0),
             arriving TEXT NOT NULL,
-            seq INTEGER NOT NULL)""",
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL)""",
         """CREATE TABLE deadlines (
             order_id TEXT PRIMARY KEY REFERENCES orders (order_id),
             deadline TEXT NOT NULL,
-            seq INTEGER NOT NULL)""",
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL)""",
         """CREATE TABLE ledger (
             seq INTEGER PRIMARY KEY,
             kind TEXT NOT NULL,
@@ -99,8 +114,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             reference TEXT,
             at TEXT NOT NULL,
             on_hand INTEGER NOT NULL,
-            allocated INTEGER NOT NULL)""",
+            allocated INTEGER NOT NULL,
+            changed INTEGER NOT NULL)""",
         "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL)",
+        *(
+            f"CREATE INDEX {table}_changed ON {table} (changed)"
+            for table in (
+                "skus",
+                "orders",
+                "lines",
+                "receipts",
+                "holds",
+                "expired_holds",
+                "expected",
+                "deadlines",
+                "ledger",
+            )
+        ),
         "INSERT INTO meta (name, value) VALUES "
         "('version', 0), ('seq', 0), ('hold_seq', 0), ('expected_seq', 0)",
     ),
@@ -115,38 +145,57 @@ _UPSERT = {
     " on_hand = excluded.on_hand, allocated = excluded.allocated, slots = excluded.slots,"
     " backorder_limit = excluded.backorder_limit, lead_time_us = excluded.lead_time_us,"
     " changed = excluded.changed",
-    "orders": "INSERT INTO orders (order_id, seq, rank, body) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (order_id) DO UPDATE SET rank = excluded.rank, body = excluded.body",
+    "orders": "INSERT INTO orders (order_id, seq, rank, body, changed) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (order_id) DO UPDATE SET rank = excluded.rank, body = excluded.body,"
+    " changed = excluded.changed",
     "lines": "INSERT INTO lines (order_id, sku, rank, seq, slot, ordered, allocated, shipped,"
-    " cancelled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, sku) DO UPDATE SET"
-    " rank = excluded.rank, seq = excluded.seq, slot = excluded.slot,"
+    " cancelled, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, sku)"
+    " DO UPDATE SET rank = excluded.rank, seq = excluded.seq, slot = excluded.slot,"
     " allocated = excluded.allocated, shipped = excluded.shipped,"
-    " cancelled = excluded.cancelled",
-    "receipts": "INSERT INTO receipts (sku, reference, quantity) VALUES (?, ?, ?)",
-    "holds": "INSERT INTO holds (hold_id, sku, quantity, expires_at, seq) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (hold_id) DO UPDATE SET quantity = excluded.quantity,"
-    " expires_at = excluded.expires_at",
-    "expected": "INSERT INTO expected (reference, sku, quantity, arriving, seq)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (reference) DO UPDATE SET"
-    " quantity = excluded.quantity, arriving = excluded.arriving, seq = excluded.seq",
-    "deadlines": "INSERT INTO deadlines (order_id, deadline, seq) VALUES (?, ?, ?)"
-    " ON CONFLICT (order_id) DO UPDATE SET deadline = excluded.deadline, seq = excluded.seq",
+    " cancelled = excluded.cancelled, changed = excluded.changed",
+    "receipts": "INSERT INTO receipts (sku, reference, quantity, changed) VALUES (?, ?, ?, ?)",
+    "holds": "INSERT INTO holds (hold_id, sku, quantity, expires_at, seq, gone, changed)"
+    " VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (hold_id) DO UPDATE SET sku = excluded.sku,"
+    " quantity = excluded.quantity, expires_at = excluded.expires_at, seq = excluded.seq,"
+    " gone = 0, changed = excluded.changed",
+    "expected": "INSERT INTO expected (reference, sku, quantity, arriving, seq, gone, changed)"
+    " VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (reference) DO UPDATE SET sku = excluded.sku,"
+    " quantity = excluded.quantity, arriving = excluded.arriving, seq = excluded.seq,"
+    " gone = 0, changed = excluded.changed",
+    "deadlines": "INSERT INTO deadlines (order_id, deadline, seq, gone, changed)"
+    " VALUES (?, ?, ?, 0, ?) ON CONFLICT (order_id) DO UPDATE SET"
+    " deadline = excluded.deadline, seq = excluded.seq, gone = 0, changed = excluded.changed",
     "ledger": "INSERT INTO ledger (seq, kind, sku, on_hand_delta, allocated_delta, order_id,"
-    " reference, at, on_hand, allocated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    " reference, at, on_hand, allocated, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 }
 
+# What `load` reads (live rows); `load_changes` adds "changed > ?" to each.
 _SELECT = {
     "skus": "SELECT sku, on_hand, allocated, slots, backorder_limit, lead_time_us"
-    " FROM skus ORDER BY rowid",
-    "orders": "SELECT order_id, seq, rank, body FROM orders ORDER BY seq",
+    " FROM skus WHERE changed > ? ORDER BY rowid",
+    "orders": "SELECT order_id, seq, rank, body FROM orders WHERE changed > ? ORDER BY seq",
     "lines": "SELECT order_id, sku, rank, seq, slot, ordered, allocated, shipped, cancelled"
-    " FROM lines",
-    "receipts": "SELECT sku, reference, quantity FROM receipts",
-    "holds": "SELECT hold_id, sku, quantity, expires_at, seq FROM holds",
-    "expected": "SELECT reference, sku, quantity, arriving, seq FROM expected",
-    "deadlines": "SELECT order_id, deadline, seq FROM deadlines",
+    " FROM lines WHERE changed > ?",
+    "receipts": "SELECT sku, reference, quantity FROM receipts WHERE changed > ?",
+    "holds": "SELECT hold_id, sku, quantity, expires_at, seq, gone FROM holds"
+    " WHERE changed > ? ORDER BY seq",
+    "expected": "SELECT reference, sku, quantity, arriving, seq, gone FROM expected"
+    " WHERE changed > ? ORDER BY seq",
+    "deadlines": "SELECT order_id, deadline, seq, gone FROM deadlines WHERE changed > ?",
     "ledger": "SELECT seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,"
-    " on_hand, allocated FROM ledger ORDER BY seq",
+    " on_hand, allocated FROM ledger WHERE changed > ? ORDER BY seq",
+    "expired_holds": "SELECT hold_id FROM expired_holds WHERE changed > ?",
+}
+
+_KINDS: dict[str, Any] = {
+    "skus": SkuRow,
+    "orders": OrderRow,
+    "lines": LineRow,
+    "receipts": ReceiptRow,
+    "holds": HoldRow,
+    "expected": ExpectedRow,
+    "deadlines": DeadlineRow,
+    "ledger": LedgerRow,
 }
 
 
@@ -301,11 +350,8 @@ class SQLiteRepository:
     def _read_version(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
 
-    def load(self) -> Snapshot:
-        """Every row, read in one read transaction (a consistent snapshot).
-
-        Cost: O(rows).
-        """
+    def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
+        # Every row written after version `since`, in one read transaction.
         conn = self._connection()
         own = not conn.in_transaction
         if own:
@@ -313,38 +359,85 @@ class SQLiteRepository:
         try:
             version = self._read_version(conn)
             counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-            rows: dict[str, list[Any]] = {}
-            kinds: dict[str, Any] = {
-                "skus": SkuRow,
-                "orders": OrderRow,
-                "lines": LineRow,
-                "receipts": ReceiptRow,
-                "holds": HoldRow,
-                "expected": ExpectedRow,
-                "deadlines": DeadlineRow,
-                "ledger": LedgerRow,
+            rows = {
+                table: conn.execute(query, (since,)).fetchall() for table, query in _SELECT.items()
             }
-            for table, kind in kinds.items():
-                make = kind._make
-                rows[table] = [make(row) for row in conn.execute(_SELECT[table])]
-            expired = [hold_id for (hold_id,) in conn.execute("SELECT hold_id FROM expired_holds")]
         except sqlite3.DatabaseError as exc:
             raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
         finally:
             if own and conn.in_transaction:
                 conn.execute("COMMIT")
+        return version, {name: counters.get(name, 0) for name in COUNTERS}, rows
+
+    def load(self) -> Snapshot:
+        """Every row, read in one read transaction (a consistent snapshot).
+
+        Raises:
+            StorageCorrupted: SQLite cannot read the file.
+
+        Cost: O(rows).
+        """
+        version, counters, rows = self._read(-1)
+        made = {
+            table: [kind._make(row[: len(kind._fields)]) for row in rows[table]]
+            for table, kind in _KINDS.items()
+        }
+        for table in ("holds", "expected", "deadlines"):  # the last column is `gone`
+            made[table] = [
+                kind_row
+                for kind_row, row in zip(made[table], rows[table], strict=True)
+                if not row[-1]
+            ]
         return Snapshot(
             version=version,
-            counters={name: counters.get(name, 0) for name in COUNTERS},
-            skus=rows["skus"],
-            orders=rows["orders"],
-            lines=rows["lines"],
-            receipts=rows["receipts"],
-            holds=rows["holds"],
-            expired_holds=expired,
-            expected=rows["expected"],
-            deadlines=rows["deadlines"],
-            ledger=rows["ledger"],
+            counters=counters,
+            skus=made["skus"],
+            orders=made["orders"],
+            lines=made["lines"],
+            receipts=made["receipts"],
+            holds=made["holds"],
+            expired_holds=[hold_id for (hold_id,) in rows["expired_holds"]],
+            expected=made["expected"],
+            deadlines=made["deadlines"],
+            ledger=made["ledger"],
+        )
+
+    def load_changes(self, since: int) -> tuple[int, Changes]:
+        """What every commit after version `since` wrote, as one `Changes`
+        (rows as they are now; keys that went away in the `*_deleted` lists),
+        with the version it brings the reader to.
+
+        Optional in the protocol: a book over a repository without it
+        re-loads everything when another writer committed.
+
+        Raises:
+            StorageCorrupted: SQLite cannot read the file.
+
+        Cost: O(rows written since `since`) (indexed on `changed`).
+        """
+        version, counters, rows = self._read(since)
+        split: dict[str, tuple[list[Any], list[str]]] = {}
+        for table in ("holds", "expected", "deadlines"):
+            kind = _KINDS[table]
+            width = len(kind._fields)
+            split[table] = (
+                [kind._make(row[:width]) for row in rows[table] if not row[-1]],
+                [row[0] for row in rows[table] if row[-1]],
+            )
+        return version, Changes(
+            counters=counters,
+            skus=[SkuRow._make(row) for row in rows["skus"]],
+            orders=[OrderRow._make(row) for row in rows["orders"]],
+            lines=[LineRow._make(row) for row in rows["lines"]],
+            receipts=[ReceiptRow._make(row) for row in rows["receipts"]],
+            holds=split["holds"][0],
+            holds_deleted=split["holds"][1],
+            expired_holds=[hold_id for (hold_id,) in rows["expired_holds"]],
+            expected=split["expected"][0],
+            expected_deleted=split["expected"][1],
+            deadlines=split["deadlines"][0],
+            deadlines_deleted=split["deadlines"][1],
+            ledger=[LedgerRow._make(row) for row in rows["ledger"]],
         )
 
     def version(self) -> int:
@@ -445,30 +538,32 @@ class SQLiteRepository:
             counters.update(changes.counters)
         run = conn.executemany
         changed = self._version + 1
-        if skus:
-            run(_UPSERT["skus"], [(*row, changed) for row in skus.values()])
         for table, rows in (
+            ("skus", list(skus.values())),
             ("orders", list(orders.values())),
             ("lines", list(lines.values())),
             ("receipts", receipts),
         ):
             if rows:
-                run(_UPSERT[table], rows)
+                run(_UPSERT[table], [(*row, changed) for row in rows])
         for table, key, keyed in (
             ("holds", "hold_id", holds),
             ("expected", "reference", expected),
             ("deadlines", "order_id", deadlines),
         ):
-            kept = [row for row in keyed.values() if row is not None]
-            gone = [(name,) for name, row in keyed.items() if row is None]
+            kept = [(*row, changed) for row in keyed.values() if row is not None]
+            gone = [(changed, name) for name, row in keyed.items() if row is None]
             if kept:
                 run(_UPSERT[table], kept)
-            if gone:
-                run(f"DELETE FROM {table} WHERE {key} = ?", gone)  # names from this module
+            if gone:  # table and key names come from this module, never from a user
+                run(f"UPDATE {table} SET gone = 1, changed = ? WHERE {key} = ?", gone)
         if expired:
-            run("INSERT OR IGNORE INTO expired_holds (hold_id) VALUES (?)", expired)
+            run(
+                "INSERT OR IGNORE INTO expired_holds (hold_id, changed) VALUES (?, ?)",
+                [(hold_id, changed) for (hold_id,) in expired],
+            )
         if ledger:
-            run(_UPSERT["ledger"], ledger)
+            run(_UPSERT["ledger"], [(*row, changed) for row in ledger])
         if events:
             run("INSERT INTO outbox (event) VALUES (?)", events)
         if counters:

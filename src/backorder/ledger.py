@@ -239,8 +239,8 @@ class StockLedger:
         rows.sort(key=lambda row: row[0])
         return rows
 
-    def _load(self, rows: list[_Row]) -> None:
-        # Fill an empty ledger with stored entries, in entry order.
+    def _extend(self, rows: list[_Row]) -> None:
+        # Append stored entries (numbered after the last one), in entry order.
         for row in rows:
             sku = row[2]
             sku_rows = self._rows.get(sku)
@@ -249,7 +249,8 @@ class StockLedger:
             else:
                 sku_rows.append(row)
             self._last[sku] = (row[8], row[9])
-        self._seq = rows[-1][0] if rows else 0
+        if rows:
+            self._seq = rows[-1][0]
 
     def _rollback(self, mark: int) -> None:
         # Drop every entry written since `mark` (the operation failed).

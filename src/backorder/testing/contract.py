@@ -299,6 +299,8 @@ class StorageMachine(RuleBasedStateMachine):
         self.policy = policy
         self.clock = _Clock()
         self.book = BackorderBook(policy, open_store(name), self.clock)
+        # a second long-lived handle, as a second process: `switch` swaps them
+        self.second = BackorderBook(policy, open_store(name), self.clock)
         self.twin = BackorderBook(policy, InMemoryRepository(), self.clock)
         self.told: list[Event] = []
         self.ids = itertools.count()
@@ -422,6 +424,10 @@ class StorageMachine(RuleBasedStateMachine):
         self.book = BackorderBook(self.policy, self.open_store(self.name), self.clock)
         assert snapshot(self.book) == before
 
+    @rule()
+    def switch(self) -> None:
+        self.book, self.second = self.second, self.book
+
     @rule(sku=st.sampled_from(SKUS), quantity=QUANTITIES)
     def other(self, sku: str, quantity: int) -> None:
         # another handle (another process) writes; the first book must see it
@@ -439,7 +445,23 @@ class StorageMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_stored_book_is_the_twin(self) -> None:
-        assert snapshot(self.book) == snapshot(self.twin)
+        twin = snapshot(self.twin)
+        assert snapshot(self.book) == twin
+        assert snapshot(self.second) == twin  # caught up with the other handle's writes
+        for order_id in self.twin.order_ids():  # promised dates too
+            promised = self.twin.eta_for_order(order_id)
+            assert self.book.eta_for_order(order_id) == promised
+            assert self.second.eta_for_order(order_id) == promised
+        for sku in SKUS:
+            assert self.book.promise(sku, 3, "vip") == self.twin.promise(sku, 3, "vip")
+
+    @invariant()
+    def catching_up_reads_only_what_changed(self) -> None:
+        # a repository that can list what changed never needs a whole re-load
+        for book in (self.book, self.second):
+            store = book._store
+            if hasattr(book.repository, "load_changes"):
+                assert getattr(store, "reloads", 0) == 0
 
     @invariant()
     def every_invariant_holds(self) -> None:
@@ -455,3 +477,4 @@ class StorageMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.book.close()
+        self.second.close()
