@@ -45,7 +45,8 @@ def _bare_commits(path: str, n: int) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, sku TEXT, quantity INTEGER)")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, sku TEXT, quantity INTEGER)")
+    conn.execute("DELETE FROM t")
     start = time.perf_counter()
     for i in range(n):
         conn.execute("BEGIN IMMEDIATE")
@@ -71,28 +72,42 @@ def _bare_bulk(path: str, n: int) -> float:
     return n / elapsed
 
 
-def per_operation(directory: str, n: int) -> dict[str, dict[str, float]]:
-    """place and receive, one commit each: SQLite book, in-memory book, bare sqlite3."""
+def _book_round(book: BackorderBook, orders: list[Order], round_: int) -> tuple[float, float]:
+    n = len(orders)
+    start = time.perf_counter()
+    for order in orders:
+        book.place(attrs_evolve_id(order, f"r{round_}-"))
+    place = n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(n):
+        book.receive(SKUS[i % len(SKUS)], 3, reference=f"GRN-{round_}-{i}")
+    return place, n / (time.perf_counter() - start)
+
+
+def attrs_evolve_id(order: Order, prefix: str) -> Order:
+    """The same order under another id (each round places new orders)."""
+    return Order(prefix + order.id, order.lines)
+
+
+def per_operation(directory: str, n: int, rounds: int = 3) -> dict[str, dict[str, float]]:
+    """place and receive, one commit each: SQLite book, in-memory book, bare
+    sqlite3 commits; the rounds alternate between them and the best is kept."""
     orders = _orders(n, seed=5)
-    out: dict[str, dict[str, float]] = {}
-    for name, make in (
-        ("sqlite", lambda: BackorderBook.open(os.path.join(directory, "per-op.db"), PartialFill())),
-        ("memory", lambda: BackorderBook(PartialFill())),
-    ):
-        book = make()
-        start = time.perf_counter()
-        for order in orders:
-            book.place(order)
-        place = n / (time.perf_counter() - start)
-        start = time.perf_counter()
-        for i in range(n):
-            book.receive(SKUS[i % len(SKUS)], 3, reference=f"GRN-{i}")
-        receive = n / (time.perf_counter() - start)
-        book.close()
-        out[name] = {"place": place, "receive": receive}
-    bare = _bare_commits(os.path.join(directory, "bare.db"), n)
-    out["bare_sqlite"] = {"place": bare, "receive": bare}
-    return out
+    sqlite_book = BackorderBook.open(os.path.join(directory, "per-op.db"), PartialFill())
+    memory_book = BackorderBook(PartialFill())
+    best: dict[str, dict[str, float]] = {
+        name: {"place": 0.0, "receive": 0.0} for name in ("sqlite", "memory", "bare_sqlite")
+    }
+    for round_ in range(rounds):
+        for name, book in (("sqlite", sqlite_book), ("memory", memory_book)):
+            place, receive = _book_round(book, orders, round_)
+            best[name]["place"] = max(best[name]["place"], place)
+            best[name]["receive"] = max(best[name]["receive"], receive)
+        bare = _bare_commits(os.path.join(directory, "bare.db"), n)
+        best["bare_sqlite"]["place"] = max(best["bare_sqlite"]["place"], bare)
+        best["bare_sqlite"]["receive"] = best["bare_sqlite"]["place"]
+    sqlite_book.close()
+    return best
 
 
 def bulk(directory: str, n: int) -> dict[str, float]:

@@ -16,7 +16,13 @@ def python_blocks(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_examples_run(page: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_examples_run(
+    page: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # examples that open "shop.db" write it here
     for block in python_blocks(page):
         exec(compile(block, str(page), "exec"), {"__name__": "__example__"})
     capsys.readouterr()

@@ -169,7 +169,8 @@ class RepositoryContract:
         again.receive("CUP", 10, reference="GRN-9")
         after = snapshot(again)
         again.close()
-        assert snapshot(_reopen(open_store, "full", self.policy, clock)) == after
+        with _reopen(open_store, "full", self.policy, clock) as last:
+            assert snapshot(last) == after
 
     def test_a_failed_operation_writes_nothing(self, open_store: OpenStore) -> None:
         clock = _Clock()
@@ -191,9 +192,9 @@ class RepositoryContract:
                 call()
             assert snapshot(book) == before
         book.close()
-        again = _reopen(open_store, "fail", self.policy, clock)
-        assert snapshot(again) == before
-        assert _events(again) == pending
+        with _reopen(open_store, "fail", self.policy, clock) as again:
+            assert snapshot(again) == before
+            assert _events(again) == pending
 
     def test_the_outbox_keeps_every_event_until_published(self, open_store: OpenStore) -> None:
         clock = _Clock()
@@ -215,6 +216,7 @@ class RepositoryContract:
         result = again.receive("MUG", 1, reference="GRN-LATE")
         assert [p.event for p in again.pending_events()] == told[5:] + list(result.events)
         assert max(p.id for p in again.pending_events()) > max(p.id for p in pending)
+        again.close()
 
     def test_two_books_on_one_store_see_each_other(self, open_store: OpenStore) -> None:
         clock = _Clock()
@@ -233,6 +235,8 @@ class RepositoryContract:
         first._check()
         second._check()
         first.ledger.verify()
+        first.close()
+        second.close()
 
     def test_a_batch_is_stored_whole(self, open_store: OpenStore) -> None:
         clock = _Clock()
@@ -249,9 +253,9 @@ class RepositoryContract:
         assert len(told) > 20
         before = snapshot(book)
         book.close()
-        again = _reopen(open_store, "batch", self.policy, clock)
-        assert snapshot(again) == before
-        assert _events(again) == told
+        with _reopen(open_store, "batch", self.policy, clock) as again:
+            assert snapshot(again) == before
+            assert _events(again) == told
 
     def test_a_closed_book_refuses_to_work(self, open_store: OpenStore) -> None:
         book = BackorderBook(self.policy, open_store("closed"), _Clock())
