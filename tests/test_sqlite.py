@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,10 @@ def test_rows_this_library_never_writes_are_reported(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with pytest.raises(StorageCorrupted, match="not json"):
-        BackorderBook.open(path)
+        BackorderBook(repository=SQLiteRepository(path, lazy=False))
+    # lazily loaded: found when the order is read
+    with BackorderBook.open(path) as book, pytest.raises(StorageCorrupted, match="not json"):
+        book.status("A-1")
 
 
 def test_a_writer_that_waits_too_long_gets_a_conflict_and_changes_nothing(
@@ -252,4 +256,33 @@ def test_a_write_that_fails_inside_a_batch_undoes_only_that_operation() -> None:
         book.place(Order("A-2", [OrderLine("MUG", 1)]))
     assert list(book.order_ids()) == ["A-1", "A-2"]
     again = BackorderBook(repository=repository.reopen(), clock=TickingClock())
+    assert snapshot(again) == snapshot(book)
+
+
+def test_an_expired_hold_id_used_again_comes_back_if_the_hold_fails() -> None:
+    class Failing(DictRepository):
+        fail = False
+
+        def commit(self) -> int:
+            if self.fail:
+                self.rollback()
+                raise OSError("disk full")
+            return super().commit()
+
+    repository = Failing()
+    clock = TickingClock()
+    book = BackorderBook(repository=repository, clock=clock)
+    book.receive("MUG", 5)
+    book.hold("MUG", 1, timedelta(seconds=5), "H-1")
+    clock.now += timedelta(minutes=1)
+    book.expire()
+    assert book._state.expired_holds == {"H-1"}
+    repository.fail = True
+    with pytest.raises(OSError, match="disk full"):
+        book.hold("MUG", 1, timedelta(minutes=5), "H-1")
+    assert book._state.expired_holds == {"H-1"}  # restored with everything else
+    repository.fail = False
+    book.hold("MUG", 1, timedelta(minutes=5), "H-1")  # an expired id may be used again
+    again = BackorderBook(repository=repository.reopen(), clock=clock)
+    assert again._state.expired_holds == set()
     assert snapshot(again) == snapshot(book)

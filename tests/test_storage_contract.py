@@ -28,6 +28,16 @@ class TestDictRepository(RepositoryContract):
 
 
 class TestSQLiteRepository(RepositoryContract):
+    """SQLite as opened by default: SKUs loaded as operations need them."""
+
     @pytest.fixture
     def open_store(self, tmp_path: Path) -> OpenStore:
         return lambda name: SQLiteRepository(tmp_path / f"{name}.db")
+
+
+class TestSQLiteRepositoryLoadedWhole(RepositoryContract):
+    """The same file, loaded whole at open instead of SKU by SKU."""
+
+    @pytest.fixture
+    def open_store(self, tmp_path: Path) -> OpenStore:
+        return lambda name: SQLiteRepository(tmp_path / f"{name}.db", lazy=False)

@@ -7,6 +7,8 @@ from a `Snapshot` (O(n log n) in lines, the sort of each SKU's line).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from heapq import heapify
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +81,7 @@ def changes_of(state: _State, txn: _Txn) -> Changes:
     orders: dict[str, None] = {}
     receipts: list[ReceiptRow] = []
     holds: dict[str, Any] = {}
-    expired: list[str] = []
+    expired: dict[str, None] = {}
     expected: dict[str, None] = {}
     deadlines: dict[str, None] = {}
     for sku in txn.skus:
@@ -109,8 +111,8 @@ def changes_of(state: _State, txn: _Txn) -> Changes:
             hold = entry[1]
             holds[hold.hold_id] = None
             skus[hold.sku] = None
-        elif kind == "expired_hold":
-            expired.append(entry[1])
+        elif kind in ("expired_hold", "expired_hold_gone"):
+            expired[entry[1]] = None
         elif kind in ("expected_new", "expected_gone", "expected_set"):
             expected[entry[1].reference] = None
             skus[entry[1].sku] = None
@@ -158,7 +160,8 @@ def changes_of(state: _State, txn: _Txn) -> Changes:
         receipts=receipts,
         holds=hold_rows,
         holds_deleted=holds_deleted,
-        expired_holds=expired,
+        expired_holds=[i for i in expired if i in state.expired_holds],
+        expired_holds_deleted=[i for i in expired if i not in state.expired_holds],
         expected=expected_rows,
         expected_deleted=expected_deleted,
         deadlines=deadline_rows,
@@ -273,25 +276,47 @@ def _build(snapshot: Snapshot) -> _State:
     return state
 
 
-def apply_changes(state: _State, changes: Changes) -> None:
-    """Bring a working state up to date with rows other writers committed.
+def apply_changes(
+    state: _State, changes: Changes, lazy: bool = False, loading: frozenset[str] = frozenset()
+) -> set[str]:
+    """Bring a working state up to date with rows read from the repository.
 
-    `changes` is what `Repository.load_changes` returns: every row written
-    since the state's version. Lines are updated in place (an order record
-    keeps its line objects), moved in their SKU's line when their key
-    changed; ETA caches and demand indexes of the SKUs concerned are dropped.
-    Cost: O(rows changed x log n).
+    Eager (`lazy` False): `changes` is what `Repository.load_changes` returns,
+    every row written since the state's version, applied whole. Lines are
+    updated in place (an order record keeps its line objects) and moved in
+    their SKU's line when their key changed.
+
+    Lazy: the state holds only some SKUs (`state.skus`), every order with a
+    line on one of them (complete: its lines on other SKUs are kept as
+    detached "stub" lines), and the ledger of those SKUs. Rows of other SKUs
+    are skipped; `loading` names SKUs being loaded now, whose rows are taken
+    whole. A line on an already loaded SKU that is not in `loading` is left
+    as it is during a load (its SKU is kept at its own version; catching up
+    brings both forward together).
+
+    Returns the SKUs of holds on SKUs not loaded (a lazy state loads every
+    SKU with an active hold). ETA caches of the SKUs concerned are dropped.
+    Applying the same rows twice changes nothing. Cost: O(rows x log n).
     """
     counters = changes.counters
-    state.seq = counters.get("seq", state.seq)
-    state.hold_seq = counters.get("hold_seq", state.hold_seq)
-    state.expected_seq = counters.get("expected_seq", state.expected_seq)
+    if lazy:  # a load may read a newer version than the state's: never go back
+        state.seq = max(state.seq, counters.get("seq", 0))
+        state.hold_seq = max(state.hold_seq, counters.get("hold_seq", 0))
+        state.expected_seq = max(state.expected_seq, counters.get("expected_seq", 0))
+    else:
+        state.seq = counters.get("seq", state.seq)
+        state.hold_seq = counters.get("hold_seq", state.hold_seq)
+        state.expected_seq = counters.get("expected_seq", state.expected_seq)
     skus = state.skus
     touched: set[str] = set()
     for row in changes.skus:
         sku = skus.get(row.sku)
         if sku is None:
+            if lazy and row.sku not in loading:
+                continue
             sku = skus[row.sku] = _Sku(row.sku)
+        elif lazy and loading and row.sku not in loading:
+            continue
         sku.on_hand, sku.allocated, sku.slots, sku.limit = (
             row.on_hand,
             row.allocated,
@@ -300,35 +325,46 @@ def apply_changes(state: _State, changes: Changes) -> None:
         )
         sku.lead_time = micros_timedelta(row.lead_time_us)
         touched.add(row.sku)
+    # which orders this state keeps: those it has, and those with a line on a loaded SKU
+    relevant = {row.order_id for row in changes.lines if row.sku in skus}
     for order_row in changes.orders:
-        order = text_order(order_row.order)
         record = state.orders.get(order_row.order_id)
         if record is None:
+            if lazy and order_row.order_id not in relevant:
+                continue
+            order = text_order(order_row.order)
             state.orders[order_row.order_id] = _OrderRecord(order, order_row.rank, ())
-        else:
+        elif not (lazy and loading):
+            order = text_order(order_row.order)
             record.order, record.rank = order, order_row.rank
             for kept in record.lines:
                 kept.order = order
     new_lines: dict[str, dict[str, _Line]] = {}
     for row_l in changes.lines:
-        record = state.orders[row_l.order_id]
-        sku = skus[row_l.sku]
-        touched.add(row_l.sku)
+        record = state.orders.get(row_l.order_id)
+        sku = skus.get(row_l.sku)
+        if record is None or (sku is None and not lazy):
+            if lazy:
+                continue  # an order with no line on a loaded SKU
+            raise StorageCorrupted(f"line {row_l!r} of an order or SKU never stored")
         key = pack(row_l.rank, row_l.seq)
         line: _Line | None = None
         for existing in record.lines:
             if existing.sku == row_l.sku:
                 line = existing
                 break
+        fresh = line is None
         if line is None:
             line = _Line(record.order, row_l.sku, key, row_l.ordered)
             new_lines.setdefault(row_l.order_id, {})[row_l.sku] = line
+        elif loading and sku is not None and row_l.sku not in loading:
+            continue  # (lazy load) a loaded SKU keeps its own version
         else:
             old = line.key
-            sku.short -= line.backordered
-            sku.queue.discard(old)
-            sku.held.discard(old)  # its heap entry goes stale
-            if sku.lines.get(old) is line:
+            if sku is not None and sku.lines.get(old) is line:
+                sku.short -= line.backordered
+                sku.queue.discard(old)
+                sku.held.discard(old)  # its heap entry goes stale
                 del sku.lines[old]
         line.key = key
         line.slot = row_l.slot
@@ -337,6 +373,9 @@ def apply_changes(state: _State, changes: Changes) -> None:
             row_l.shipped,
             row_l.cancelled,
         )
+        if sku is None or (fresh and loading and row_l.sku not in loading):
+            continue  # a stub: its SKU is not loaded (or is, at another version)
+        touched.add(row_l.sku)
         sku.lines[key] = line
         short = line.backordered
         if short:
@@ -348,13 +387,20 @@ def apply_changes(state: _State, changes: Changes) -> None:
         record = state.orders[order_id]
         record.lines = tuple(lines[order_line.sku] for order_line in record.order.lines)
     for receipt in changes.receipts:
-        skus[receipt.sku].receipts[receipt.reference] = receipt.quantity
+        if receipt.sku in skus and not (loading and receipt.sku not in loading):
+            skus[receipt.sku].receipts[receipt.reference] = receipt.quantity
     for hold_id in changes.holds_deleted:
         hold = state.holds.pop(hold_id, None)
         if hold is not None:
             skus[hold.sku].holds.pop(hold_id, None)
             state.hold_expiry.discard((hold.expires_at, hold_id))
+    elsewhere: set[str] = set()
     for hold_row in changes.holds:
+        if hold_row.sku not in skus:
+            elsewhere.add(hold_row.sku)
+            continue
+        if loading and hold_row.sku not in loading:
+            continue
         expires_at = text_time(hold_row.expires_at)
         hold = state.holds.get(hold_row.hold_id)
         if hold is None:
@@ -368,6 +414,7 @@ def apply_changes(state: _State, changes: Changes) -> None:
             hold.quantity, hold.expires_at = hold_row.quantity, expires_at
         state.hold_expiry.add((hold.expires_at, hold.hold_id))
     state.expired_holds.update(changes.expired_holds)
+    state.expired_holds.difference_update(changes.expired_holds_deleted)
     for reference in changes.expected_deleted:
         expected = state.expected.pop(reference, None)
         if expected is not None:
@@ -376,6 +423,8 @@ def apply_changes(state: _State, changes: Changes) -> None:
             sku.schedule.remove((expected.arriving, expected.seq, reference))
             touched.add(expected.sku)
     for row_e in changes.expected:
+        if row_e.sku not in skus or (loading and row_e.sku not in loading):
+            continue
         expected = state.expected.get(row_e.reference)
         if expected is not None:
             sku = skus[expected.sku]
@@ -398,18 +447,29 @@ def apply_changes(state: _State, changes: Changes) -> None:
             if item is not None:
                 state.deadlines.remove(item)
         for row_d in changes.deadlines:
+            if row_d.order_id not in state.orders:
+                continue
             item = by_order.get(row_d.order_id)
             if item is not None:
                 state.deadlines.remove(item)
             state.deadlines.add((text_time(row_d.deadline), row_d.seq, row_d.order_id))
     if changes.ledger:
-        state.ledger._extend([_ledger_row(row) for row in changes.ledger])
+        ledger = state.ledger
+        ledger._extend(
+            [
+                _ledger_row(row)
+                for row in changes.ledger
+                if row.sku in skus and not (loading and row.sku not in loading)
+            ]
+        )
+        ledger._seq = max(ledger._seq, *(row.seq for row in changes.ledger))
     for name in touched:
         sku = skus[name]
         sku.version += 1
         sku.demand = None
         sku.supply = None
         sku.eta_cache = None
+    return elsewhere
 
 
 def _ledger_row(row: LedgerRow) -> Any:
@@ -442,6 +502,7 @@ class _LiveStore:
 
     __slots__ = ("repo", "state")
     live = True
+    lazy = False
 
     def __init__(self, repo: InMemoryRepository) -> None:
         self.repo = repo
@@ -451,6 +512,17 @@ class _LiveStore:
         pass
 
     def refresh(self) -> None:
+        pass
+
+    def ensure(
+        self, skus: Iterable[object], orders: Iterable[object], refs: Iterable[object]
+    ) -> None:
+        pass
+
+    def ensure_due(self, when: datetime) -> None:
+        pass
+
+    def everything(self) -> None:
         pass
 
     def save(self, txn: _Txn, batching: bool) -> None:
@@ -482,11 +554,16 @@ class _RowStore:
     """The book's side of a row `Repository`: a loaded copy kept in step.
 
     Every unit of work starts with `begin()`; when the repository's version is
-    not the one this copy was loaded or last committed at, the copy is
-    re-loaded whole (another book or process committed in between).
+    not the one this copy was loaded or last committed at, the copy catches
+    up (another book or process committed in between).
+
+    Lazy (a repository with `load_header`/`load_skus`/`locate`/`due` whose
+    `lazy` is true): the copy starts with no SKU and loads the SKUs each
+    operation needs (`ensure`) before it runs; reading everything
+    (`everything`) turns it into a whole copy.
     """
 
-    __slots__ = ("catch_ups", "open", "reloads", "repo", "state", "version")
+    __slots__ = ("catch_ups", "lazy", "open", "reloads", "repo", "state", "version")
     live = False
 
     def __init__(self, repo: Repository) -> None:
@@ -494,14 +571,76 @@ class _RowStore:
         self.open = False
         self.reloads = 0  # whole re-loads (for tests: catching up should not need them)
         self.catch_ups = 0
-        self.reload()
-        self.reloads = 0
+        self.lazy = bool(getattr(repo, "lazy", False)) and all(
+            callable(getattr(repo, name, None))
+            for name in ("load_header", "load_skus", "locate", "due", "load_changes")
+        )
+        if self.lazy:
+            self.start_lazy()
+        else:
+            self.reload()
+            self.reloads = 0
+
+    def start_lazy(self) -> None:
+        header = self.repo.load_header()  # type: ignore[attr-defined]
+        state = _State()
+        state.seq = header.counters.get("seq", 0)
+        state.hold_seq = header.counters.get("hold_seq", 0)
+        state.expected_seq = header.counters.get("expected_seq", 0)
+        state.expired_holds.update(header.expired_holds)
+        state.ledger._seq = header.ledger_seq
+        state.ledger._complete = False
+        self.state = state
+        self.version = header.version
+        self.load(header.held_skus)
 
     def reload(self) -> None:
         snapshot = self.repo.load()
         self.state = state_of(snapshot)
         self.version = snapshot.version
         self.reloads += 1
+
+    def load(self, names: Iterable[str]) -> None:
+        # (lazy) Load these SKUs whole, and any SKU their holds need.
+        wanted = frozenset(name for name in names if name not in self.state.skus)
+        while wanted:
+            changes = self.repo.load_skus(sorted(wanted))  # type: ignore[attr-defined]
+            elsewhere = apply_changes(self.state, changes, lazy=True, loading=wanted)
+            wanted = frozenset(name for name in elsewhere if name not in self.state.skus)
+
+    def ensure(
+        self, skus: Iterable[object], orders: Iterable[object], refs: Iterable[object]
+    ) -> None:
+        # (lazy) Make sure what an operation names is loaded: SKUs, every SKU of
+        # the orders, the SKUs of scheduled receipts. Bad values are left to the
+        # operation's own checks.
+        if not self.lazy:
+            return
+        state = self.state
+        missing = {s for s in skus if type(s) is str and s not in state.skus}
+        find_orders = [o for o in orders if type(o) is str and not self._complete(o)]
+        find_refs = [r for r in refs if type(r) is str and r not in state.expected]
+        if find_orders or find_refs:
+            missing.update(self.repo.locate(find_orders, find_refs))  # type: ignore[attr-defined]
+        if missing:
+            self.load(missing)
+
+    def ensure_due(self, when: datetime) -> None:
+        # (lazy) Load the SKUs of every order whose deadline passes by `when`.
+        if self.lazy:
+            self.load(self.repo.due(time_text(when)))  # type: ignore[attr-defined]
+
+    def _complete(self, order_id: str) -> bool:
+        record = self.state.orders.get(order_id)
+        return record is not None and all(line.sku in self.state.skus for line in record.lines)
+
+    def everything(self) -> None:
+        # Stop being lazy: load the whole book (for whole-book reads).
+        if self.lazy:
+            snapshot = self.repo.load()
+            self.state = state_of(snapshot)
+            self.version = snapshot.version
+            self.lazy = False
 
     def catch_up(self) -> None:
         # Read only what other writers committed since this copy's version,
@@ -512,9 +651,15 @@ class _RowStore:
             return
         version, changes = load_changes(self.version)
         try:
-            apply_changes(self.state, changes)
+            elsewhere = apply_changes(self.state, changes, lazy=self.lazy)
+            if elsewhere:
+                self.load(elsewhere)
         except Exception:  # rows this copy cannot place: start again from the store
-            self.reload()
+            if self.lazy:
+                self.start_lazy()
+                self.reloads += 1
+            else:
+                self.reload()
             return
         self.version = version
         self.catch_ups += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from .storage import (
     Changes,
     DeadlineRow,
     ExpectedRow,
+    Header,
     HoldRow,
     LedgerRow,
     LineRow,
@@ -89,6 +91,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             changed INTEGER NOT NULL)""",
         """CREATE TABLE expired_holds (
             hold_id TEXT PRIMARY KEY,
+            gone INTEGER NOT NULL,
             changed INTEGER NOT NULL)""",
         """CREATE TABLE expected (
             reference TEXT PRIMARY KEY,
@@ -103,7 +106,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             deadline TEXT NOT NULL,
             seq INTEGER NOT NULL,
             gone INTEGER NOT NULL,
-            changed INTEGER NOT NULL)""",
+            changed INTEGER NOT NULL,
+            due_us INTEGER NOT NULL)""",
+        "CREATE INDEX deadlines_due ON deadlines (gone, due_us)",
+        "CREATE INDEX holds_live ON holds (gone)",
+        "CREATE INDEX lines_by_order ON lines (order_id)",
         """CREATE TABLE ledger (
             seq INTEGER PRIMARY KEY,
             kind TEXT NOT NULL,
@@ -162,12 +169,25 @@ _UPSERT = {
     " VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (reference) DO UPDATE SET sku = excluded.sku,"
     " quantity = excluded.quantity, arriving = excluded.arriving, seq = excluded.seq,"
     " gone = 0, changed = excluded.changed",
-    "deadlines": "INSERT INTO deadlines (order_id, deadline, seq, gone, changed)"
-    " VALUES (?, ?, ?, 0, ?) ON CONFLICT (order_id) DO UPDATE SET"
-    " deadline = excluded.deadline, seq = excluded.seq, gone = 0, changed = excluded.changed",
+    "deadlines": "INSERT INTO deadlines (order_id, deadline, seq, gone, changed, due_us)"
+    " VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (order_id) DO UPDATE SET"
+    " deadline = excluded.deadline, seq = excluded.seq, gone = 0, changed = excluded.changed,"
+    " due_us = excluded.due_us",
     "ledger": "INSERT INTO ledger (seq, kind, sku, on_hand_delta, allocated_delta, order_id,"
     " reference, at, on_hand, allocated, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 }
+
+_SKU_COLUMNS = "SELECT sku, on_hand, allocated, slots, backorder_limit, lead_time_us"
+_ORDER_COLUMNS = "SELECT order_id, seq, rank, body"
+_LINE_COLUMNS = "SELECT order_id, sku, rank, seq, slot, ordered, allocated, shipped, cancelled"
+_RECEIPT_COLUMNS = "SELECT sku, reference, quantity"
+_HOLD_COLUMNS = "SELECT hold_id, sku, quantity, expires_at, seq"
+_EXPECTED_COLUMNS = "SELECT reference, sku, quantity, arriving, seq"
+_DEADLINE_COLUMNS = "SELECT order_id, deadline, seq"
+_LEDGER_COLUMNS = (
+    "SELECT seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,"
+    " on_hand, allocated"
+)
 
 # What `load` reads (live rows); `load_changes` adds "changed > ?" to each.
 _SELECT = {
@@ -184,7 +204,7 @@ _SELECT = {
     "deadlines": "SELECT order_id, deadline, seq, gone FROM deadlines WHERE changed > ?",
     "ledger": "SELECT seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,"
     " on_hand, allocated FROM ledger WHERE changed > ? ORDER BY seq",
-    "expired_holds": "SELECT hold_id FROM expired_holds WHERE changed > ?",
+    "expired_holds": "SELECT hold_id, gone FROM expired_holds WHERE changed > ?",
 }
 
 _KINDS: dict[str, Any] = {
@@ -197,6 +217,15 @@ _KINDS: dict[str, Any] = {
     "deadlines": DeadlineRow,
     "ledger": LedgerRow,
 }
+
+
+def _micros(text: str) -> int:
+    # An ISO 8601 instant as whole microseconds since the epoch (sortable in SQL).
+    moment = datetime.fromisoformat(text)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _inspect(path: str) -> int:
@@ -261,10 +290,16 @@ class SQLiteRepository:
     Cost: opening O(1) (plus a migration once); see each method.
     """
 
-    __slots__ = ("_conn", "_failed", "_path", "_staged", "_version")
+    __slots__ = ("_conn", "_failed", "_path", "_staged", "_version", "lazy")
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 30.0, lazy: bool = True
+    ) -> None:
         """Open (or create) the book database at `path`. Cost: O(1)."""
+        if type(lazy) is not bool:
+            raise ArgumentTypeError(f"lazy must be a bool, got {type(lazy).__name__} {lazy!r}")
+        #: a book over this repository loads SKUs as operations need them
+        self.lazy = lazy
         if not isinstance(path, (str, os.PathLike)):
             raise ArgumentTypeError(
                 f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}"
@@ -352,10 +387,7 @@ class SQLiteRepository:
 
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
         # Every row written after version `since`, in one read transaction.
-        conn = self._connection()
-        own = not conn.in_transaction
-        if own:
-            conn.execute("BEGIN")
+        conn, own = self._reading()
         try:
             version = self._read_version(conn)
             counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
@@ -396,7 +428,7 @@ class SQLiteRepository:
             lines=made["lines"],
             receipts=made["receipts"],
             holds=made["holds"],
-            expired_holds=[hold_id for (hold_id,) in rows["expired_holds"]],
+            expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
             expected=made["expected"],
             deadlines=made["deadlines"],
             ledger=made["ledger"],
@@ -432,13 +464,149 @@ class SQLiteRepository:
             receipts=[ReceiptRow._make(row) for row in rows["receipts"]],
             holds=split["holds"][0],
             holds_deleted=split["holds"][1],
-            expired_holds=[hold_id for (hold_id,) in rows["expired_holds"]],
+            expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
+            expired_holds_deleted=[hold_id for hold_id, gone in rows["expired_holds"] if gone],
             expected=split["expected"][0],
             expected_deleted=split["expected"][1],
             deadlines=split["deadlines"][0],
             deadlines_deleted=split["deadlines"][1],
             ledger=[LedgerRow._make(row) for row in rows["ledger"]],
         )
+
+    # -- lazy loading (optional in the protocol) ------------------------------
+
+    def _fresh(self) -> sqlite3.Connection:
+        # A connection whose reads see this unit of work's staged rows too.
+        conn = self._connection()
+        if self._staged:
+            self._flush(conn)
+        return conn
+
+    def _reading(self) -> tuple[sqlite3.Connection, bool]:
+        conn = self._fresh()
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        return conn, own
+
+    def load_header(self) -> Header:
+        """What a lazily loaded book needs before any SKU: the version, the
+        counters, the last ledger entry's number, the ids of expired holds and
+        the SKUs with an active hold (loaded at once). Cost: O(holds)."""
+        conn, own = self._reading()
+        try:
+            version = self._read_version(conn)
+            counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            (ledger_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM ledger").fetchone()
+            expired = [
+                i for (i,) in conn.execute("SELECT hold_id FROM expired_holds WHERE gone = 0")
+            ]
+            held = [s for (s,) in conn.execute("SELECT DISTINCT sku FROM holds WHERE gone = 0")]
+        except sqlite3.DatabaseError as exc:
+            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
+        return Header(
+            version,
+            {name: counters.get(name, 0) for name in COUNTERS},
+            int(ledger_seq),
+            expired,
+            held,
+        )
+
+    def load_skus(self, names: Sequence[str]) -> Changes:
+        """Everything about these SKUs, read consistently: their rows, every
+        line on them, the orders of those lines with all their lines (on any
+        SKU), the orders' deadlines, and the SKUs' receipts, active holds,
+        scheduled receipts and ledger entries.
+
+        Cost: O(rows returned) (indexed).
+        """
+        conn, own = self._reading()
+        rows: dict[str, list[Any]] = {table: [] for table in _KINDS}
+        try:
+            counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            names = list(names)
+            for first in range(0, len(names), 500):
+                chunk = names[first : first + 500]
+                marks = ",".join("?" * len(chunk))
+                of_orders = f"SELECT order_id FROM lines WHERE sku IN ({marks})"
+                for table, query in (
+                    ("skus", _SKU_COLUMNS + f" FROM skus WHERE sku IN ({marks}) ORDER BY rowid"),
+                    (
+                        "orders",
+                        _ORDER_COLUMNS + f" FROM orders WHERE order_id IN ({of_orders})"
+                        " ORDER BY seq",
+                    ),
+                    ("lines", _LINE_COLUMNS + f" FROM lines WHERE order_id IN ({of_orders})"),
+                    ("receipts", _RECEIPT_COLUMNS + f" FROM receipts WHERE sku IN ({marks})"),
+                    (
+                        "holds",
+                        _HOLD_COLUMNS + f" FROM holds WHERE gone = 0 AND sku IN ({marks})"
+                        " ORDER BY seq",
+                    ),
+                    (
+                        "expected",
+                        _EXPECTED_COLUMNS + " FROM expected WHERE gone = 0 AND sku IN"
+                        f" ({marks}) ORDER BY seq",
+                    ),
+                    (
+                        "deadlines",
+                        _DEADLINE_COLUMNS + " FROM deadlines WHERE gone = 0 AND"
+                        f" order_id IN ({of_orders})",
+                    ),
+                    (
+                        "ledger",
+                        _LEDGER_COLUMNS + f" FROM ledger WHERE sku IN ({marks}) ORDER BY seq",
+                    ),
+                ):
+                    make = _KINDS[table]._make
+                    rows[table].extend(make(row) for row in conn.execute(query, chunk))
+        except sqlite3.DatabaseError as exc:
+            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
+        return Changes(
+            counters={name: counters.get(name, 0) for name in COUNTERS},
+            skus=rows["skus"],
+            orders=rows["orders"],
+            lines=rows["lines"],
+            receipts=rows["receipts"],
+            holds=rows["holds"],
+            expected=rows["expected"],
+            deadlines=rows["deadlines"],
+            ledger=rows["ledger"],
+        )
+
+    def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
+        """The SKUs of these orders' lines and of these scheduled receipts. Cost: O(result)."""
+        conn = self._fresh()
+        found: set[str] = set()
+        for values, query in (
+            (list(order_ids), "SELECT DISTINCT sku FROM lines WHERE order_id IN ({})"),
+            (list(references), "SELECT sku FROM expected WHERE gone = 0 AND reference IN ({})"),
+        ):
+            for first in range(0, len(values), 500):
+                chunk = values[first : first + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(sku for (sku,) in conn.execute(query.format(marks), chunk))
+        return sorted(found)
+
+    def due(self, until: str) -> list[str]:
+        """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
+        Cost: O(result) (indexed)."""
+        conn = self._fresh()
+        query = (
+            "SELECT DISTINCT l.sku FROM deadlines d JOIN lines l ON l.order_id = d.order_id"
+            " WHERE d.gone = 0 AND d.due_us <= ?"
+        )
+        return [sku for (sku,) in conn.execute(query, (_micros(until),))]
+
+    def order_count(self) -> int:
+        """The number of orders stored. Cost: O(orders) (SQLite counts)."""
+        return int(self._fresh().execute("SELECT count(*) FROM orders").fetchone()[0])
 
     def version(self) -> int:
         """The commit counter now (one indexed read). Cost: O(1)."""
@@ -508,7 +676,7 @@ class SQLiteRepository:
         expected: dict[str, ExpectedRow | None] = {}
         deadlines: dict[str, DeadlineRow | None] = {}
         receipts: list[ReceiptRow] = []
-        expired: list[tuple[str]] = []
+        expired: dict[str, bool] = {}  # id -> still expired
         ledger: list[LedgerRow] = []
         events: list[tuple[str]] = []
         counters: dict[str, int] = {}
@@ -524,7 +692,10 @@ class SQLiteRepository:
                 holds[hold.hold_id] = hold
             for hold_id in changes.holds_deleted:
                 holds[hold_id] = None
-            expired.extend((hold_id,) for hold_id in changes.expired_holds)
+            for hold_id in changes.expired_holds:
+                expired[hold_id] = True
+            for hold_id in changes.expired_holds_deleted:
+                expired[hold_id] = False
             for item in changes.expected:
                 expected[item.reference] = item
             for reference in changes.expected_deleted:
@@ -551,7 +722,11 @@ class SQLiteRepository:
             ("expected", "reference", expected),
             ("deadlines", "order_id", deadlines),
         ):
-            kept = [(*row, changed) for row in keyed.values() if row is not None]
+            kept: list[tuple[Any, ...]] = [
+                (*row, changed) for row in keyed.values() if row is not None
+            ]
+            if table == "deadlines":
+                kept = [(*row, _micros(row[1])) for row in kept]
             gone = [(changed, name) for name, row in keyed.items() if row is None]
             if kept:
                 run(_UPSERT[table], kept)
@@ -559,8 +734,10 @@ class SQLiteRepository:
                 run(f"UPDATE {table} SET gone = 1, changed = ? WHERE {key} = ?", gone)
         if expired:
             run(
-                "INSERT OR IGNORE INTO expired_holds (hold_id, changed) VALUES (?, ?)",
-                [(hold_id, changed) for (hold_id,) in expired],
+                "INSERT INTO expired_holds (hold_id, gone, changed) VALUES (?, ?, ?)"
+                " ON CONFLICT (hold_id) DO UPDATE SET gone = excluded.gone,"
+                " changed = excluded.changed",
+                [(hold_id, int(not still), changed) for hold_id, still in expired.items()],
             )
         if ledger:
             run(_UPSERT["ledger"], [(*row, changed) for row in ledger])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
@@ -111,15 +112,58 @@ _R = TypeVar("_R")
 _P = ParamSpec("_P")
 
 
+_REFERENCE_ARGS = {
+    "receive": "against",
+    "expect": "reference",
+    "update_expected": "reference",
+    "cancel_expected": "reference",
+}
+
+
+def _needs(
+    method: Callable[..., Any],
+) -> Callable[[BackorderBook, tuple[Any, ...], dict[str, Any]], None]:
+    # What an operation touches, from its arguments, for a lazily loaded book:
+    # the SKUs named, every SKU of the orders named, the SKU of a scheduled
+    # receipt named. Arguments that do not bind are left to the operation.
+    signature = inspect.signature(method)
+    name = method.__name__
+    reference = _REFERENCE_ARGS.get(name)
+
+    def prefetch(book: BackorderBook, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        store = book._store
+        if not store.lazy:
+            return
+        try:
+            bound = signature.bind(book, *args, **kwargs).arguments
+        except TypeError:
+            return
+        skus: list[object] = [bound.get("sku")]
+        orders: list[object] = [bound.get("order_id")]
+        order = bound.get("order")
+        if isinstance(order, Order):
+            orders.append(order.id)
+            skus.extend(line.sku for line in order.lines)
+        refs = [bound.get(reference)] if reference else []
+        store.ensure(skus, orders, refs)
+
+    return prefetch
+
+
 def _writes(
     method: Callable[Concatenate[BackorderBook, _P], _R],
 ) -> Callable[Concatenate[BackorderBook, _P], _R]:
     # An operation that may change the book: one unit of work of the repository.
+    prefetch = _needs(method)
+
     @functools.wraps(method)
     def run(self: BackorderBook, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         if self._store.live and not self._closed:
             return method(self, *args, **kwargs)
-        return self._unit(functools.partial(method, self, *args, **kwargs))
+        return self._unit(
+            functools.partial(method, self, *args, **kwargs),
+            functools.partial(prefetch, self, args, kwargs),
+        )
 
     return run
 
@@ -127,11 +171,15 @@ def _writes(
 def _reads(
     method: Callable[Concatenate[BackorderBook, _P], _R],
 ) -> Callable[Concatenate[BackorderBook, _P], _R]:
-    # A read: with a row repository, first catch up with other writers.
+    # A read: with a row repository, first catch up with other writers (and,
+    # lazily loaded, load what the read names).
+    prefetch = _needs(method)
+
     @functools.wraps(method)
     def run(self: BackorderBook, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         if not self._store.live or self._closed:
             self._catch_up()
+            prefetch(self, args, kwargs)
         return method(self, *args, **kwargs)
 
     return run
@@ -310,6 +358,8 @@ def _undo(state: _State, entry: tuple[Any, ...]) -> None:
         entry[1].quantity = entry[2]
     elif kind == "expired_hold":
         state.expired_holds.discard(entry[1])
+    elif kind == "expired_hold_gone":
+        state.expired_holds.add(entry[1])
     elif kind == "hold_seq":
         state.hold_seq = entry[1]
     elif kind == "tier":
@@ -566,6 +616,12 @@ class BackorderBook:
         if self._batch is None:
             self.close()
 
+    def _whole(self) -> None:
+        # A whole-book read: a lazily loaded book loads everything (and stays so).
+        if self._store.lazy:
+            self._store.everything()
+            self._state = self._store.state
+
     def _catch_up(self) -> None:
         # Before a read: see what other writers committed (row repositories).
         if self._closed:
@@ -574,12 +630,14 @@ class BackorderBook:
             self._store.refresh()
             self._state = self._store.state
 
-    def _unit(self, call: Callable[[], _R]) -> _R:
+    def _unit(self, call: Callable[[], _R], prefetch: Callable[[], None]) -> _R:
         # Run one operation as one unit of work: begin (catching up with
-        # other writers), apply, commit; on a lost commit race run it again.
+        # other writers), load what it needs (lazily loaded), apply, commit;
+        # on a lost commit race run it again.
         if self._closed:
             raise RepositoryClosed("the book is closed; open it again to go on")
         if self._depth:
+            prefetch()
             return call()
         store = self._store
         attempt = 0
@@ -589,6 +647,7 @@ class BackorderBook:
             self._state = store.state
             self._depth = 1
             try:
+                prefetch()
                 return call()
             except _Retry:
                 if attempt >= RETRIES:
@@ -699,13 +758,17 @@ class BackorderBook:
 
     @property
     def ledger(self) -> StockLedger:
-        """The book's `StockLedger`: every stock movement, append-only. Cost: O(1)."""
+        """The book's `StockLedger`: every stock movement, append-only. Cost:
+        O(1) (a lazily loaded book loads everything first: O(rows))."""
         self._catch_up()
+        self._whole()
         return self._state.ledger
 
     @_reads
     def __len__(self) -> int:
-        """The number of orders in the book. Cost: O(1)."""
+        """The number of orders in the book. Cost: O(1) (a lazily loaded book
+        loads everything first: O(rows))."""
+        self._whole()
         return len(self._state.orders)
 
     @_reads
@@ -715,12 +778,16 @@ class BackorderBook:
 
     @_reads
     def order_ids(self) -> Iterator[str]:
-        """Every order id, in the order they were placed. Cost: O(1) per id."""
+        """Every order id, in the order they were placed. Cost: O(1) per id (a
+        lazily loaded book loads everything first: O(rows))."""
+        self._whole()
         return iter(list(self._state.orders))
 
     @_reads
     def skus(self) -> tuple[str, ...]:
-        """Every SKU the book has seen (ordered, received or adjusted). Cost: O(SKUs)."""
+        """Every SKU the book has seen (ordered, received or adjusted). Cost:
+        O(SKUs) (a lazily loaded book loads everything first: O(rows))."""
+        self._whole()
         return tuple(self._state.skus)
 
     def _record(self, order_id: object) -> _OrderRecord:
@@ -1991,6 +2058,7 @@ class BackorderBook:
         state = self._state
         at = self._now()
         when = at if now is None else check_aware(now, "now")
+        self._store.ensure_due(when)  # a lazily loaded book loads the orders due
         txn = self._txn(at)
         expired: list[str] = []
         released: list[str] = []
@@ -2126,7 +2194,9 @@ class BackorderBook:
                     hold_id = f"H-{state.hold_seq}"
             assert current is not None
             hold = _Hold(hold_id, sku, quantity, at + ttl, state.hold_seq)
-            state.expired_holds.discard(hold_id)
+            if hold_id in state.expired_holds:  # an expired id used again
+                state.expired_holds.discard(hold_id)
+                txn.undo.append(("expired_hold_gone", hold_id))
             _add_hold(state, hold)
             txn.undo.append(("hold_new", hold))
             txn.touch_sku(current)
@@ -2271,6 +2341,8 @@ class BackorderBook:
                 for field in ("allocated", "shipped", "cancelled"):
                     assert getattr(line, field) >= 0, (order_id, line.sku, field)
                 assert line.backordered >= 0, (order_id, line.sku)
+                if line.sku not in state.skus:
+                    continue  # (lazily loaded) a line on a SKU not loaded
                 assert state.skus[line.sku].lines.get(line.key) is line, (order_id, line.sku)
                 keys = seen_keys.setdefault(line.sku, set())
                 assert line.key not in keys, ("two lines share a key", order_id, line.sku)

@@ -89,7 +89,7 @@ class StockLedger:
     checks the balances each records.
     """
 
-    __slots__ = ("_journal", "_last", "_rows", "_seq")
+    __slots__ = ("_complete", "_journal", "_last", "_rows", "_seq")
 
     def __init__(self) -> None:
         """Make an empty ledger. Cost: O(1)."""
@@ -97,6 +97,8 @@ class StockLedger:
         self._last: dict[str, tuple[int, int]] = {}
         self._seq = 0
         self._journal: list[str] = []
+        # False while a lazily loaded book holds the entries of some SKUs only
+        self._complete = True
 
     def __len__(self) -> int:
         """The number of entries over all SKUs. Cost: O(1)."""
@@ -186,7 +188,7 @@ class StockLedger:
                     )
             if self._last.get(sku, (0, 0)) != (on_hand, allocated):
                 raise LedgerCorrupted(f"sku {sku!r}: current balance disagrees with replay")
-        if len(seen) != self._seq:
+        if self._complete and len(seen) != self._seq:
             raise LedgerCorrupted(f"ledger holds {len(seen)} entries but counted {self._seq}")
 
     # -- written by the book only ------------------------------------------
@@ -240,17 +242,19 @@ class StockLedger:
         return rows
 
     def _extend(self, rows: list[_Row]) -> None:
-        # Append stored entries (numbered after the last one), in entry order.
+        # Append stored entries in entry order; one this ledger has is skipped.
         for row in rows:
             sku = row[2]
             sku_rows = self._rows.get(sku)
             if sku_rows is None:
                 self._rows[sku] = [row]
-            else:
+            elif row[0] > sku_rows[-1][0]:
                 sku_rows.append(row)
+            else:
+                continue
             self._last[sku] = (row[8], row[9])
         if rows:
-            self._seq = rows[-1][0]
+            self._seq = max(self._seq, rows[-1][0])
 
     def _rollback(self, mark: int) -> None:
         # Drop every entry written since `mark` (the operation failed).

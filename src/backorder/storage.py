@@ -36,6 +36,7 @@ __all__ = [
     "Changes",
     "DeadlineRow",
     "ExpectedRow",
+    "Header",
     "HoldRow",
     "InMemoryRepository",
     "LedgerRow",
@@ -182,12 +183,25 @@ class Changes:
     holds: Sequence[HoldRow] = ()
     holds_deleted: Sequence[str] = ()
     expired_holds: Sequence[str] = ()
+    expired_holds_deleted: Sequence[str] = ()
     expected: Sequence[ExpectedRow] = ()
     expected_deleted: Sequence[str] = ()
     deadlines: Sequence[DeadlineRow] = ()
     deadlines_deleted: Sequence[str] = ()
     ledger: Sequence[LedgerRow] = ()
     events: Sequence[str] = ()
+
+
+class Header(NamedTuple):
+    """What a lazily loaded book reads first (`load_header`, optional)."""
+
+    version: int
+    counters: Mapping[str, int]
+    #: the number of the last ledger entry
+    ledger_seq: int
+    expired_holds: Sequence[str]
+    #: every SKU with an active hold (a lazy book loads them at once)
+    held_skus: Sequence[str]
 
 
 @runtime_checkable

@@ -135,6 +135,8 @@ class DictRepository:
                 tables["holds"].pop(hold_id, None)
             for hold_id in changes.expired_holds:
                 rows.expired_holds[hold_id] = None
+            for hold_id in changes.expired_holds_deleted:
+                rows.expired_holds.pop(hold_id, None)
             for expected in changes.expected:
                 tables["expected"][expected.reference] = expected
             for reference in changes.expected_deleted:
@@ -185,9 +187,12 @@ def snapshot(book: BackorderBook) -> dict[str, Any]:
     counters, receipt references counted, holds, scheduled receipts, lead
     times, caps and fill-by deadlines.
 
+    A lazily loaded book loads everything (and stays loaded).
+
     Cost: O(orders + lines + ledger entries).
     """
     book._catch_up()
+    book._whole()
     state = book._state
     skus = book.skus()
     return {
