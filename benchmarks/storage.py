@@ -134,13 +134,23 @@ _OPEN_CHILD = """
 import resource, sys, time
 sys.path.insert(0, {src!r})
 from backorder import BackorderBook, PartialFill
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def rss():  # resident now (the peak so far would hide what comes after imports)
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+base = rss()
 start = time.perf_counter()
-book = BackorderBook.open({path!r}, PartialFill())
-seconds = time.perf_counter() - start
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-waiting = sum(len(book.waiting(sku)) for sku in book.skus())
-print(seconds, (after - before) * 1024, waiting)
+book = BackorderBook.open({path!r}, PartialFill())          # lazily: no SKU yet
+opened = time.perf_counter() - start
+opened_rss = rss() - base
+start = time.perf_counter()
+book.status("b0-0")                                         # loads that order's SKU
+first = time.perf_counter() - start
+first_rss = rss() - base
+start = time.perf_counter()
+waiting = sum(len(book.waiting(sku)) for sku in book.skus())  # loads the whole book
+whole = time.perf_counter() - start
+whole_rss = rss() - base
+print(opened, opened_rss, first, first_rss, whole, whole_rss, waiting)
 """
 
 
@@ -163,13 +173,18 @@ def opening(directory: str, n: int) -> dict[str, float]:
         text=True,
         check=True,
     )
-    seconds, peak, waiting = child.stdout.split()
+    opened, opened_rss, first, first_rss, whole, whole_rss, waiting = child.stdout.split()
     assert int(waiting) == n, (waiting, n)
     return {
         "lines": n,
+        "skus": len(SKUS),
         "build_seconds": build,
-        "open_seconds": float(seconds),
-        "open_peak_bytes": float(peak),
+        "open_seconds": float(opened),
+        "open_peak_bytes": float(opened_rss),
+        "first_sku_seconds": float(first),
+        "first_sku_peak_bytes": float(first_rss),
+        "whole_seconds": float(whole),
+        "whole_peak_bytes": float(whole_rss),
         "file_bytes": float(os.path.getsize(path)),
     }
 
@@ -198,12 +213,20 @@ def report(results: dict[str, Any]) -> str:
         f"{batch['memory']:,.0f}/s, bare executemany {batch['bare_sqlite']:,.0f} rows/s "
         f"(sqlite/memory {batch['sqlite'] / batch['memory']:.2f})"
     )
+    n, skus = opened["lines"], opened["skus"]
     lines.append(
-        f"  opening {opened['lines']:,} waiting lines: {opened['open_seconds']:.1f} s, peak "
-        f"{opened['open_peak_bytes'] / 2**20:,.0f} MiB "
-        f"({opened['open_peak_bytes'] / opened['lines']:,.0f} B per line); file "
-        f"{opened['file_bytes'] / 2**20:,.0f} MiB, built in {opened['build_seconds']:.0f} s"
+        f"  a file of {n:,} waiting lines on {skus} SKUs ({opened['file_bytes'] / 2**20:,.0f} MiB,"
+        f" built in {opened['build_seconds']:.0f} s):"
     )
+    for label, key in (
+        ("open (lazily: no SKU loaded)", "open"),
+        (f"first read of an order (loads its SKU, ~{n // skus:,} lines)", "first_sku"),
+        ("read every SKU (the whole book)", "whole"),
+    ):
+        lines.append(
+            f"    {label}: {opened[key + '_seconds']:.3f} s, resident memory after "
+            f"+{opened[key + '_peak_bytes'] / 2**20:,.1f} MiB"
+        )
     return "\n".join(lines)
 
 

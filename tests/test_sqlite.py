@@ -286,3 +286,36 @@ def test_an_expired_hold_id_used_again_comes_back_if_the_hold_fails() -> None:
     again = BackorderBook(repository=repository.reopen(), clock=clock)
     assert again._state.expired_holds == set()
     assert snapshot(again) == snapshot(book)
+
+
+def test_storage_arguments_of_the_wrong_kind_are_refused(tmp_path: Path) -> None:
+    from backorder import InMemoryRepository, InvalidArgument
+
+    with pytest.raises(ArgumentTypeError, match="outbox"):
+        InMemoryRepository(outbox=1)  # type: ignore[arg-type]  # the wrong type is the point
+    with pytest.raises(ArgumentTypeError, match="lazy"):
+        SQLiteRepository(tmp_path / "x.db", lazy="yes")  # type: ignore[arg-type]  # ditto
+    with BackorderBook.open(tmp_path / "y.db") as book:
+        with pytest.raises(ArgumentTypeError, match="mark_published"):
+            book.mark_published(5)  # type: ignore[arg-type]  # ditto
+        with book.batch(), pytest.raises(InvalidArgument, match="batch"):
+            book.close()
+        book.place(Order("A-1", [OrderLine("MUG", 1)]))  # still open
+    with pytest.raises(ArgumentTypeError, match="repository"):
+        BackorderBook(repository=object())  # type: ignore[arg-type]  # ditto
+
+
+def test_a_lazily_loaded_book_holds_only_what_it_touched(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    with BackorderBook.open(path, clock=TickingClock()) as book, book.batch():
+        for i in range(30):
+            book.place(Order(f"A-{i}", [OrderLine(f"SKU-{i % 10}", 1)]))
+    with BackorderBook.open(path, clock=TickingClock()) as book:
+        assert book._state.skus == {}  # opening loads no SKU
+        assert book.position("A-3", "SKU-3") == 1
+        assert set(book._state.skus) == {"SKU-3"}
+        book.receive("SKU-4", 1)
+        assert set(book._state.skus) == {"SKU-3", "SKU-4"}
+        assert len(book._state.orders) == 6
+        assert len(book) == 30  # a whole-book read loads everything
+        assert len(book._state.skus) == 10

@@ -327,6 +327,7 @@ def apply_changes(
         touched.add(row.sku)
     # which orders this state keeps: those it has, and those with a line on a loaded SKU
     relevant = {row.order_id for row in changes.lines if row.sku in skus}
+    known = set(state.orders) if loading else set()
     for order_row in changes.orders:
         record = state.orders.get(order_row.order_id)
         if record is None:
@@ -447,8 +448,8 @@ def apply_changes(
             if item is not None:
                 state.deadlines.remove(item)
         for row_d in changes.deadlines:
-            if row_d.order_id not in state.orders:
-                continue
+            if row_d.order_id not in state.orders or (loading and row_d.order_id in known):
+                continue  # (a load) an order held already keeps its own deadline
             item = by_order.get(row_d.order_id)
             if item is not None:
                 state.deadlines.remove(item)

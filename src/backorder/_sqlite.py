@@ -581,8 +581,12 @@ class SQLiteRepository:
         )
 
     def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
-        """The SKUs of these orders' lines and of these scheduled receipts. Cost: O(result)."""
-        conn = self._fresh()
+        """The SKUs of these orders' lines and of these scheduled receipts.
+
+        Staged rows are not written first: a book asks only about orders and
+        receipts it does not hold, which staged rows never change.
+        Cost: O(result)."""
+        conn = self._connection()
         found: set[str] = set()
         for values, query in (
             (list(order_ids), "SELECT DISTINCT sku FROM lines WHERE order_id IN ({})"),
@@ -597,7 +601,7 @@ class SQLiteRepository:
     def due(self, until: str) -> list[str]:
         """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
         Cost: O(result) (indexed)."""
-        conn = self._fresh()
+        conn = self._connection()
         query = (
             "SELECT DISTINCT l.sku FROM deadlines d JOIN lines l ON l.order_id = d.order_id"
             " WHERE d.gone = 0 AND d.due_us <= ?"

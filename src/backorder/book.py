@@ -126,18 +126,15 @@ def _needs(
     # What an operation touches, from its arguments, for a lazily loaded book:
     # the SKUs named, every SKU of the orders named, the SKU of a scheduled
     # receipt named. Arguments that do not bind are left to the operation.
-    signature = inspect.signature(method)
-    name = method.__name__
-    reference = _REFERENCE_ARGS.get(name)
+    names = list(inspect.signature(method).parameters)[1:]  # after self
+    reference = _REFERENCE_ARGS.get(method.__name__)
 
     def prefetch(book: BackorderBook, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         store = book._store
         if not store.lazy:
             return
-        try:
-            bound = signature.bind(book, *args, **kwargs).arguments
-        except TypeError:
-            return
+        bound = dict(zip(names, args, strict=False))  # a bad call raises in the call
+        bound.update(kwargs)
         skus: list[object] = [bound.get("sku")]
         orders: list[object] = [bound.get("order_id")]
         order = bound.get("order")
@@ -727,6 +724,11 @@ class BackorderBook:
         Cost: O(events), one commit with SQLite.
         """
         ids: list[int] = []
+        if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
+            raise ArgumentTypeError(
+                f"mark_published takes an iterable of OutboxEvent values or ids, got "
+                f"{type(events).__name__} {events!r}"
+            )
         for item in events:
             if isinstance(item, OutboxEvent):
                 ids.append(item.id)
