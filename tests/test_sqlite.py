@@ -297,7 +297,13 @@ def test_storage_arguments_of_the_wrong_kind_are_refused(tmp_path: Path) -> None
         SQLiteRepository(tmp_path / "x.db", lazy="yes")  # type: ignore[arg-type]  # ditto
     with BackorderBook.open(tmp_path / "y.db") as book:
         with pytest.raises(ArgumentTypeError, match="mark_published"):
-            book.mark_published(5)  # type: ignore[arg-type]  # ditto
+            book.mark_published(5.0)  # type: ignore[arg-type]  # ditto
+        book.receive("MUG", 1)
+        book.receive("CUP", 1)
+        first, second = book.pending_events()
+        assert book.mark_published(first) == 1  # one event, or its id
+        assert book.mark_published(second.id) == 1
+        assert book.pending_events() == ()
         with book.batch(), pytest.raises(InvalidArgument, match="batch"):
             book.close()
         book.place(Order("A-1", [OrderLine("MUG", 1)]))  # still open

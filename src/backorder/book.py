@@ -713,9 +713,9 @@ class BackorderBook:
             raise RepositoryClosed("the book is closed; open it again to go on")
         return tuple(OutboxEvent(event_id, event) for event_id, event in self._store.pending(limit))
 
-    def mark_published(self, events: Iterable[OutboxEvent | int]) -> int:
-        """Take events (or their ids) out of the outbox; return how many
-        were still there (marking one twice is harmless).
+    def mark_published(self, events: Iterable[OutboxEvent | int] | OutboxEvent | int) -> int:
+        """Take events (or their ids; one, or an iterable of them) out of the
+        outbox; return how many were still there (marking one twice is harmless).
 
         Raises:
             ArgumentTypeError: an item is neither an `OutboxEvent` nor an int.
@@ -724,6 +724,10 @@ class BackorderBook:
         Cost: O(events), one commit with SQLite.
         """
         ids: list[int] = []
+        if isinstance(events, OutboxEvent) or (
+            isinstance(events, int) and not isinstance(events, bool)
+        ):
+            events = [events]
         if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
             raise ArgumentTypeError(
                 f"mark_published takes an iterable of OutboxEvent values or ids, got "
