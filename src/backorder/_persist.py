@@ -7,10 +7,10 @@ from a `Snapshot` (O(n log n) in lines, the sort of each SKU's line).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from heapq import heapify
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sortedcontainers import SortedList
 
@@ -46,6 +46,8 @@ from .storage import (
 if TYPE_CHECKING:
     from .book import _Txn
 
+_T = TypeVar("_T")
+
 
 def _sku_row(sku: _Sku) -> SkuRow:
     return SkuRow(
@@ -72,6 +74,14 @@ def _order_row(record: _OrderRecord) -> OrderRow:
     return OrderRow(
         record.order.id, unpack(record.lines[0].key)[1], record.rank, order_text(record.order)
     )
+
+
+def _final(
+    keys: dict[str, None], now: Mapping[str, Any], row: Callable[[Any], _T]
+) -> tuple[list[_T], list[str]]:
+    # The rows of the touched keys still present, and the keys now gone.
+    rows = [row(now[key]) for key in keys if key in now]
+    return rows, [key for key in keys if key not in now]
 
 
 def changes_of(state: _State, txn: _Txn) -> Changes:
@@ -117,36 +127,23 @@ def changes_of(state: _State, txn: _Txn) -> Changes:
             expected[entry[1].reference] = None
             skus[entry[1].sku] = None
     pending = {item[2]: item for item in state.deadlines} if deadlines else {}
-    deadline_rows = []
-    deadlines_deleted = []
-    for order_id in deadlines:
-        item = pending.get(order_id)
-        if item is None:
-            deadlines_deleted.append(order_id)
-        else:
-            deadline_rows.append(DeadlineRow(order_id, time_text(item[0]), item[1]))
-    hold_rows = []
-    holds_deleted = []
-    for hold_id in holds:
-        hold = state.holds.get(hold_id)
-        if hold is None:
-            holds_deleted.append(hold_id)
-        else:
-            hold_rows.append(
-                HoldRow(hold_id, hold.sku, hold.quantity, time_text(hold.expires_at), hold.seq)
-            )
-    expected_rows = []
-    expected_deleted = []
-    for reference in expected:
-        item_e = state.expected.get(reference)
-        if item_e is None:
-            expected_deleted.append(reference)
-        else:
-            expected_rows.append(
-                ExpectedRow(
-                    reference, item_e.sku, item_e.quantity, time_text(item_e.arriving), item_e.seq
-                )
-            )
+    deadline_rows, deadlines_deleted = _final(
+        deadlines, pending, lambda item: DeadlineRow(item[2], time_text(item[0]), item[1])
+    )
+    hold_rows, holds_deleted = _final(
+        holds,
+        state.holds,
+        lambda hold: HoldRow(
+            hold.hold_id, hold.sku, hold.quantity, time_text(hold.expires_at), hold.seq
+        ),
+    )
+    expected_rows, expected_deleted = _final(
+        expected,
+        state.expected,
+        lambda item: ExpectedRow(
+            item.reference, item.sku, item.quantity, time_text(item.arriving), item.seq
+        ),
+    )
     ledger = state.ledger
     return Changes(
         counters={

@@ -27,35 +27,31 @@ from .policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
 __all__ = ["POLICIES", "demo", "main", "print_waiting", "replay", "status"]
 
 
-def _table(book: BackorderBook, order_ids: Sequence[str], sku: str) -> str:
-    header = ("order", "tier", "ordered", "allocated", "shipped", "cancelled", "waiting", "place")
-    rows = [header]
-    for order_id in order_ids:
-        line = book.line(order_id, sku)
-        place = book.position(order_id, sku)
-        rows.append(
-            (
-                order_id,
-                line.tier,
-                str(line.ordered),
-                str(line.allocated),
-                str(line.shipped),
-                str(line.cancelled),
-                str(line.backordered),
-                "-" if place is None else f"#{place}",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    out = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    stock = book.stock(sku)
-    out.append(
-        f"{sku}: on hand {stock.on_hand}, allocated {stock.allocated}, available {stock.available}"
+def _line_cells(book: BackorderBook, order_id: str, sku: str) -> tuple[str, ...]:
+    # ordered, allocated, shipped, cancelled, waiting, place in line
+    line = book.line(order_id, sku)
+    place = book.position(order_id, sku)
+    return (
+        str(line.ordered),
+        str(line.allocated),
+        str(line.shipped),
+        str(line.cancelled),
+        str(line.backordered),
+        "-" if place is None else f"#{place}",
     )
-    return "\n".join(out)
+
+
+def _table(book: BackorderBook, order_ids: Sequence[str], sku: str) -> str:
+    rows: list[tuple[str, ...]] = [
+        ("order", "tier", "ordered", "allocated", "shipped", "cancelled", "waiting", "place")
+    ]
+    for order_id in order_ids:
+        rows.append((order_id, book.line(order_id, sku).tier, *_line_cells(book, order_id, sku)))
+    stock = book.stock(sku)
+    return (
+        f"{_rows(rows)}\n{sku}: on hand {stock.on_hand}, allocated {stock.allocated}, "
+        f"available {stock.available}"
+    )
 
 
 def demo(out: TextIO = sys.stdout) -> BackorderBook:
@@ -315,19 +311,8 @@ def status(db: Path, order_id: str | None, policy_name: str, out: TextIO, err: T
             ("sku", "ordered", "allocated", "shipped", "cancelled", "waiting", "place", "eta")
         ]
         for line in order.lines:
-            place = book.position(order_id, line.sku)
-            lines.append(
-                (
-                    line.sku,
-                    str(line.ordered),
-                    str(line.allocated),
-                    str(line.shipped),
-                    str(line.cancelled),
-                    str(line.backordered),
-                    "-" if place is None else f"#{place}",
-                    _eta_text(book.eta(order_id, line.sku)),
-                )
-            )
+            cells = _line_cells(book, order_id, line.sku)
+            lines.append((line.sku, *cells, _eta_text(book.eta(order_id, line.sku))))
         out.write(f"order {order_id} ({order.order.tier}):\n{_rows(lines)}\n")
     return 0
 
