@@ -16,6 +16,7 @@ import attrs
 
 from ._persist import _LiveStore, _Retry, _RowStore
 from ._state import _Expected, _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
+from ._tables import book_records, html_table, sku_records, waiting_records
 from .domain import (
     MAX_QUANTITY,
     LineStatus,
@@ -748,12 +749,46 @@ class BackorderBook:
         return self._store.published(ids)
 
     def __repr__(self) -> str:
-        waiting = sum(len(sku.queue) for sku in self._state.skus.values())
+        state = self._state
+        waiting = sum(len(sku.queue) for sku in state.skus.values())
+        held = "loaded so far: " if self._store.lazy else ""
+        closed = ", closed" if self._closed else ""
         return (
-            f"<BackorderBook {len(self._state.orders)} orders, "
-            f"{len(self._state.skus)} SKUs, {waiting} lines waiting, "
-            f"policy={self._policy!r}>"
+            f"<BackorderBook {held}{len(state.orders)} orders, {len(state.skus)} SKUs, "
+            f"{waiting} lines waiting, policy={self._policy!r}{closed}>"
         )
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Every order line as a plain dict (`order_id`, `sku`, `tier`,
+        `placed_at`, `ship_complete`, `ordered`, `allocated`, `shipped`,
+        `cancelled`, `backordered`, `position`), orders in placement order;
+        for notebooks (`pandas.DataFrame(book.to_records())`) and reports.
+
+        Cost: O(lines log n) (a lazily loaded book loads everything).
+        """
+        return book_records(self)
+
+    def waiting_records(self, sku: str | None = None) -> list[dict[str, Any]]:
+        """Every waiting line (of `sku`, or of every SKU) as a plain dict
+        (`sku`, `position`, `order_id`, `tier`, `backordered`, `allocated`,
+        `eta`, `eta_basis`), in serving order.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not None or a non-empty str.
+
+        Cost: O(waiting lines x ETA cost).
+        """
+        return waiting_records(self, sku)
+
+    def sku_records(self) -> list[dict[str, Any]]:
+        """Every SKU as a plain dict (`sku`, `on_hand`, `allocated`,
+        `available`, `waiting_lines`, `backordered`, `next_receipt`,
+        `next_receipt_quantity`). Cost: O(SKUs + waiting lines)."""
+        return sku_records(self)
+
+    def _repr_html_(self) -> str:
+        """A compact HTML summary for notebooks: one row per SKU (see `sku_records`)."""
+        return html_table(repr(self), self.sku_records())
 
     # -- reading -------------------------------------------------------------
 

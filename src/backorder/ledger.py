@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import attrs
 
+from ._tables import html_table, ledger_records
 from .domain import StockLevel, check_text
 from .errors import LedgerCorrupted
 
@@ -127,6 +129,26 @@ class StockLedger:
         rows = [row for sku_rows in self._rows.values() for row in sku_rows]
         rows.sort(key=lambda row: row[0])
         return (_entry(row) for row in rows)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Every entry as a plain dict (the fields of `LedgerEntry`), in entry
+        order; for notebooks (`pandas.DataFrame(ledger.to_records())`).
+        Cost: O(n log n)."""
+        return ledger_records(self)
+
+    def _repr_html_(self) -> str:
+        """A compact HTML summary for notebooks: the balance of every SKU."""
+        rows = [
+            {
+                "sku": sku,
+                "entries": len(rows),
+                "on_hand": rows[-1][8],
+                "allocated": rows[-1][9],
+                "available": rows[-1][8] - rows[-1][9],
+            }
+            for sku, rows in self._rows.items()
+        ]
+        return html_table(repr(self), rows)
 
     def balance(self, sku: str) -> StockLevel:
         """The balances after the last entry of `sku` (all zero if none).
