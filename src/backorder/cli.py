@@ -1,4 +1,4 @@
-"""The command line: `backorder demo | replay | status` (also `python -m backorder`).
+"""The command line: `backorder demo | replay | status | simulate` (or `python -m backorder`).
 
 Exit codes: 0 done, 1 bad input (a bad event file, a file that is not a
 book, an unknown order), 2 usage (argparse).
@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ._eventfile import EventLine, FileError, read_events
 from ._sqlite import SQLiteRepository
@@ -24,7 +24,7 @@ from .errors import BackorderError
 from .eta import Eta
 from .policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
 
-__all__ = ["POLICIES", "demo", "main", "print_waiting", "replay", "status"]
+__all__ = ["POLICIES", "demo", "main", "print_waiting", "replay", "run_simulation", "status"]
 
 
 def _line_cells(book: BackorderBook, order_id: str, sku: str) -> tuple[str, ...]:
@@ -317,6 +317,51 @@ def status(db: Path, order_id: str | None, policy_name: str, out: TextIO, err: T
     return 0
 
 
+def run_simulation(
+    path: Path | None,
+    policy_names: Sequence[str],
+    synthetic_options: dict[str, Any],
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Run the what-if comparison on an event file (or synthetic demand when
+    `path` is None) and print the table; return the exit code. Every line of
+    the file needs `at`. Cost: O(events x policies)."""
+    from .simulate import simulate, synthetic
+
+    names = list(dict.fromkeys(policy_names)) or ["strict", "partial", "tiers"]
+    policies = {name: POLICIES[name]() for name in names}
+    events: list[Any]
+    if path is None:
+        try:
+            events = synthetic(**synthetic_options)
+        except BackorderError as exc:
+            err.write(f"backorder: {exc}\n")
+            return 1
+        source = "synthetic demand " + ", ".join(f"{k}={v}" for k, v in synthetic_options.items())
+    else:
+        try:
+            parsed = list(read_events(path))
+        except OSError as exc:
+            err.write(f"backorder: cannot read {path}: {exc}\n")
+            return 1
+        errors = [item for item in parsed if isinstance(item, FileError)]
+        for error in errors:
+            err.write(f"{error}\n")
+        if errors:
+            err.write(f"backorder: {len(errors)} bad line(s) in {path}; nothing simulated\n")
+            return 1
+        events = [item for item in parsed if isinstance(item, EventLine)]
+        source = str(path)
+    try:
+        result = simulate(events, policies)
+    except BackorderError as exc:
+        err.write(f"backorder: {exc}\n")
+        return 1
+    out.write(f"{result.events:,} events from {source}\n{result.table()}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 bad input, 2 usage)."""
     parser = argparse.ArgumentParser(
@@ -337,7 +382,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("--db", type=Path, required=True, help="the SQLite book")
     show.add_argument("order_id", nargs="?", help="an order id (else every SKU)")
     show.add_argument("--policy", choices=sorted(POLICIES), default="partial")
+    sim = commands.add_parser(
+        "simulate", help="compare policies on an event file or on synthetic demand"
+    )
+    sim.add_argument("events", type=Path, nargs="?", help="EVENTS.jsonl|csv (else synthetic)")
+    sim.add_argument(
+        "--policy", action="append", choices=sorted(POLICIES), default=[], dest="policies"
+    )
+    sim.add_argument("--days", type=int, default=90)
+    sim.add_argument("--orders-per-day", type=float, default=40.0)
+    sim.add_argument("--fill-ratio", type=float, default=0.95)
+    sim.add_argument("--lateness-days", type=float, default=0.0)
+    sim.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command == "simulate":
+        options = {
+            "days": args.days,
+            "orders_per_day": args.orders_per_day,
+            "fill_ratio": args.fill_ratio,
+            "lateness_days": args.lateness_days,
+            "seed": args.seed,
+        }
+        return run_simulation(args.events, args.policies, options)
     if args.command == "replay":
         return replay(args.events, args.policy, args.db, args.skip_bad)
     if args.command == "status":
