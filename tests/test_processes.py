@@ -252,7 +252,11 @@ def test_a_process_killed_at_random_moments_loses_nothing_it_returned(tmp_path: 
         log = tmp_path / f"round-{round_}.log"
         child = SPAWN.Process(target=_crash_child, args=(path, round_, str(log)))
         child.start()
-        time.sleep(0.8 + rng.random() * 1.2)  # (a spawned child takes ~0.5 s to start)
+        waited = 0.0
+        while not log.exists() and waited < 60:  # until it has opened the book
+            time.sleep(0.02)
+            waited += 0.02
+        time.sleep(0.05 + rng.random() * 1.0)
         child.kill()  # SIGKILL: no cleanup, no rollback, no flush of Python state
         child.join()
         lines = [json.loads(line) for line in log.read_text().splitlines() if line.endswith("}")]

@@ -145,8 +145,10 @@ def test_rows_this_library_never_writes_are_reported(tmp_path: Path) -> None:
     conn.execute("UPDATE orders SET body = 'not json' WHERE order_id = 'A-1'")
     conn.commit()
     conn.close()
+    whole = SQLiteRepository(path, lazy=False)
     with pytest.raises(StorageCorrupted, match="not json"):
-        BackorderBook(repository=SQLiteRepository(path, lazy=False))
+        BackorderBook(repository=whole)
+    whole.close()
     # lazily loaded: found when the order is read
     with BackorderBook.open(path) as book, pytest.raises(StorageCorrupted, match="not json"):
         book.status("A-1")
