@@ -18,6 +18,7 @@ MODULES = [
     "backorder.domain",
     "backorder.ledger",
     "backorder.policies",
+    "backorder.testing.policy",
 ]
 
 

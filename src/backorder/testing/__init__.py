@@ -6,6 +6,9 @@
   snapshots are equal exactly when the books are in the same state.
 * `backorder.testing.contract.RepositoryContract`: the pytest contract suite
   an adapter must pass (needs `pytest` and `hypothesis`: the `test` extra).
+* `check_policy(policy, tiers=...)` (from `backorder.testing.policy`, needs
+  `hypothesis`): random operation sequences against a custom policy, failing
+  with the shortest sequence that breaks an invariant.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ from ..book import BackorderBook
 from ..errors import ConcurrencyConflict, RepositoryClosed
 from ..storage import COUNTERS, Changes, Snapshot
 
-__all__ = ["DictRepository", "snapshot"]
+__all__ = ["DictRepository", "PolicyCheckFailed", "check_policy", "snapshot"]
+
+
+def __getattr__(name: str) -> Any:
+    # check_policy needs hypothesis: imported only when asked for
+    if name in ("check_policy", "PolicyCheckFailed"):
+        from . import policy
+
+        return getattr(policy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Rows:
