@@ -16,7 +16,7 @@ import attrs
 
 from ._persist import _LiveStore, _Retry, _RowStore
 from ._state import _Expected, _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
-from ._tables import book_records, html_table, sku_records, waiting_records
+from ._tables import book_records, data_frame, html_table, sku_records, waiting_records
 from .domain import (
     MAX_QUANTITY,
     LineStatus,
@@ -785,6 +785,22 @@ class BackorderBook:
         `available`, `waiting_lines`, `backordered`, `next_receipt`,
         `next_receipt_quantity`). Cost: O(SKUs + waiting lines)."""
         return sku_records(self)
+
+    def to_pandas(self) -> Any:
+        """`to_records()` as a pandas DataFrame with proper dtypes (counts
+        int64, `position` nullable Int64, `placed_at` UTC datetimes, ids and
+        tiers `string`).
+
+        Raises:
+            ImportError: pandas is not installed (`pip install 'backorder[pandas]'`).
+
+        Cost: as `to_records()`.
+        """
+        columns = [
+            "order_id", "sku", "tier", "placed_at", "ship_complete", "ordered",
+            "allocated", "shipped", "cancelled", "backordered", "position",
+        ]  # fmt: skip
+        return data_frame(self.to_records(), columns)
 
     def _repr_html_(self) -> str:
         """A compact HTML summary for notebooks: one row per SKU (see `sku_records`)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from ._tables import html_table, ledger_records
+from ._tables import data_frame, html_table, ledger_records
 from .domain import StockLevel, check_text
 from .errors import LedgerCorrupted
 
@@ -135,6 +135,21 @@ class StockLedger:
         order; for notebooks (`pandas.DataFrame(ledger.to_records())`).
         Cost: O(n log n)."""
         return ledger_records(self)
+
+    def to_pandas(self) -> Any:
+        """`to_records()` as a pandas DataFrame with proper dtypes (counts
+        int64, `at` UTC datetimes, kinds and names `string`).
+
+        Raises:
+            ImportError: pandas is not installed (`pip install 'backorder[pandas]'`).
+
+        Cost: O(n log n).
+        """
+        columns = [
+            "seq", "kind", "sku", "on_hand_delta", "allocated_delta", "order_id",
+            "reference", "at", "on_hand", "allocated", "available",
+        ]  # fmt: skip
+        return data_frame(self.to_records(), columns)
 
     def _repr_html_(self) -> str:
         """A compact HTML summary for notebooks: the balance of every SKU."""

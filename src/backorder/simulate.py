@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 
 from ._eventfile import EventLine, FileError, _parse
+from ._tables import data_frame, optional
 from .book import BackorderBook
 from .errors import BackorderError, InvalidArgument
 from .events import LineAllocated, LineBackordered, LineCancelled, LineReleased, OrderPlaced
@@ -160,6 +161,59 @@ class SimulationResult:
     measures: tuple[ServiceMeasures, ...]
     events: int
     seconds: tuple[float, ...]
+    #: (policy, tier) -> every filled back-ordered order's wait, in days
+    waits: Mapping[tuple[str, str], tuple[float, ...]] = attrs.field(factory=dict, eq=False)
+    #: policy -> (time, units on hand, units backordered), sampled over the run
+    curves: Mapping[str, tuple[tuple[datetime, int, int], ...]] = attrs.field(
+        factory=dict, eq=False
+    )
+
+    def to_pandas(self) -> Any:
+        """The measures as a pandas DataFrame (counts int64, shares float,
+        missing waits and errors as `<NA>`).
+
+        Raises:
+            ImportError: pandas is not installed (`pip install 'backorder[pandas]'`).
+
+        Cost: O(rows).
+        """
+        columns = [field.name for field in attrs.fields(ServiceMeasures)]
+        return data_frame(self.to_records(), columns)
+
+    def plot(self) -> Any:
+        """A matplotlib `Figure`: the wait until fully allocated per policy
+        and tier (box plots, in days), and units on hand and backordered over
+        time per policy. Display it in a notebook, or `.savefig(path)`.
+
+        Raises:
+            ImportError: matplotlib is not installed (`pip install 'backorder[plot]'`).
+
+        Cost: O(orders + samples).
+        """
+        figure_module = optional("matplotlib.figure", "plot")
+        figure = figure_module.Figure(figsize=(12, 4.5), layout="constrained")
+        waits_axes, curve_axes = figure.subplots(1, 2)
+        labels = [f"{policy}\n{tier}" for policy, tier in self.waits]
+        if labels:
+            waits_axes.boxplot(list(self.waits.values()), showfliers=False)
+            waits_axes.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
+        waits_axes.set_ylabel("days from order to fully allocated")
+        waits_axes.set_title("wait of back-ordered orders")
+        for policy, samples in self.curves.items():
+            times = [sample[0] for sample in samples]
+            line = curve_axes.plot(times, [s[1] for s in samples], label=f"{policy}: on hand")
+            curve_axes.plot(
+                times,
+                [s[2] for s in samples],
+                linestyle="--",
+                color=line[0].get_color(),
+                label=f"{policy}: backordered",
+            )
+        curve_axes.set_ylabel("units")
+        curve_axes.set_title("on hand and backordered over time")
+        curve_axes.legend(fontsize=8)
+        figure.autofmt_xdate()
+        return figure
 
     def to_records(self) -> list[dict[str, Any]]:
         """The measures as plain dicts (for `pandas.DataFrame`). Cost: O(rows)."""
@@ -246,12 +300,23 @@ def _prepare(events: Iterable[Mapping[str, Any] | EventLine]) -> list[EventLine]
     return prepared
 
 
-def _run(name: str, policy: AllocationPolicy, events: list[EventLine]) -> list[ServiceMeasures]:
+def _levels(book: BackorderBook) -> tuple[int, int]:
+    skus = book.skus()
+    return sum(book.stock(s).on_hand for s in skus), sum(book.backordered(s) for s in skus)
+
+
+def _run(
+    name: str, policy: AllocationPolicy, events: list[EventLine]
+) -> tuple[list[ServiceMeasures], dict[tuple[str, str], tuple[float, ...]], tuple[Any, ...]]:
     now: list[datetime] = [datetime(1970, 1, 1, tzinfo=timezone.utc)]
     book = BackorderBook(policy, clock=lambda: now[0])
     orders: dict[str, _Order] = {}
     refused = 0
-    for event in events:
+    every = max(1, len(events) // 1_000)  # about a thousand samples of the levels
+    curve: list[tuple[datetime, int, int]] = []
+    for number, event in enumerate(events):
+        if number % every == 0:
+            curve.append((now[0], *_levels(book)))
         now[0] = event.at or now[0]
         try:
             result = event.apply(book)
@@ -292,10 +357,18 @@ def _run(name: str, policy: AllocationPolicy, events: list[EventLine]) -> list[S
     for sku in book.skus():
         for line in book.waiting(sku):
             waiting[line.tier] = waiting.get(line.tier, 0) + line.backordered
+    if events:
+        curve.append((now[0], *_levels(book)))
     measures = [_measures(name, ALL, list(orders.values()), sum(waiting.values()), refused)]
+    waits: dict[tuple[str, str], tuple[float, ...]] = {}
     for tier in sorted(tiers):
         measures.append(_measures(name, tier, tiers[tier], waiting.get(tier, 0), 0))
-    return measures
+        waits[name, tier] = tuple(
+            (order.filled - order.placed).total_seconds() / _DAY
+            for order in tiers[tier]
+            if order.short and order.filled is not None
+        )
+    return measures, waits, tuple(curve[1:])
 
 
 def simulate(
@@ -323,11 +396,15 @@ def simulate(
     prepared = _prepare(events)
     measures: list[ServiceMeasures] = []
     seconds: list[float] = []
+    waits: dict[tuple[str, str], tuple[float, ...]] = {}
+    curves: dict[str, tuple[tuple[datetime, int, int], ...]] = {}
     for name, policy in named.items():
         start = time.perf_counter()
-        measures.extend(_run(name, policy, prepared))
+        ran, waits_of, curves[name] = _run(name, policy, prepared)
+        measures.extend(ran)
+        waits.update(waits_of)
         seconds.append(time.perf_counter() - start)
-    return SimulationResult(tuple(measures), len(prepared), tuple(seconds))
+    return SimulationResult(tuple(measures), len(prepared), tuple(seconds), waits, curves)
 
 
 def synthetic(
