@@ -563,7 +563,8 @@ class BackorderBook:
 
         Args:
             path: the database file.
-            policy, clock: as for `BackorderBook`.
+            policy: as for `BackorderBook`.
+            clock: as for `BackorderBook`.
             timeout: seconds an operation waits for another process's
                 write to finish before raising `ConcurrencyConflict`.
 
@@ -1127,8 +1128,8 @@ class BackorderBook:
         placed included. For a storefront's "add to cart" button.
 
         Raises:
-            The other errors `place` raises (a bad or duplicate order, an
-            unknown tier, a policy error).
+            BackorderError: the other errors `place` raises (a bad or
+                duplicate order, an unknown tier, a policy error).
 
         Cost: that of `place`, then of undoing it.
         """
@@ -2318,8 +2319,8 @@ class BackorderBook:
             UnknownHold: no active hold `hold_id`.
             HoldExpired: the hold expired (by `expire`, or its time is up).
             InvalidOrder: the order has no line for the hold's SKU.
-            The errors of `place` (a duplicate id included: a hold is
-            confirmed once).
+            BackorderError: the errors of `place` (a duplicate id included: a
+                hold is confirmed once).
 
         Cost: that of `place`.
         """

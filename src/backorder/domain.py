@@ -125,7 +125,7 @@ def _order_check(check: Any, value: object, field: str) -> Any:
 class OrderLine:
     """One line of an order: `quantity` units of one SKU.
 
-    Args:
+    Attributes:
         sku: the product's stock-keeping unit, a non-empty `str`.
         quantity: an `int` from 1 to 2**63 - 1 (not a `bool` or `float`).
 
@@ -182,7 +182,7 @@ def _to_metadata(value: Mapping[str, str]) -> Mapping[str, str]:
 class Order:
     """A customer's order: one or more lines, each for a different SKU.
 
-    Args:
+    Attributes:
         id: the order's id, unique in the book, a non-empty `str`.
         lines: at least one `OrderLine`, no SKU twice.
         tier: the customer's tier (`PriorityTiers` ranks by it).

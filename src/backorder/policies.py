@@ -92,7 +92,7 @@ def _to_tiers(value: Iterable[str]) -> tuple[str, ...]:
 class PriorityTiers:
     """Tiers served in the order given; arrival order within a tier.
 
-    Args:
+    Attributes:
         tiers: tier names, first served first (at least one, no repeats).
         fill: decides how much the head takes (`PartialFill()` by default;
             `StrictFIFO()` for head-of-line blocking).
