@@ -878,6 +878,13 @@ class BackorderBook:
             ArgumentTypeError, InvalidArgument: an id that is not a non-empty str.
 
         Cost: O(log n).
+
+        >>> from backorder import BackorderBook, Order, OrderLine
+        >>> book = BackorderBook()
+        >>> _ = book.place(Order("A-1", [OrderLine("MUG", 1)]))
+        >>> _ = book.place(Order("A-2", [OrderLine("MUG", 1)]))
+        >>> book.position("A-2", "MUG")
+        2
         """
         line = self._line(order_id, sku)
         if line.backordered <= 0:
@@ -1114,6 +1121,15 @@ class BackorderBook:
             PolicyError: the policy's rank or allot returned a bad value.
 
         Cost: O(k log n) per line for k allocations made.
+
+        >>> from backorder import BackorderBook, Order, OrderLine
+        >>> book = BackorderBook()
+        >>> _ = book.receive("MUG", 1)
+        >>> result = book.place(Order("A-1", [OrderLine("MUG", 3)]))
+        >>> result.lines[0].allocated, result.lines[0].backordered
+        (1, 2)
+        >>> book.place(Order("A-1", [OrderLine("MUG", 3)])).replayed  # a retry
+        True
         """
         result = self._place(order, None, dry_run=False)
         assert result is not None
@@ -1236,6 +1252,14 @@ class BackorderBook:
             PolicyError: a custom policy's allot returned a bad value.
 
         Cost: O(k log n) for k allocations made.
+
+        >>> from backorder import BackorderBook, Order, OrderLine
+        >>> book = BackorderBook()
+        >>> _ = book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        >>> book.receive("MUG", 5, reference="GRN-1").stock.available
+        3
+        >>> book.receive("MUG", 5, reference="GRN-1").replayed  # redelivered
+        True
         """
         check_text(sku, "sku")
         check_quantity(quantity, "quantity")
@@ -1306,6 +1330,15 @@ class BackorderBook:
             PolicyError: a custom policy's allot returned a bad value.
 
         Cost: O(r log n) for r lines reclaimed, plus O(k log n) for k allocations.
+
+        >>> from backorder import BackorderBook, Order, OrderLine
+        >>> book = BackorderBook()
+        >>> _ = book.receive("MUG", 2)
+        >>> _ = book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        >>> book.adjust("MUG", -1, "found broken").reclaimed
+        1
+        >>> book.line("A-1", "MUG").backordered
+        1
         """
         check_text(sku, "sku")
         check_delta(delta, "delta")
@@ -1414,6 +1447,14 @@ class BackorderBook:
             PolicyError: a custom policy's allot returned a bad value.
 
         Cost: O(lines of the order * log n) plus O(k log n) for k allocations.
+
+        >>> from backorder import BackorderBook, Order, OrderLine
+        >>> book = BackorderBook()
+        >>> _ = book.place(Order("A-1", [OrderLine("MUG", 3)]))
+        >>> book.cancel("A-1", "MUG", 1).cancelled
+        1
+        >>> book.line("A-1", "MUG").backordered
+        2
         """
         record, lines = self._pick(order_id, sku, quantity)
         plan: list[tuple[_Line, int, int]] = []
@@ -1467,6 +1508,15 @@ class BackorderBook:
                 order with units still backordered.
 
         Cost: O(lines of the order * log n).
+
+        >>> from backorder import BackorderBook, Order, OrderLine
+        >>> book = BackorderBook()
+        >>> _ = book.receive("MUG", 2)
+        >>> _ = book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        >>> book.ship("A-1").shipped
+        2
+        >>> book.stock("MUG").on_hand
+        0
         """
         record, lines = self._pick(order_id, sku, quantity)
         if record.order.ship_complete:
