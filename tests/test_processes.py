@@ -246,7 +246,7 @@ def test_a_process_killed_at_random_moments_loses_nothing_it_returned(tmp_path: 
     path = str(tmp_path / "crash.db")
     rng = random.Random(7)
     committed: list[dict[str, Any]] = []  # every operation the file must hold, in order
-    rounds = int(os.environ.get("BACKORDER_CRASH_ROUNDS", "12"))
+    rounds = int(os.environ.get("BACKORDER_CRASH_ROUNDS", "20"))
     kills_mid_operation = 0
     for round_ in range(rounds):
         log = tmp_path / f"round-{round_}.log"

@@ -230,10 +230,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def _inspect(path: str) -> int:
     # The schema version of an existing file, read without changing a byte of
-    # it or creating a file beside it (read-only, immutable: no -wal or -shm
-    # is made); 0 for a file with no tables. Raises for a file that is not
-    # ours. (An open under the write lock checks the version again.)
-    uri = Path(path).absolute().as_uri() + "?mode=ro&immutable=1"
+    # it; 0 for a file with no tables. Raises for a file that is not ours. (An
+    # open under the write lock checks the version again.) Read-only and
+    # immutable, so no -wal or -shm is made beside it — unless a -wal with
+    # content is there already (a writer crashed or is running): committed
+    # pages may be in it, and the file alone can look malformed mid-checkpoint,
+    # so then it is read through the WAL (read-only: the file is still not written).
+    wal = path + "-wal"
+    hot = os.path.exists(wal) and os.path.getsize(wal) > 0
+    uri = Path(path).absolute().as_uri() + ("?mode=ro" if hot else "?mode=ro&immutable=1")
     try:
         conn = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
