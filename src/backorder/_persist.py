@@ -186,6 +186,18 @@ def state_of(snapshot: Snapshot) -> _State:
         raise StorageCorrupted(f"stored rows do not make a book: {exc!r}") from exc
 
 
+def _set_sku(sku: _Sku, row: SkuRow) -> _Sku:
+    # A SKU's stored counters and settings onto its working record.
+    sku.on_hand, sku.allocated, sku.slots, sku.limit = (
+        row.on_hand,
+        row.allocated,
+        row.slots,
+        row.limit,
+    )
+    sku.lead_time = micros_timedelta(row.lead_time_us)
+    return sku
+
+
 def _build(snapshot: Snapshot) -> _State:
     state = _State()
     counters = snapshot.counters
@@ -194,15 +206,7 @@ def _build(snapshot: Snapshot) -> _State:
     state.expected_seq = counters.get("expected_seq", 0)
     skus = state.skus
     for row in snapshot.skus:
-        sku = _Sku(row.sku)
-        sku.on_hand, sku.allocated, sku.slots, sku.limit = (
-            row.on_hand,
-            row.allocated,
-            row.slots,
-            row.limit,
-        )
-        sku.lead_time = micros_timedelta(row.lead_time_us)
-        skus[row.sku] = sku
+        skus[row.sku] = _set_sku(_Sku(row.sku), row)
     by_order: dict[str, dict[str, LineRow]] = {}
     for line_row in snapshot.lines:
         by_order.setdefault(line_row.order_id, {})[line_row.sku] = line_row
@@ -314,13 +318,7 @@ def apply_changes(
             sku = skus[row.sku] = _Sku(row.sku)
         elif lazy and loading and row.sku not in loading:
             continue
-        sku.on_hand, sku.allocated, sku.slots, sku.limit = (
-            row.on_hand,
-            row.allocated,
-            row.slots,
-            row.limit,
-        )
-        sku.lead_time = micros_timedelta(row.lead_time_us)
+        _set_sku(sku, row)
         touched.add(row.sku)
     # which orders this state keeps: those it has, and those with a line on a loaded SKU
     relevant = {row.order_id for row in changes.lines if row.sku in skus}

@@ -172,6 +172,19 @@ def _scratch(db: Path | None, policy: AllocationPolicy, clock: _Clock, tmp: str)
     return BackorderBook.open(copy, policy, clock)
 
 
+def _read(path: Path, err: TextIO) -> tuple[list[EventLine], list[FileError]] | None:
+    # An event file's good lines and bad ones; None (said on err) if unreadable.
+    try:
+        parsed = list(read_events(path))
+    except OSError as exc:
+        err.write(f"backorder: cannot read {path}: {exc}\n")
+        return None
+    return (
+        [item for item in parsed if isinstance(item, EventLine)],
+        [item for item in parsed if isinstance(item, FileError)],
+    )
+
+
 def replay(
     path: Path,
     policy_name: str = "partial",
@@ -190,13 +203,10 @@ def replay(
     Long files show progress on `err`. Cost: two passes over the file.
     """
     policy = POLICIES[policy_name]()
-    try:
-        parsed = list(read_events(path))
-    except OSError as exc:
-        err.write(f"backorder: cannot read {path}: {exc}\n")
+    read = _read(path, err)
+    if read is None:
         return 1
-    errors = [item for item in parsed if isinstance(item, FileError)]
-    events = [item for item in parsed if isinstance(item, EventLine)]
+    events, errors = read
     start = datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory(prefix="backorder-replay-") as tmp:
         clock = _Clock(start)
@@ -340,18 +350,15 @@ def run_simulation(
             return 1
         source = "synthetic demand " + ", ".join(f"{k}={v}" for k, v in synthetic_options.items())
     else:
-        try:
-            parsed = list(read_events(path))
-        except OSError as exc:
-            err.write(f"backorder: cannot read {path}: {exc}\n")
+        read = _read(path, err)
+        if read is None:
             return 1
-        errors = [item for item in parsed if isinstance(item, FileError)]
+        events, errors = read
         for error in errors:
             err.write(f"{error}\n")
         if errors:
             err.write(f"backorder: {len(errors)} bad line(s) in {path}; nothing simulated\n")
             return 1
-        events = [item for item in parsed if isinstance(item, EventLine)]
         source = str(path)
     try:
         result = simulate(events, policies)
