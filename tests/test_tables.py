@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from backorder import BackorderBook
 
-from backorder import BackorderBook, Order, OrderLine, PriorityTiers
-
-from .helpers import TickingClock
+from .helpers import small_book
 
 
 def _book() -> BackorderBook:
-    book = BackorderBook(PriorityTiers(), clock=TickingClock())
-    book.place(Order("A-1", [OrderLine("MUG", 2), OrderLine("CUP", 1)]))
-    book.place(Order("V-1", [OrderLine("MUG", 1)], tier="vip"))
-    book.receive("MUG", 2, reference="GRN-1")
-    book.expect("MUG", 5, date(2026, 3, 1), "PO-<1>")
-    return book
+    return small_book("PO-<1>")
 
 
 def test_records_are_plain_dicts_of_every_line() -> None:

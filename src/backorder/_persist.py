@@ -24,7 +24,20 @@ from ._codec import (
     time_text,
     timedelta_micros,
 )
-from ._state import _Expected, _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
+from ._state import (
+    _add_hold,
+    _drop_hold,
+    _Expected,
+    _Hold,
+    _Line,
+    _OrderRecord,
+    _schedule,
+    _Sku,
+    _State,
+    _unschedule,
+    pack,
+    unpack,
+)
 from .errors import ConcurrencyConflict, StorageCorrupted
 from .events import Event
 from .ledger import StockLedger
@@ -198,6 +211,14 @@ def _set_sku(sku: _Sku, row: SkuRow) -> _Sku:
     return sku
 
 
+def _hold(row: HoldRow) -> _Hold:
+    return _Hold(row.hold_id, row.sku, row.quantity, text_time(row.expires_at), row.seq)
+
+
+def _expected(row: ExpectedRow) -> _Expected:
+    return _Expected(row.reference, row.sku, row.quantity, text_time(row.arriving), row.seq)
+
+
 def _build(snapshot: Snapshot) -> _State:
     state = _State()
     counters = snapshot.counters
@@ -251,25 +272,10 @@ def _build(snapshot: Snapshot) -> _State:
     for receipt in snapshot.receipts:
         skus[receipt.sku].receipts[receipt.reference] = receipt.quantity
     for hold_row in sorted(snapshot.holds, key=lambda row: row.seq):
-        hold = _Hold(
-            hold_row.hold_id,
-            hold_row.sku,
-            hold_row.quantity,
-            text_time(hold_row.expires_at),
-            hold_row.seq,
-        )
-        state.holds[hold.hold_id] = hold
-        skus[hold.sku].holds[hold.hold_id] = hold
-        state.hold_expiry.add((hold.expires_at, hold.hold_id))
+        _add_hold(state, _hold(hold_row))
     state.expired_holds.update(snapshot.expired_holds)
     for row_e in sorted(snapshot.expected, key=lambda row: row.seq):
-        expected = _Expected(
-            row_e.reference, row_e.sku, row_e.quantity, text_time(row_e.arriving), row_e.seq
-        )
-        state.expected[expected.reference] = expected
-        sku = skus[expected.sku]
-        sku.expected[expected.reference] = expected
-        sku.schedule.add((expected.arriving, expected.seq, expected.reference))
+        _schedule(state, _expected(row_e))
     state.deadlines.update(
         (text_time(row.deadline), row.seq, row.order_id) for row in snapshot.deadlines
     )
@@ -386,10 +392,9 @@ def apply_changes(
         if receipt.sku in skus and not (loading and receipt.sku not in loading):
             skus[receipt.sku].receipts[receipt.reference] = receipt.quantity
     for hold_id in changes.holds_deleted:
-        hold = state.holds.pop(hold_id, None)
+        hold = state.holds.get(hold_id)
         if hold is not None:
-            skus[hold.sku].holds.pop(hold_id, None)
-            state.hold_expiry.discard((hold.expires_at, hold_id))
+            _drop_hold(state, hold)
     elsewhere: set[str] = set()
     for hold_row in changes.holds:
         if hold_row.sku not in skus:
@@ -397,45 +402,28 @@ def apply_changes(
             continue
         if loading and hold_row.sku not in loading:
             continue
-        expires_at = text_time(hold_row.expires_at)
         hold = state.holds.get(hold_row.hold_id)
         if hold is None:
-            hold = _Hold(
-                hold_row.hold_id, hold_row.sku, hold_row.quantity, expires_at, hold_row.seq
-            )
-            state.holds[hold.hold_id] = hold
-            skus[hold.sku].holds[hold.hold_id] = hold
-        else:
+            _add_hold(state, _hold(hold_row))
+        else:  # in place: a SKU's holds stay oldest first
             state.hold_expiry.discard((hold.expires_at, hold.hold_id))
-            hold.quantity, hold.expires_at = hold_row.quantity, expires_at
-        state.hold_expiry.add((hold.expires_at, hold.hold_id))
+            hold.quantity, hold.expires_at = hold_row.quantity, text_time(hold_row.expires_at)
+            state.hold_expiry.add((hold.expires_at, hold.hold_id))
     state.expired_holds.update(changes.expired_holds)
     state.expired_holds.difference_update(changes.expired_holds_deleted)
     for reference in changes.expected_deleted:
-        expected = state.expected.pop(reference, None)
+        expected = state.expected.get(reference)
         if expected is not None:
-            sku = skus[expected.sku]
-            del sku.expected[reference]
-            sku.schedule.remove((expected.arriving, expected.seq, reference))
+            _unschedule(state, expected)
             touched.add(expected.sku)
     for row_e in changes.expected:
         if row_e.sku not in skus or (loading and row_e.sku not in loading):
             continue
         expected = state.expected.get(row_e.reference)
         if expected is not None:
-            sku = skus[expected.sku]
-            sku.schedule.remove((expected.arriving, expected.seq, expected.reference))
-            expected.quantity, expected.arriving = row_e.quantity, text_time(row_e.arriving)
-            expected.seq = row_e.seq
-        else:
-            expected = _Expected(
-                row_e.reference, row_e.sku, row_e.quantity, text_time(row_e.arriving), row_e.seq
-            )
-            state.expected[expected.reference] = expected
-            sku = skus[expected.sku]
-            sku.expected[expected.reference] = expected
-        sku.schedule.add((expected.arriving, expected.seq, expected.reference))
-        touched.add(expected.sku)
+            _unschedule(state, expected)
+        _schedule(state, _expected(row_e))
+        touched.add(row_e.sku)
     if changes.deadlines or changes.deadlines_deleted:
         by_order = {item[2]: item for item in state.deadlines}
         for order_id in changes.deadlines_deleted:

@@ -613,10 +613,6 @@ class SQLiteRepository:
         )
         return [sku for (sku,) in conn.execute(query, (_micros(until),))]
 
-    def order_count(self) -> int:
-        """The number of orders stored. Cost: O(orders) (SQLite counts)."""
-        return int(self._fresh().execute("SELECT count(*) FROM orders").fetchone()[0])
-
     def version(self) -> int:
         """The commit counter now (one indexed read). Cost: O(1)."""
         return self._read_version(self._connection())

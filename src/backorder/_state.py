@@ -285,3 +285,37 @@ class _State:
         # every scheduled receipt by reference (a reference names one SKU)
         self.expected: dict[str, _Expected] = {}
         self.expected_seq = 0
+
+
+# Registering scheduled receipts and holds in the state and their SKU (shared by
+# the book's operations and by loading stored rows).
+
+
+def _schedule(state: _State, expected: _Expected) -> None:
+    state.expected[expected.reference] = expected
+    sku = state.skus[expected.sku]
+    sku.expected[expected.reference] = expected
+    sku.schedule.add((expected.arriving, expected.seq, expected.reference))
+    sku.supply = None
+
+
+def _unschedule(state: _State, expected: _Expected) -> None:
+    del state.expected[expected.reference]
+    sku = state.skus[expected.sku]
+    del sku.expected[expected.reference]
+    sku.schedule.remove((expected.arriving, expected.seq, expected.reference))
+    sku.supply = None
+
+
+def _add_hold(state: _State, hold: _Hold) -> None:
+    state.holds[hold.hold_id] = hold
+    state.skus[hold.sku].holds[hold.hold_id] = hold
+    state.hold_expiry.add((hold.expires_at, hold.hold_id))
+
+
+def _drop_hold(state: _State, hold: _Hold) -> None:
+    del state.holds[hold.hold_id]
+    sku = state.skus.get(hold.sku)
+    if sku is not None:
+        sku.holds.pop(hold.hold_id, None)
+    state.hold_expiry.discard((hold.expires_at, hold.hold_id))

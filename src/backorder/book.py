@@ -15,7 +15,20 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import attrs
 
 from ._persist import _LiveStore, _Retry, _RowStore
-from ._state import _Expected, _Hold, _Line, _OrderRecord, _Sku, _State, pack, unpack
+from ._state import (
+    _add_hold,
+    _drop_hold,
+    _Expected,
+    _Hold,
+    _Line,
+    _OrderRecord,
+    _schedule,
+    _Sku,
+    _State,
+    _unschedule,
+    pack,
+    unpack,
+)
 from ._tables import book_records, data_frame, html_table, sku_records, waiting_records
 from .domain import (
     MAX_QUANTITY,
@@ -377,36 +390,6 @@ def _undo(state: _State, entry: tuple[Any, ...]) -> None:
         state.expected_seq = entry[1]
     else:  # pragma: no cover - every kind written is handled above
         raise AssertionError(kind)
-
-
-def _schedule(state: _State, expected: _Expected) -> None:
-    state.expected[expected.reference] = expected
-    sku = state.skus[expected.sku]
-    sku.expected[expected.reference] = expected
-    sku.schedule.add((expected.arriving, expected.seq, expected.reference))
-    sku.supply = None
-
-
-def _unschedule(state: _State, expected: _Expected) -> None:
-    del state.expected[expected.reference]
-    sku = state.skus[expected.sku]
-    del sku.expected[expected.reference]
-    sku.schedule.remove((expected.arriving, expected.seq, expected.reference))
-    sku.supply = None
-
-
-def _add_hold(state: _State, hold: _Hold) -> None:
-    state.holds[hold.hold_id] = hold
-    state.skus[hold.sku].holds[hold.hold_id] = hold
-    state.hold_expiry.add((hold.expires_at, hold.hold_id))
-
-
-def _drop_hold(state: _State, hold: _Hold) -> None:
-    del state.holds[hold.hold_id]
-    sku = state.skus.get(hold.sku)
-    if sku is not None:
-        sku.holds.pop(hold.hold_id, None)
-    state.hold_expiry.discard((hold.expires_at, hold.hold_id))
 
 
 def _rekey(state: _State, record: _OrderRecord, order: Order, rank: int) -> None:
