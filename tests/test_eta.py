@@ -131,7 +131,7 @@ def apply(book: BackorderBook, step: tuple[Any, ...], n: int) -> tuple[Any, ...]
 def brute_force(book: BackorderBook, now: datetime) -> dict[tuple[str, str], Eta]:
     """Replay every scheduled receipt, in date order, through a copy of the book."""
     repository = InMemoryRepository()
-    repository._state = copy.deepcopy(book._state)
+    repository.state = copy.deepcopy(book._state)
     twin = BackorderBook(book.policy, repository, FixedClock(now))
     partial = isinstance(book.policy, PartialFill) or (
         isinstance(book.policy, PriorityTiers) and isinstance(book.policy.fill, PartialFill)

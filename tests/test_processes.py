@@ -116,14 +116,16 @@ def _worker(path: str, me: str, seed: int, count: int, log: str, start: Any) -> 
                 json.dumps(
                     {
                         "op": op,
-                        "version": book._store.version,  # type: ignore[union-attr]  # a SQLite book
+                        "version": book._work.store.version,  # type: ignore[union-attr]  # a SQLite book
                         "events": [event_text(event) for event in result.events],
                     }
                 )
                 + "\n"
             )
-        store = book._store
-        out.write(json.dumps({"reloads": store.reloads, "catch_ups": store.catch_ups}) + "\n")  # type: ignore[union-attr]  # a SQLite book
+        inspector = book.inspect()
+        out.write(
+            json.dumps({"reloads": inspector.reloads, "catch_ups": inspector.catch_ups}) + "\n"
+        )
 
 
 def _served_in_order(events: list[Event]) -> None:

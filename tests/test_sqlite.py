@@ -23,7 +23,7 @@ from backorder import (
     StorageCorrupted,
     UnsupportedSchema,
 )
-from backorder import _sqlite as sqlite_module
+from backorder.storage import sqlite as sqlite_module
 from backorder.testing import DictRepository, snapshot
 
 from .helpers import TickingClock

@@ -3,7 +3,6 @@
 The public API. Everything else lives in private modules.
 """
 
-from ._sqlite import SQLiteRepository
 from .book import BackorderBook, Clock
 from .domain import MAX_QUANTITY, LineStatus, Order, OrderLine, OrderStatus, StockLevel
 from .errors import (
@@ -76,6 +75,7 @@ from .results import (
     TierResult,
 )
 from .storage import Changes, InMemoryRepository, Repository, Snapshot
+from .storage.sqlite import SQLiteRepository
 
 __version__ = "0.1.0"
 

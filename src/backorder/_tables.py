@@ -1,84 +1,14 @@
-"""Plain tables of a book, for notebooks and reports: records and HTML."""
+"""Plain tables for notebooks: records of ledger entries, HTML, pandas frames."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from html import escape
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .book import BackorderBook
-    from .ledger import StockLedger
+from typing import Any
 
 
-def book_records(book: BackorderBook) -> list[dict[str, Any]]:
-    """One dict per order line, orders in placement order, lines in order."""
-    records: list[dict[str, Any]] = []
-    for order_id in book.order_ids():
-        status = book.status(order_id)
-        order = status.order
-        for line in status.lines:
-            records.append(
-                {
-                    "order_id": order_id,
-                    "sku": line.sku,
-                    "tier": line.tier,
-                    "placed_at": order.placed_at,
-                    "ship_complete": order.ship_complete,
-                    "ordered": line.ordered,
-                    "allocated": line.allocated,
-                    "shipped": line.shipped,
-                    "cancelled": line.cancelled,
-                    "backordered": line.backordered,
-                    "position": book.position(order_id, line.sku),
-                }
-            )
-    return records
-
-
-def waiting_records(book: BackorderBook, sku: str | None) -> list[dict[str, Any]]:
-    """One dict per waiting line (of `sku`, or of every SKU), in serving order."""
-    records: list[dict[str, Any]] = []
-    for name in book.skus() if sku is None else (sku,):
-        for position, line in enumerate(book.waiting(name), start=1):
-            eta = book.eta(line.order_id, name)
-            records.append(
-                {
-                    "sku": name,
-                    "position": position,
-                    "order_id": line.order_id,
-                    "tier": line.tier,
-                    "backordered": line.backordered,
-                    "allocated": line.allocated,
-                    "eta": None if eta is None else eta.at,
-                    "eta_basis": None if eta is None else eta.basis,
-                }
-            )
-    return records
-
-
-def sku_records(book: BackorderBook) -> list[dict[str, Any]]:
-    """One dict per SKU: stock, waiting lines, units backordered, next receipt."""
-    records: list[dict[str, Any]] = []
-    for sku in book.skus():
-        stock = book.stock(sku)
-        expected = book.expected(sku)
-        records.append(
-            {
-                "sku": sku,
-                "on_hand": stock.on_hand,
-                "allocated": stock.allocated,
-                "available": stock.available,
-                "waiting_lines": len(book.waiting(sku)),
-                "backordered": book.backordered(sku),
-                "next_receipt": expected[0].arriving if expected else None,
-                "next_receipt_quantity": expected[0].quantity if expected else None,
-            }
-        )
-    return records
-
-
-def ledger_records(ledger: StockLedger) -> list[dict[str, Any]]:
+def ledger_records(ledger: Iterable[Any]) -> list[dict[str, Any]]:
     """One dict per ledger entry, in entry order."""
     return [
         {

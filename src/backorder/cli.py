@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._eventfile import EventLine, FileError, read_events
-from ._sqlite import SQLiteRepository
 from .book import BackorderBook
 from .domain import Order, OrderLine
 from .errors import BackorderError
 from .eta import Eta
 from .policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
+from .storage.sqlite import SQLiteRepository
 
 __all__ = ["POLICIES", "demo", "main", "print_waiting", "replay", "run_simulation", "status"]
 

@@ -228,9 +228,34 @@ class StockLedger:
         if self._complete and len(seen) != self._seq:
             raise LedgerCorrupted(f"ledger holds {len(seen)} entries but counted {self._seq}")
 
-    # -- written by the book only ------------------------------------------
 
-    def _record(
+class LedgerWriter:
+    """The one way the engine writes a `StockLedger` (package-private: not
+    part of the public API). A ledger read by users is append-only; the
+    writer also drops the entries of an operation that failed.
+    """
+
+    __slots__ = ("ledger",)
+
+    def __init__(self, ledger: StockLedger) -> None:
+        self.ledger = ledger
+
+    @property
+    def seq(self) -> int:
+        """The number of the last entry. Cost: O(1)."""
+        return self.ledger._seq
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        self.ledger._seq = value
+
+    def set_complete(self, complete: bool) -> None:
+        """Say whether the ledger holds every SKU's entries (False while a
+        lazily loaded book holds some SKUs only; `verify` then does not count
+        the entries it lacks). Cost: O(1)."""
+        self.ledger._complete = complete
+
+    def record(
         self,
         kind: str,
         sku: str,
@@ -240,12 +265,13 @@ class StockLedger:
         reference: str | None,
         at: datetime,
     ) -> None:
-        on_hand, allocated = self._last.get(sku, (0, 0))
+        ledger = self.ledger
+        on_hand, allocated = ledger._last.get(sku, (0, 0))
         on_hand += on_hand_delta
         allocated += allocated_delta
-        self._seq += 1
+        ledger._seq += 1
         row: _Row = (
-            self._seq,
+            ledger._seq,
             kind,
             sku,
             on_hand_delta,
@@ -256,52 +282,56 @@ class StockLedger:
             on_hand,
             allocated,
         )
-        rows = self._rows.get(sku)
+        rows = ledger._rows.get(sku)
         if rows is None:
-            self._rows[sku] = [row]
+            ledger._rows[sku] = [row]
         else:
             rows.append(row)
-        self._last[sku] = (on_hand, allocated)
-        self._journal.append(sku)
+        ledger._last[sku] = (on_hand, allocated)
+        ledger._journal.append(sku)
 
-    def _mark(self) -> int:
+    def mark(self) -> int:
+        ledger = self.ledger
         # Start of an operation: remember where it began and which SKUs it writes.
-        self._journal.clear()
-        return self._seq
+        ledger._journal.clear()
+        return ledger._seq
 
-    def _since(self, mark: int) -> list[_Row]:
+    def since(self, mark: int) -> list[_Row]:
+        ledger = self.ledger
         # The entries written since `mark` (this operation's), in order.
         counts: dict[str, int] = {}
-        for sku in self._journal[len(self._journal) - (self._seq - mark) :]:
+        for sku in ledger._journal[len(ledger._journal) - (ledger._seq - mark) :]:
             counts[sku] = counts.get(sku, 0) + 1
-        rows = [row for sku, n in counts.items() for row in self._rows[sku][-n:]]
+        rows = [row for sku, n in counts.items() for row in ledger._rows[sku][-n:]]
         rows.sort(key=lambda row: row[0])
         return rows
 
-    def _extend(self, rows: list[_Row]) -> None:
+    def extend(self, rows: list[_Row]) -> None:
+        ledger = self.ledger
         # Append stored entries in entry order; one this ledger has is skipped.
         for row in rows:
             sku = row[2]
-            sku_rows = self._rows.get(sku)
+            sku_rows = ledger._rows.get(sku)
             if sku_rows is None:
-                self._rows[sku] = [row]
+                ledger._rows[sku] = [row]
             elif row[0] > sku_rows[-1][0]:
                 sku_rows.append(row)
             else:
                 continue
-            self._last[sku] = (row[8], row[9])
+            ledger._last[sku] = (row[8], row[9])
         if rows:
-            self._seq = max(self._seq, rows[-1][0])
+            ledger._seq = max(ledger._seq, rows[-1][0])
 
-    def _rollback(self, mark: int) -> None:
+    def truncate(self, mark: int) -> None:
+        ledger = self.ledger
         # Drop every entry written since `mark` (the operation failed).
-        while self._seq > mark:
-            sku = self._journal.pop()
-            rows = self._rows[sku]
+        while ledger._seq > mark:
+            sku = ledger._journal.pop()
+            rows = ledger._rows[sku]
             rows.pop()
             if rows:
-                self._last[sku] = (rows[-1][8], rows[-1][9])
+                ledger._last[sku] = (rows[-1][8], rows[-1][9])
             else:
-                del self._rows[sku]
-                del self._last[sku]
-            self._seq -= 1
+                del ledger._rows[sku]
+                del ledger._last[sku]
+            ledger._seq -= 1

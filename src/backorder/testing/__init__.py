@@ -203,10 +203,7 @@ def snapshot(book: BackorderBook) -> dict[str, Any]:
 
     Cost: O(orders + lines + ledger entries).
     """
-    book._catch_up()
-    book._whole()
-    state = book._state
-    skus = book.skus()
+    skus = book.skus()  # (a lazily loaded book loads everything)
     return {
         "orders": [book.status(order_id) for order_id in book.order_ids()],
         "stock": [book.stock(sku) for sku in skus],
@@ -218,29 +215,5 @@ def snapshot(book: BackorderBook) -> dict[str, Any]:
         },
         "ledger": list(book.ledger),
         "ledger_len": len(book.ledger),
-        "seq": state.seq,
-        "receipts": {name: dict(sku.receipts) for name, sku in state.skus.items()},
-        "queues": {name: list(sku.queue) for name, sku in state.skus.items()},
-        "held": {name: sorted(sku.held) for name, sku in state.skus.items()},
-        "short": {name: sku.short for name, sku in state.skus.items()},
-        "limits": {name: sku.limit for name, sku in state.skus.items()},
-        "lead_times": {name: sku.lead_time for name, sku in state.skus.items()},
-        "slots": {
-            name: (sku.slots, sorted((k, ln.slot) for k, ln in sku.lines.items()))
-            for name, sku in state.skus.items()
-        },
-        "expected": sorted(
-            (e.reference, e.sku, e.quantity, e.arriving, e.seq) for e in state.expected.values()
-        ),
-        "schedules": {name: list(sku.schedule) for name, sku in state.skus.items()},
-        "expected_seq": state.expected_seq,
-        "holds": sorted(
-            (h.hold_id, h.sku, h.quantity, h.expires_at, h.seq) for h in state.holds.values()
-        ),
-        "sku_holds": {name: list(sku.holds) for name, sku in state.skus.items()},
-        "hold_expiry": list(state.hold_expiry),
-        "expired_holds": sorted(state.expired_holds),
-        "hold_seq": state.hold_seq,
-        "deadlines": list(state.deadlines),
-        "tiers": {oid: (r.order.tier, r.rank) for oid, r in state.orders.items()},
+        **book.inspect().internals(),
     }

@@ -75,12 +75,11 @@ def _machine(policy: AllocationPolicy, tiers: Sequence[str]) -> type[RuleBasedSt
             # every allocation goes to the first short line of its rank on that SKU
             for event in events:
                 if isinstance(event, LineAllocated):
-                    key = self.book._state.orders[event.order_id].lines[0].key
-                    rank = key >> 64
+                    inspector = self.book.inspect()
+                    rank, seq = inspector.arrival(event.order_id, event.sku)
                     for line in self.book.waiting(event.sku):
-                        record = self.book._state.orders[line.order_id]
-                        other = next(x for x in record.lines if x.sku == event.sku)
-                        assert not (other.key >> 64 == rank and other.key < key), (
+                        other_rank, other_seq = inspector.arrival(line.order_id, event.sku)
+                        assert not (other_rank == rank and other_seq < seq), (
                             f"{event.order_id} served on {event.sku} while earlier "
                             f"{line.order_id} of the same rank is short"
                         )
@@ -141,7 +140,7 @@ def _machine(policy: AllocationPolicy, tiers: Sequence[str]) -> type[RuleBasedSt
         @invariant()
         def invariants_hold(self) -> None:
             book = self.book
-            book._check()  # structure, conservation, work conservation, holds
+            book.inspect().check()  # structure, conservation, work conservation, holds
             book.ledger.verify()
             for sku in book.skus():
                 stock = book.stock(sku)

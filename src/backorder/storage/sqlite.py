@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import (
+from ..errors import (
     ArgumentTypeError,
     ConcurrencyConflict,
     NotABackorderDatabase,
@@ -18,20 +18,20 @@ from .errors import (
     StorageError,
     UnsupportedSchema,
 )
-from .storage import (
+from .rows import (
     COUNTERS,
     Changes,
-    DeadlineRow,
-    ExpectedRow,
     Header,
-    HoldRow,
     LedgerRow,
     LineRow,
     OrderRow,
     ReceiptRow,
     SkuRow,
     Snapshot,
+    merge,
 )
+from .sql import KINDS as _KINDS
+from .sql import Statements, statement_rows
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteRepository"]
 
@@ -146,77 +146,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 #: The schema version this library writes.
 SCHEMA_VERSION = max(MIGRATIONS)
 
-_UPSERT = {
-    "skus": "INSERT INTO skus (sku, on_hand, allocated, slots, backorder_limit, lead_time_us,"
-    " changed) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sku) DO UPDATE SET"
-    " on_hand = excluded.on_hand, allocated = excluded.allocated, slots = excluded.slots,"
-    " backorder_limit = excluded.backorder_limit, lead_time_us = excluded.lead_time_us,"
-    " changed = excluded.changed",
-    "orders": "INSERT INTO orders (order_id, seq, rank, body, changed) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (order_id) DO UPDATE SET rank = excluded.rank, body = excluded.body,"
-    " changed = excluded.changed",
-    "lines": "INSERT INTO lines (order_id, sku, rank, seq, slot, ordered, allocated, shipped,"
-    " cancelled, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, sku)"
-    " DO UPDATE SET rank = excluded.rank, seq = excluded.seq, slot = excluded.slot,"
-    " allocated = excluded.allocated, shipped = excluded.shipped,"
-    " cancelled = excluded.cancelled, changed = excluded.changed",
-    "receipts": "INSERT INTO receipts (sku, reference, quantity, changed) VALUES (?, ?, ?, ?)",
-    "holds": "INSERT INTO holds (hold_id, sku, quantity, expires_at, seq, gone, changed)"
-    " VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (hold_id) DO UPDATE SET sku = excluded.sku,"
-    " quantity = excluded.quantity, expires_at = excluded.expires_at, seq = excluded.seq,"
-    " gone = 0, changed = excluded.changed",
-    "expected": "INSERT INTO expected (reference, sku, quantity, arriving, seq, gone, changed)"
-    " VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (reference) DO UPDATE SET sku = excluded.sku,"
-    " quantity = excluded.quantity, arriving = excluded.arriving, seq = excluded.seq,"
-    " gone = 0, changed = excluded.changed",
-    "deadlines": "INSERT INTO deadlines (order_id, deadline, seq, gone, changed, due_us)"
-    " VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (order_id) DO UPDATE SET"
-    " deadline = excluded.deadline, seq = excluded.seq, gone = 0, changed = excluded.changed,"
-    " due_us = excluded.due_us",
-    "ledger": "INSERT INTO ledger (seq, kind, sku, on_hand_delta, allocated_delta, order_id,"
-    " reference, at, on_hand, allocated, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-}
-
-_SKU_COLUMNS = "SELECT sku, on_hand, allocated, slots, backorder_limit, lead_time_us"
-_ORDER_COLUMNS = "SELECT order_id, seq, rank, body"
-_LINE_COLUMNS = "SELECT order_id, sku, rank, seq, slot, ordered, allocated, shipped, cancelled"
-_RECEIPT_COLUMNS = "SELECT sku, reference, quantity"
-_HOLD_COLUMNS = "SELECT hold_id, sku, quantity, expires_at, seq"
-_EXPECTED_COLUMNS = "SELECT reference, sku, quantity, arriving, seq"
-_DEADLINE_COLUMNS = "SELECT order_id, deadline, seq"
-_LEDGER_COLUMNS = (
-    "SELECT seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,"
-    " on_hand, allocated"
-)
-
-# What `load` reads (live rows); `load_changes` adds "changed > ?" to each.
-_SELECT = {
-    "skus": "SELECT sku, on_hand, allocated, slots, backorder_limit, lead_time_us"
-    " FROM skus WHERE changed > ? ORDER BY rowid",
-    "orders": "SELECT order_id, seq, rank, body FROM orders WHERE changed > ? ORDER BY seq",
-    "lines": "SELECT order_id, sku, rank, seq, slot, ordered, allocated, shipped, cancelled"
-    " FROM lines WHERE changed > ?",
-    "receipts": "SELECT sku, reference, quantity FROM receipts WHERE changed > ?",
-    "holds": "SELECT hold_id, sku, quantity, expires_at, seq, gone FROM holds"
-    " WHERE changed > ? ORDER BY seq",
-    "expected": "SELECT reference, sku, quantity, arriving, seq, gone FROM expected"
-    " WHERE changed > ? ORDER BY seq",
-    "deadlines": "SELECT order_id, deadline, seq, gone FROM deadlines WHERE changed > ?",
-    "ledger": "SELECT seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,"
-    " on_hand, allocated FROM ledger WHERE changed > ? ORDER BY seq",
-    "expired_holds": "SELECT hold_id, gone FROM expired_holds WHERE changed > ?",
-}
-
-_KINDS: dict[str, Any] = {
-    "skus": SkuRow,
-    "orders": OrderRow,
-    "lines": LineRow,
-    "receipts": ReceiptRow,
-    "holds": HoldRow,
-    "expected": ExpectedRow,
-    "deadlines": DeadlineRow,
-    "ledger": LedgerRow,
-}
+_SQL = Statements("?")
+_GONE_KEYS = {"holds": "hold_id", "expected": "reference", "deadlines": "order_id"}
+_ORDER = {"skus": " ORDER BY rowid", "orders": " ORDER BY seq", "holds": " ORDER BY seq"}
+_ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
+# What `load` reads (every row); `load_changes` reads rows changed after a version.
+_SELECT = {table: query + _ORDER.get(table, "") for table, query in _SQL.select_changed.items()}
 
 
 def _micros(text: str) -> int:
@@ -538,32 +473,29 @@ class SQLiteRepository:
                 marks = ",".join("?" * len(chunk))
                 of_orders = f"SELECT order_id FROM lines WHERE sku IN ({marks})"
                 for table, query in (
-                    ("skus", _SKU_COLUMNS + f" FROM skus WHERE sku IN ({marks}) ORDER BY rowid"),
+                    ("skus", _SQL.select["skus"] + f" WHERE sku IN ({marks}) ORDER BY rowid"),
                     (
                         "orders",
-                        _ORDER_COLUMNS + f" FROM orders WHERE order_id IN ({of_orders})"
-                        " ORDER BY seq",
+                        _SQL.select["orders"] + f" WHERE order_id IN ({of_orders}) ORDER BY seq",
                     ),
-                    ("lines", _LINE_COLUMNS + f" FROM lines WHERE order_id IN ({of_orders})"),
-                    ("receipts", _RECEIPT_COLUMNS + f" FROM receipts WHERE sku IN ({marks})"),
+                    ("lines", _SQL.select["lines"] + f" WHERE order_id IN ({of_orders})"),
+                    ("receipts", _SQL.select["receipts"] + f" WHERE sku IN ({marks})"),
                     (
                         "holds",
-                        _HOLD_COLUMNS + f" FROM holds WHERE gone = 0 AND sku IN ({marks})"
-                        " ORDER BY seq",
+                        _SQL.select["holds"] + f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq",
                     ),
                     (
                         "expected",
-                        _EXPECTED_COLUMNS + " FROM expected WHERE gone = 0 AND sku IN"
+                        _SQL.select["expected"] + " WHERE gone = 0 AND sku IN"
                         f" ({marks}) ORDER BY seq",
                     ),
                     (
                         "deadlines",
-                        _DEADLINE_COLUMNS + " FROM deadlines WHERE gone = 0 AND"
-                        f" order_id IN ({of_orders})",
+                        _SQL.select["deadlines"] + f" WHERE gone = 0 AND order_id IN ({of_orders})",
                     ),
                     (
                         "ledger",
-                        _LEDGER_COLUMNS + f" FROM ledger WHERE sku IN ({marks}) ORDER BY seq",
+                        _SQL.select["ledger"] + f" WHERE sku IN ({marks}) ORDER BY seq",
                     ),
                 ):
                     make = _KINDS[table]._make
@@ -672,86 +604,36 @@ class SQLiteRepository:
             raise
 
     def _store(self, conn: sqlite3.Connection, staged: list[Changes]) -> None:
-        # Merge per key (the last write of a key wins; None deletes), then
-        # one executemany per table.
-        skus: dict[str, SkuRow] = {}
-        orders: dict[str, OrderRow] = {}
-        lines: dict[tuple[str, str], LineRow] = {}
-        holds: dict[str, HoldRow | None] = {}
-        expected: dict[str, ExpectedRow | None] = {}
-        deadlines: dict[str, DeadlineRow | None] = {}
-        receipts: list[ReceiptRow] = []
-        expired: dict[str, bool] = {}  # id -> still expired
-        ledger: list[LedgerRow] = []
-        events: list[tuple[str]] = []
-        counters: dict[str, int] = {}
-        for changes in staged:
-            for sku in changes.skus:
-                skus[sku.sku] = sku
-            for order in changes.orders:
-                orders[order.order_id] = order
-            for line in changes.lines:
-                lines[line.order_id, line.sku] = line
-            receipts.extend(changes.receipts)
-            for hold in changes.holds:
-                holds[hold.hold_id] = hold
-            for hold_id in changes.holds_deleted:
-                holds[hold_id] = None
-            for hold_id in changes.expired_holds:
-                expired[hold_id] = True
-            for hold_id in changes.expired_holds_deleted:
-                expired[hold_id] = False
-            for item in changes.expected:
-                expected[item.reference] = item
-            for reference in changes.expected_deleted:
-                expected[reference] = None
-            for deadline in changes.deadlines:
-                deadlines[deadline.order_id] = deadline
-            for order_id in changes.deadlines_deleted:
-                deadlines[order_id] = None
-            ledger.extend(changes.ledger)
-            events.extend((text,) for text in changes.events)
-            counters.update(changes.counters)
+        # Merge per key (the last write of a key wins), then one executemany
+        # per table.
+        merged = merge(staged)
         run = conn.executemany
         changed = self._version + 1
-        for table, rows in (
-            ("skus", list(skus.values())),
-            ("orders", list(orders.values())),
-            ("lines", list(lines.values())),
-            ("receipts", receipts),
-        ):
-            if rows:
-                run(_UPSERT[table], [(*row, changed) for row in rows])
-        for table, key, keyed in (
-            ("holds", "hold_id", holds),
-            ("expected", "reference", expected),
-            ("deadlines", "order_id", deadlines),
-        ):
-            kept: list[tuple[Any, ...]] = [
-                (*row, changed) for row in keyed.values() if row is not None
-            ]
-            if table == "deadlines":
-                kept = [(*row, _micros(row[1])) for row in kept]
-            gone = [(changed, name) for name, row in keyed.items() if row is None]
-            if kept:
-                run(_UPSERT[table], kept)
-            if gone:  # table and key names come from this module, never from a user
-                run(f"UPDATE {table} SET gone = 1, changed = ? WHERE {key} = ?", gone)
-        if expired:
+        extra = {"deadlines": lambda row: (_micros(row[1]),)}
+        for table, rows in statement_rows(merged, changed, extra):
+            if table.endswith(":gone"):
+                name = table[: -len(":gone")]
+                key = _GONE_KEYS[name]
+                # table and key names come from this module, never from a user
+                run(f"UPDATE {name} SET gone = 1, changed = ? WHERE {key} = ?", rows)
+            else:
+                run(_SQL.upsert[table], rows)
+        if merged.expired_holds:
             run(
                 "INSERT INTO expired_holds (hold_id, gone, changed) VALUES (?, ?, ?)"
                 " ON CONFLICT (hold_id) DO UPDATE SET gone = excluded.gone,"
                 " changed = excluded.changed",
-                [(hold_id, int(not still), changed) for hold_id, still in expired.items()],
+                [
+                    (hold_id, int(not still), changed)
+                    for hold_id, still in merged.expired_holds.items()
+                ],
             )
-        if ledger:
-            run(_UPSERT["ledger"], [(*row, changed) for row in ledger])
-        if events:
-            run("INSERT INTO outbox (event) VALUES (?)", events)
-        if counters:
+        if merged.events:
+            run("INSERT INTO outbox (event) VALUES (?)", [(text,) for text in merged.events])
+        if merged.counters:
             run(
                 "UPDATE meta SET value = ? WHERE name = ?",
-                [(value, name) for name, value in counters.items()],
+                [(value, name) for name, value in merged.counters.items()],
             )
 
     def commit(self) -> int:

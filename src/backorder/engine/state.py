@@ -1,6 +1,6 @@
 """The book's working state, kept lean: plain slotted records and sorted keys.
 
-A waiting line is a `_Line` record; each SKU keeps the keys of its short lines
+A waiting line is a `LineState` record; each SKU keeps the keys of its short lines
 in a `SortedList`, ordered by `(rank, seq)` packed into one int, so the head
 is `queue[0]`, a place or a cancel costs O(log n) and a position is
 `queue.index(key)`. attrs values are built only at the API boundary.
@@ -15,9 +15,9 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from ._fenwick import Fenwick
-from .domain import Order
-from .ledger import StockLedger
+from ..domain import Order
+from ..ledger import LedgerWriter, StockLedger
+from .fenwick import Fenwick
 
 # seq is below 2**64 forever, so (rank, seq) packs into rank * 2**64 + seq and
 # int comparison of packed keys is tuple comparison of (rank, seq).
@@ -34,7 +34,7 @@ def unpack(key: int) -> tuple[int, int]:
     return key >> SEQ_BITS, key & ((1 << SEQ_BITS) - 1)
 
 
-class _Line:
+class LineState:
     """One order line's counters. `backordered` is derived, never stored."""
 
     __slots__ = ("allocated", "cancelled", "key", "order", "ordered", "shipped", "sku", "slot")
@@ -54,16 +54,17 @@ class _Line:
         return self.ordered - self.allocated - self.shipped - self.cancelled
 
 
-class _Sku:
-    """One SKU: its stock counters, its line of short lines, its held lines."""
+class SkuState:
+    """One SKU: its stock counters, its line of short lines, its lines with units allocated."""
 
     __slots__ = (
         "allocated",
+        "allocated_heap",
+        "allocated_keys",
+        "backordered",
         "demand",
         "eta_cache",
         "expected",
-        "held",
-        "held_heap",
         "holds",
         "lead_time",
         "limit",
@@ -72,7 +73,6 @@ class _Sku:
         "queue",
         "receipts",
         "schedule",
-        "short",
         "sku",
         "slots",
         "supply",
@@ -88,25 +88,25 @@ class _Sku:
         # Keys of lines with allocated > 0, and a max-heap (negated keys) over
         # them with lazy deletion, so a reclaim finds the last one in O(log n)
         # while allocating costs a C-level push, not a sorted insert.
-        self.held: set[int] = set()
-        self.held_heap: list[int] = []
+        self.allocated_keys: set[int] = set()
+        self.allocated_heap: list[int] = []
         # Every line ever placed on this SKU, by key.
-        self.lines: dict[int, _Line] = {}
+        self.lines: dict[int, LineState] = {}
         # reference -> quantity of every receipt already counted.
         self.receipts: dict[str, int] = {}
         # Units backordered over all lines (kept, so a cap check is O(1)).
-        self.short = 0
+        self.backordered = 0
         # The backorder cap (None: no cap).
         self.limit: int | None = None
         # Active checkout holds on this SKU, oldest first.
-        self.holds: dict[str, _Hold] = {}
+        self.holds: dict[str, CheckoutHold] = {}
         # Arrival numbers of lines on this SKU (a line's slot).
         self.slots = 0
         # Backordered units by (rank, slot), for prefix sums: built the first
         # time an ETA needs it, then kept up to date.
-        self.demand: _Demand | None = None
+        self.demand: DemandIndex | None = None
         # Scheduled receipts: by reference, and (arriving, seq, reference) in date order.
-        self.expected: dict[str, _Expected] = {}
+        self.expected: dict[str, ScheduledReceipt] = {}
         self.schedule: SortedList[tuple[datetime, int, str]] = SortedList()
         # (dates, cumulative quantities) of the schedule; None when stale.
         self.supply: tuple[list[datetime], list[int]] | None = None
@@ -115,10 +115,10 @@ class _Sku:
         self.version = 0
         self.eta_cache: tuple[int, Any] | None = None
 
-    def demand_index(self) -> _Demand:
+    def demand_index(self) -> DemandIndex:
         """The demand index, built from the waiting lines on first use (O(n log n))."""
         if self.demand is None:
-            demand = _Demand()
+            demand = DemandIndex()
             lines = self.lines
             for key in self.queue:
                 line = lines[key]
@@ -140,26 +140,26 @@ class _Sku:
             self.supply = (dates, totals)
         return self.supply
 
-    def hold(self, key: int) -> None:
+    def mark_allocated(self, key: int) -> None:
         """Record that the line at `key` now has units allocated."""
-        if key not in self.held:
-            self.held.add(key)
-            heap = self.held_heap
+        if key not in self.allocated_keys:
+            self.allocated_keys.add(key)
+            heap = self.allocated_heap
             heappush(heap, -key)
-            if len(heap) > 2 * len(self.held) + 64:
-                # drop the stale entries left by lazy deletion: O(held), amortised
-                heap[:] = [-k for k in self.held]
+            if len(heap) > 2 * len(self.allocated_keys) + 64:
+                # drop the stale entries left by lazy deletion: O(allocated lines), amortised
+                heap[:] = [-k for k in self.allocated_keys]
                 heapify(heap)
 
-    def last_held(self) -> int:
-        """The key of the held line last in line. The caller knows one exists."""
-        heap, held = self.held_heap, self.held
-        while -heap[0] not in held:
+    def last_allocated(self) -> int:
+        """The key of the last line in line with units allocated (one exists)."""
+        heap, keys = self.allocated_heap, self.allocated_keys
+        while -heap[0] not in keys:
             heappop(heap)
         return -heap[0]
 
 
-class _Demand:
+class DemandIndex:
     """Backordered units of a SKU's waiting lines, summable in line order.
 
     One Fenwick tree per rank over the lines' slots (arrival numbers on the
@@ -174,7 +174,7 @@ class _Demand:
         self.ranks: list[int] = []  # sorted
         self.slot_key: dict[int, int] = {}  # a line's slot -> its queue key
 
-    def add(self, line: _Line, delta: int) -> None:
+    def add(self, line: LineState, delta: int) -> None:
         if not delta:
             return
         self.slot_key[line.slot] = line.key
@@ -185,7 +185,7 @@ class _Demand:
             insort(self.ranks, rank)
         tree.add(line.slot, delta)
 
-    def ahead(self, line: _Line) -> int:
+    def ahead(self, line: LineState) -> int:
         """Backordered units of every line before `line` in its SKU's line."""
         rank = line.key >> SEQ_BITS
         total = 0
@@ -210,7 +210,7 @@ class _Demand:
         return sum(self.trees[r].total for r in self.ranks if r <= rank)
 
 
-class _Expected:
+class ScheduledReceipt:
     """A scheduled receipt: `quantity` units of `sku` due at `arriving`."""
 
     __slots__ = ("arriving", "quantity", "reference", "seq", "sku")
@@ -225,7 +225,7 @@ class _Expected:
         self.seq = seq
 
 
-class _Hold:
+class CheckoutHold:
     """A checkout hold: units allocated to nobody until confirmed or released."""
 
     __slots__ = ("expires_at", "hold_id", "quantity", "seq", "sku")
@@ -240,18 +240,18 @@ class _Hold:
         self.expires_at = expires_at
 
 
-class _OrderRecord:
+class OrderRecord:
     """An order as placed (stamped), its rank, and its lines in line order."""
 
     __slots__ = ("lines", "order", "rank")
 
-    def __init__(self, order: Order, rank: int, lines: tuple[_Line, ...]) -> None:
+    def __init__(self, order: Order, rank: int, lines: tuple[LineState, ...]) -> None:
         self.order = order
         self.rank = rank
         self.lines = lines
 
 
-class _State:
+class State:
     """Everything a book holds. Shared by every book over one repository."""
 
     __slots__ = (
@@ -262,6 +262,7 @@ class _State:
         "hold_expiry",
         "hold_seq",
         "holds",
+        "journal",
         "ledger",
         "orders",
         "seq",
@@ -269,21 +270,22 @@ class _State:
     )
 
     def __init__(self) -> None:
-        self.orders: dict[str, _OrderRecord] = {}
-        self.skus: dict[str, _Sku] = {}
+        self.orders: dict[str, OrderRecord] = {}
+        self.skus: dict[str, SkuState] = {}
         self.ledger = StockLedger()
+        self.journal = LedgerWriter(self.ledger)  # the only way the engine writes it
         self.seq = 0
         # (deadline, seq, order_id) of every order with a fill-by deadline not
         # yet acted on, earliest first: expiry pops from the front.
         self.deadlines: SortedList[tuple[datetime, int, str]] = SortedList()
-        self.holds: dict[str, _Hold] = {}
+        self.holds: dict[str, CheckoutHold] = {}
         # (expires_at, hold_id) of every active hold, earliest first.
         self.hold_expiry: SortedList[tuple[datetime, str]] = SortedList()
         # ids of holds that expired, so confirming one says so
         self.expired_holds: set[str] = set()
         self.hold_seq = 0
         # every scheduled receipt by reference (a reference names one SKU)
-        self.expected: dict[str, _Expected] = {}
+        self.expected: dict[str, ScheduledReceipt] = {}
         self.expected_seq = 0
 
 
@@ -291,7 +293,7 @@ class _State:
 # the book's operations and by loading stored rows).
 
 
-def _schedule(state: _State, expected: _Expected) -> None:
+def schedule(state: State, expected: ScheduledReceipt) -> None:
     state.expected[expected.reference] = expected
     sku = state.skus[expected.sku]
     sku.expected[expected.reference] = expected
@@ -299,7 +301,7 @@ def _schedule(state: _State, expected: _Expected) -> None:
     sku.supply = None
 
 
-def _unschedule(state: _State, expected: _Expected) -> None:
+def unschedule(state: State, expected: ScheduledReceipt) -> None:
     del state.expected[expected.reference]
     sku = state.skus[expected.sku]
     del sku.expected[expected.reference]
@@ -307,13 +309,13 @@ def _unschedule(state: _State, expected: _Expected) -> None:
     sku.supply = None
 
 
-def _add_hold(state: _State, hold: _Hold) -> None:
+def add_hold(state: State, hold: CheckoutHold) -> None:
     state.holds[hold.hold_id] = hold
     state.skus[hold.sku].holds[hold.hold_id] = hold
     state.hold_expiry.add((hold.expires_at, hold.hold_id))
 
 
-def _drop_hold(state: _State, hold: _Hold) -> None:
+def drop_hold(state: State, hold: CheckoutHold) -> None:
     del state.holds[hold.hold_id]
     sku = state.skus.get(hold.sku)
     if sku is not None:

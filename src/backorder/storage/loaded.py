@@ -1,0 +1,196 @@
+"""The book's side of a row repository: a loaded copy kept in step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from .._codec import text_event, time_text
+from ..engine.changes import UndoLog
+from ..engine.state import State
+from ..errors import ConcurrencyConflict
+from ..events import Event
+from .mapping import apply_rows, changes_of, state_of
+from .protocol import IncrementalRepository, LazyRepository, Repository
+
+__all__ = ["CommitRace", "RowStore"]
+
+
+class CommitRace(ConcurrencyConflict):
+    """A commit lost a race with another writer: catch up and run the operation again."""
+
+
+class RowStore:
+    """The book's side of a row `Repository`: a loaded copy kept in step.
+
+    Every unit of work starts with `begin()`; when the repository's version is
+    not the one this copy was loaded or last committed at, the copy catches
+    up (another book or process committed in between).
+
+    Lazy (a repository with `load_header`/`load_skus`/`locate`/`due` whose
+    `lazy` is true): the copy starts with no SKU and loads the SKUs each
+    operation needs (`ensure`) before it runs; reading everything
+    (`everything`) turns it into a whole copy.
+    """
+
+    __slots__ = ("catch_ups", "lazy", "open", "reloads", "repo", "state", "version")
+    live = False
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.open = False
+        self.reloads = 0  # whole re-loads (for tests: catching up should not need them)
+        self.catch_ups = 0
+        self.lazy = isinstance(repo, LazyRepository) and repo.lazy is True
+        if self.lazy:
+            self.start_lazy()
+        else:
+            self.reload()
+            self.reloads = 0
+
+    def start_lazy(self) -> None:
+        repo = self.repo
+        assert isinstance(repo, LazyRepository)
+        header = repo.load_header()
+        state = State()
+        state.seq = header.counters.get("seq", 0)
+        state.hold_seq = header.counters.get("hold_seq", 0)
+        state.expected_seq = header.counters.get("expected_seq", 0)
+        state.expired_holds.update(header.expired_holds)
+        state.journal.seq = header.ledger_seq
+        state.journal.set_complete(False)
+        self.state = state
+        self.version = header.version
+        self.load(header.held_skus)
+
+    def reload(self) -> None:
+        snapshot = self.repo.load()
+        self.state = state_of(snapshot)
+        self.version = snapshot.version
+        self.reloads += 1
+
+    def load(self, names: Iterable[str]) -> None:
+        # (lazy) Load these SKUs whole, and any SKU their holds need.
+        repo = self.repo
+        assert isinstance(repo, LazyRepository)
+        wanted = frozenset(name for name in names if name not in self.state.skus)
+        while wanted:
+            changes = repo.load_skus(sorted(wanted))
+            elsewhere = apply_rows(self.state, changes, lazy=True, loading=wanted)
+            wanted = frozenset(name for name in elsewhere if name not in self.state.skus)
+
+    def ensure(
+        self, skus: Iterable[object], orders: Iterable[object], refs: Iterable[object]
+    ) -> None:
+        # (lazy) Make sure what an operation names is loaded: SKUs, every SKU of
+        # the orders, the SKUs of scheduled receipts. Bad values are left to the
+        # operation's own checks.
+        if not self.lazy:
+            return
+        state = self.state
+        missing = {s for s in skus if type(s) is str and s not in state.skus}
+        find_orders = [o for o in orders if type(o) is str and not self._complete(o)]
+        find_refs = [r for r in refs if type(r) is str and r not in state.expected]
+        if find_orders or find_refs:
+            repo = self.repo
+            assert isinstance(repo, LazyRepository)
+            missing.update(repo.locate(find_orders, find_refs))
+        if missing:
+            self.load(missing)
+
+    def ensure_due(self, when: datetime) -> None:
+        # (lazy) Load the SKUs of every order whose deadline passes by `when`.
+        repo = self.repo
+        if self.lazy and isinstance(repo, LazyRepository):
+            self.load(repo.due(time_text(when)))
+
+    def _complete(self, order_id: str) -> bool:
+        record = self.state.orders.get(order_id)
+        return record is not None and all(line.sku in self.state.skus for line in record.lines)
+
+    def everything(self) -> None:
+        # Stop being lazy: load the whole book (for whole-book reads).
+        if self.lazy:
+            snapshot = self.repo.load()
+            self.state = state_of(snapshot)
+            self.version = snapshot.version
+            self.lazy = False
+
+    def catch_up(self) -> None:
+        # Read only what other writers committed since this copy's version,
+        # when the repository can say (`load_changes`); else re-load it all.
+        repo = self.repo
+        if not isinstance(repo, IncrementalRepository):
+            self.reload()
+            return
+        version, changes = repo.load_changes(self.version)
+        try:
+            elsewhere = apply_rows(self.state, changes, lazy=self.lazy)
+            if elsewhere:
+                self.load(elsewhere)
+        except Exception:  # rows this copy cannot place: start again from the store
+            if self.lazy:
+                self.start_lazy()
+                self.reloads += 1
+            else:
+                self.reload()
+            return
+        self.version = version
+        self.catch_ups += 1
+
+    def begin(self) -> None:
+        version = self.repo.begin()
+        self.open = True
+        if version != self.version:
+            try:
+                self.catch_up()
+            except BaseException:
+                self.end()
+                raise
+
+    def refresh(self) -> None:
+        if self.repo.version() != self.version:
+            self.catch_up()
+
+    def save(self, log: UndoLog, batching: bool) -> None:
+        self.repo.write(changes_of(self.state, log))
+        if not batching:
+            try:
+                version = self.repo.commit()
+            except ConcurrencyConflict as exc:
+                raise CommitRace(str(exc)) from exc
+            self.open = False
+            self.version = version
+
+    def end(self) -> None:
+        if self.open:
+            self.open = False
+            self.repo.rollback()
+
+    def finish_batch(self) -> None:
+        try:
+            version = self.repo.commit()
+        except BaseException:
+            self.end()
+            self.reload()  # what the failed commit held is gone: start from the store
+            raise
+        self.open = False
+        self.version = version
+
+    def abandon_batch(self) -> None:
+        # A batch left by an exception: nothing of it is written, and the
+        # copy starts again from the store (what it applied is dropped).
+        self.end()
+        if self.lazy:
+            self.start_lazy()
+        else:
+            self.reload()
+
+    def pending(self, limit: int | None) -> list[tuple[int, Event]]:
+        return [(event_id, text_event(text)) for event_id, text in self.repo.pending_events(limit)]
+
+    def published(self, ids: list[int]) -> int:
+        return self.repo.mark_published(ids)
+
+    def close(self) -> None:
+        self.repo.close()

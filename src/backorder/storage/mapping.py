@@ -1,0 +1,392 @@
+"""The engine's state as rows, and back.
+
+`changes_of` turns one operation's undo log into the rows it changed
+(O(what the operation touched)), reading the keys each change record says it
+touched. `apply_rows` is the one way rows become state: catching up with
+other writers, loading SKUs lazily, and a whole load (`state_of`), which is
+applying every row to an empty state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from .._codec import (
+    event_text,
+    micros_timedelta,
+    order_text,
+    text_order,
+    text_time,
+    time_text,
+    timedelta_micros,
+)
+from ..engine.changes import UndoLog
+from ..engine.state import (
+    CheckoutHold,
+    LineState,
+    OrderRecord,
+    ScheduledReceipt,
+    SkuState,
+    State,
+    add_hold,
+    drop_hold,
+    pack,
+    schedule,
+    unpack,
+    unschedule,
+)
+from ..errors import StorageCorrupted
+from .rows import (
+    Changes,
+    DeadlineRow,
+    ExpectedRow,
+    HoldRow,
+    LedgerRow,
+    LineRow,
+    OrderRow,
+    ReceiptRow,
+    SkuRow,
+    Snapshot,
+)
+
+__all__ = ["apply_rows", "changes_of", "state_of"]
+
+_T = TypeVar("_T")
+
+
+def _sku_row(sku: SkuState) -> SkuRow:
+    return SkuRow(
+        sku.sku, sku.on_hand, sku.allocated, sku.slots, sku.limit, timedelta_micros(sku.lead_time)
+    )
+
+
+def _line_row(line: LineState) -> LineRow:
+    rank, seq = unpack(line.key)
+    return LineRow(
+        line.order.id,
+        line.sku,
+        rank,
+        seq,
+        line.slot,
+        line.ordered,
+        line.allocated,
+        line.shipped,
+        line.cancelled,
+    )
+
+
+def _order_row(record: OrderRecord) -> OrderRow:
+    return OrderRow(
+        record.order.id, unpack(record.lines[0].key)[1], record.rank, order_text(record.order)
+    )
+
+
+def _final(
+    keys: dict[str, None], now: Mapping[str, Any], row: Callable[[Any], _T]
+) -> tuple[list[_T], list[str]]:
+    # The rows of the touched keys still present, and the keys now gone.
+    rows = [row(now[key]) for key in keys if key in now]
+    return rows, [key for key in keys if key not in now]
+
+
+def changes_of(state: State, log: UndoLog) -> Changes:
+    """The rows `log`'s operation changed, as they are now, and its events."""
+    touched = log.touched()
+    pending = {item[2]: item for item in state.deadlines} if touched.deadlines else {}
+    deadline_rows, deadlines_deleted = _final(
+        touched.deadlines, pending, lambda item: DeadlineRow(item[2], time_text(item[0]), item[1])
+    )
+    hold_rows, holds_deleted = _final(
+        touched.holds,
+        state.holds,
+        lambda hold: HoldRow(
+            hold.hold_id, hold.sku, hold.quantity, time_text(hold.expires_at), hold.seq
+        ),
+    )
+    expected_rows, expected_deleted = _final(
+        touched.expected,
+        state.expected,
+        lambda item: ExpectedRow(
+            item.reference, item.sku, item.quantity, time_text(item.arriving), item.seq
+        ),
+    )
+    skus = state.skus
+    expired = touched.expired_holds
+    return Changes(
+        counters={
+            "seq": state.seq,
+            "hold_seq": state.hold_seq,
+            "expected_seq": state.expected_seq,
+        },
+        skus=[_sku_row(skus[name]) for name in touched.skus if name in skus],
+        orders=[_order_row(state.orders[order_id]) for order_id in touched.orders],
+        lines=[_line_row(line) for line in touched.lines],
+        receipts=[
+            ReceiptRow(sku, reference, skus[sku].receipts[reference])
+            for sku, reference in touched.receipts
+        ],
+        holds=hold_rows,
+        holds_deleted=holds_deleted,
+        expired_holds=[i for i in expired if i in state.expired_holds],
+        expired_holds_deleted=[i for i in expired if i not in state.expired_holds],
+        expected=expected_rows,
+        expected_deleted=expected_deleted,
+        deadlines=deadline_rows,
+        deadlines_deleted=deadlines_deleted,
+        ledger=[
+            LedgerRow(*row[:7], time_text(row[7]), row[8], row[9])
+            for row in state.journal.since(log.mark)
+        ],
+        events=[event_text(event) for event in log.events],
+    )
+
+
+def state_of(snapshot: Snapshot) -> State:
+    """A working state made from every row of a repository: the rows applied
+    to an empty state. O(rows log n).
+
+    Raises:
+        StorageCorrupted: rows that contradict each other (a line of an order
+            never stored, an order with a line missing, ...).
+    """
+    by_seq: Callable[[Any], int] = lambda row: row.seq  # noqa: E731
+    changes = Changes(
+        counters=snapshot.counters,
+        skus=snapshot.skus,
+        orders=snapshot.orders,
+        lines=snapshot.lines,
+        receipts=snapshot.receipts,
+        holds=sorted(snapshot.holds, key=by_seq),
+        expired_holds=snapshot.expired_holds,
+        expected=sorted(snapshot.expected, key=by_seq),
+        deadlines=snapshot.deadlines,
+        ledger=sorted(snapshot.ledger, key=by_seq),
+    )
+    state = State()
+    try:
+        apply_rows(state, changes)
+    except StorageCorrupted:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise StorageCorrupted(f"stored rows do not make a book: {exc!r}") from exc
+    return state
+
+
+def set_sku(sku: SkuState, row: SkuRow) -> SkuState:
+    """A SKU's stored counters and settings onto its working record."""
+    sku.on_hand, sku.allocated, sku.slots, sku.limit = (
+        row.on_hand,
+        row.allocated,
+        row.slots,
+        row.limit,
+    )
+    sku.lead_time = micros_timedelta(row.lead_time_us)
+    return sku
+
+
+def hold_of(row: HoldRow) -> CheckoutHold:
+    """The working record of a stored hold."""
+    return CheckoutHold(row.hold_id, row.sku, row.quantity, text_time(row.expires_at), row.seq)
+
+
+def expected_of(row: ExpectedRow) -> ScheduledReceipt:
+    """The working record of a stored scheduled receipt."""
+    return ScheduledReceipt(row.reference, row.sku, row.quantity, text_time(row.arriving), row.seq)
+
+
+def apply_rows(
+    state: State, changes: Changes, lazy: bool = False, loading: frozenset[str] = frozenset()
+) -> set[str]:
+    """Bring a working state up to date with rows read from the repository.
+
+    Eager (`lazy` False): `changes` is what `Repository.load_changes` returns,
+    every row written since the state's version, applied whole. Lines are
+    updated in place (an order record keeps its line objects) and moved in
+    their SKU's line when their key changed.
+
+    Lazy: the state holds only some SKUs (`state.skus`), every order with a
+    line on one of them (complete: its lines on other SKUs are kept as
+    detached "stub" lines), and the ledger of those SKUs. Rows of other SKUs
+    are skipped; `loading` names SKUs being loaded now, whose rows are taken
+    whole. A line on an already loaded SKU that is not in `loading` is left
+    as it is during a load (its SKU is kept at its own version; catching up
+    brings both forward together).
+
+    Returns the SKUs of holds on SKUs not loaded (a lazy state loads every
+    SKU with an active hold). ETA caches of the SKUs concerned are dropped.
+    Applying the same rows twice changes nothing. Cost: O(rows x log n).
+    """
+    counters = changes.counters
+    if lazy:  # a load may read a newer version than the state's: never go back
+        state.seq = max(state.seq, counters.get("seq", 0))
+        state.hold_seq = max(state.hold_seq, counters.get("hold_seq", 0))
+        state.expected_seq = max(state.expected_seq, counters.get("expected_seq", 0))
+    else:
+        state.seq = counters.get("seq", state.seq)
+        state.hold_seq = counters.get("hold_seq", state.hold_seq)
+        state.expected_seq = counters.get("expected_seq", state.expected_seq)
+    skus = state.skus
+    touched: set[str] = set()
+    for row in changes.skus:
+        sku = skus.get(row.sku)
+        if sku is None:
+            if lazy and row.sku not in loading:
+                continue
+            sku = skus[row.sku] = SkuState(row.sku)
+        elif lazy and loading and row.sku not in loading:
+            continue
+        set_sku(sku, row)
+        touched.add(row.sku)
+    # which orders this state keeps: those it has, and those with a line on a loaded SKU
+    relevant = {row.order_id for row in changes.lines if row.sku in skus}
+    known = set(state.orders) if loading else set()
+    for order_row in changes.orders:
+        record = state.orders.get(order_row.order_id)
+        if record is None:
+            if lazy and order_row.order_id not in relevant:
+                continue
+            order = text_order(order_row.order)
+            state.orders[order_row.order_id] = OrderRecord(order, order_row.rank, ())
+        elif not (lazy and loading):
+            order = text_order(order_row.order)
+            record.order, record.rank = order, order_row.rank
+            for kept in record.lines:
+                kept.order = order
+    new_lines: dict[str, dict[str, LineState]] = {}
+    queued: dict[SkuState, list[int]] = {}  # keys joining each SKU's line, added at once
+    for row_l in changes.lines:
+        record = state.orders.get(row_l.order_id)
+        sku = skus.get(row_l.sku)
+        if record is None or (sku is None and not lazy):
+            if lazy:
+                continue  # an order with no line on a loaded SKU
+            raise StorageCorrupted(f"line {row_l!r} of an order or SKU never stored")
+        key = pack(row_l.rank, row_l.seq)
+        line: LineState | None = None
+        for existing in record.lines:
+            if existing.sku == row_l.sku:
+                line = existing
+                break
+        fresh = line is None
+        if line is None:
+            line = LineState(record.order, row_l.sku, key, row_l.ordered)
+            new_lines.setdefault(row_l.order_id, {})[row_l.sku] = line
+        elif loading and sku is not None and row_l.sku not in loading:
+            continue  # (lazy load) a loaded SKU keeps its own version
+        else:
+            old = line.key
+            if sku is not None and sku.lines.get(old) is line:
+                sku.backordered -= line.backordered
+                sku.queue.discard(old)
+                sku.allocated_keys.discard(old)  # its heap entry goes stale
+                del sku.lines[old]
+        line.key = key
+        line.slot = row_l.slot
+        line.allocated, line.shipped, line.cancelled = (
+            row_l.allocated,
+            row_l.shipped,
+            row_l.cancelled,
+        )
+        if sku is None or (fresh and loading and row_l.sku not in loading):
+            continue  # a stub: its SKU is not loaded (or is, at another version)
+        touched.add(row_l.sku)
+        sku.lines[key] = line
+        short = line.backordered
+        if short < 0 or min(line.allocated, line.shipped, line.cancelled) < 0:
+            raise StorageCorrupted(f"line {row_l!r} has negative counters")
+        if short:
+            sku.backordered += short
+            queued.setdefault(sku, []).append(key)
+        if line.allocated:
+            sku.mark_allocated(key)
+    for sku, keys in queued.items():
+        sku.queue.update(keys)
+    for order_id, lines in new_lines.items():
+        record = state.orders[order_id]
+        if len(lines) != len(record.order.lines) and not record.lines:
+            raise StorageCorrupted(
+                f"order {order_id!r} has stored lines {sorted(lines)!r}, not the lines it lists"
+            )
+        record.lines = tuple(lines[order_line.sku] for order_line in record.order.lines)
+    for receipt in changes.receipts:
+        if receipt.sku in skus and not (loading and receipt.sku not in loading):
+            skus[receipt.sku].receipts[receipt.reference] = receipt.quantity
+    for hold_id in changes.holds_deleted:
+        hold = state.holds.get(hold_id)
+        if hold is not None:
+            drop_hold(state, hold)
+    elsewhere: set[str] = set()
+    for hold_row in changes.holds:
+        if hold_row.sku not in skus:
+            elsewhere.add(hold_row.sku)
+            continue
+        if loading and hold_row.sku not in loading:
+            continue
+        hold = state.holds.get(hold_row.hold_id)
+        if hold is None:
+            add_hold(state, hold_of(hold_row))
+        else:  # in place: a SKU's holds stay oldest first
+            state.hold_expiry.discard((hold.expires_at, hold.hold_id))
+            hold.quantity, hold.expires_at = hold_row.quantity, text_time(hold_row.expires_at)
+            state.hold_expiry.add((hold.expires_at, hold.hold_id))
+    state.expired_holds.update(changes.expired_holds)
+    state.expired_holds.difference_update(changes.expired_holds_deleted)
+    for reference in changes.expected_deleted:
+        expected = state.expected.get(reference)
+        if expected is not None:
+            unschedule(state, expected)
+            touched.add(expected.sku)
+    for row_e in changes.expected:
+        if row_e.sku not in skus or (loading and row_e.sku not in loading):
+            continue
+        expected = state.expected.get(row_e.reference)
+        if expected is not None:
+            unschedule(state, expected)
+        schedule(state, expected_of(row_e))
+        touched.add(row_e.sku)
+    if changes.deadlines or changes.deadlines_deleted:
+        by_order = {item[2]: item for item in state.deadlines}
+        for order_id in changes.deadlines_deleted:
+            item = by_order.get(order_id)
+            if item is not None:
+                state.deadlines.remove(item)
+        for row_d in changes.deadlines:
+            if row_d.order_id not in state.orders or (loading and row_d.order_id in known):
+                continue  # (a load) an order held already keeps its own deadline
+            item = by_order.get(row_d.order_id)
+            if item is not None:
+                state.deadlines.remove(item)
+            state.deadlines.add((text_time(row_d.deadline), row_d.seq, row_d.order_id))
+    if changes.ledger:
+        journal = state.journal
+        journal.extend(
+            [
+                ledger_row(row)
+                for row in changes.ledger
+                if row.sku in skus and not (loading and row.sku not in loading)
+            ]
+        )
+        journal.seq = max(journal.seq, *(row.seq for row in changes.ledger))
+    for name in touched:
+        sku = skus[name]
+        sku.version += 1
+        sku.demand = None
+        sku.supply = None
+        sku.eta_cache = None
+    return elsewhere
+
+
+def ledger_row(row: LedgerRow) -> Any:
+    return (
+        row.seq,
+        row.kind,
+        row.sku,
+        row.on_hand_delta,
+        row.allocated_delta,
+        row.order_id,
+        row.reference,
+        text_time(row.at),
+        row.on_hand,
+        row.allocated,
+    )

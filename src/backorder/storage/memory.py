@@ -1,0 +1,148 @@
+"""`InMemoryRepository`: a book's live state kept in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from ..engine.changes import UndoLog
+from ..engine.state import State
+from ..errors import ArgumentTypeError
+from ..events import Event
+
+__all__ = ["InMemoryRepository", "LiveStore", "MemoryOutbox"]
+
+
+class MemoryOutbox:
+    """Events kept until marked published, by id (ids increase from 1).
+
+    Cost: O(1) per event added or published.
+    """
+
+    __slots__ = ("events", "last_id")
+
+    def __init__(self) -> None:
+        self.events: dict[int, Event] = {}
+        self.last_id = 0
+
+    def add(self, event: Event) -> None:
+        """Keep one event under the next id. O(1)."""
+        self.last_id += 1
+        self.events[self.last_id] = event
+
+    def pending(self, limit: int | None) -> list[tuple[int, Event]]:
+        """`(id, event)` of the events kept, oldest first, at most `limit`. O(returned)."""
+        items = list(self.events.items()) if limit is None else []
+        if limit is not None:
+            for item in self.events.items():
+                if len(items) >= limit:
+                    break
+                items.append(item)
+        return items
+
+    def publish(self, ids: Iterable[int]) -> int:
+        """Drop these events; return how many were kept. O(ids)."""
+        events = self.events
+        return sum(events.pop(event_id, None) is not None for event_id in ids)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class InMemoryRepository:
+    """Keeps a book's state in memory, for as long as this object lives.
+
+    Not a row store: the book works on the live state held here directly, so
+    it costs nothing per operation. Two books over the same
+    `InMemoryRepository` share one state: what one book does the other sees,
+    which is how a test reopens a book.
+
+    Args:
+        outbox: keep every event until `book.mark_published` takes it out
+            (`book.pending_events()`). Off by default: a process that never
+            marks events published would otherwise hold every event forever.
+
+    Raises:
+        ArgumentTypeError: `outbox` is not a bool.
+
+    Cost: O(1) per operation; memory O(orders + ledger entries), plus the
+    events waiting in the outbox when `outbox=True`.
+    """
+
+    __slots__ = ("_keep", "events", "state")
+
+    def __init__(self, outbox: bool = False) -> None:
+        """Make an empty repository. Cost: O(1)."""
+        if type(outbox) is not bool:
+            raise ArgumentTypeError(
+                f"outbox must be a bool, got {type(outbox).__name__} {outbox!r}"
+            )
+        #: the book's working state (opaque: read it through the book)
+        self.state = State()
+        #: the events kept until marked published (empty unless `outbox`)
+        self.events = MemoryOutbox()
+        self._keep = outbox
+
+    @property
+    def outbox(self) -> bool:
+        """Whether events are kept until marked published. Cost: O(1)."""
+        return self._keep
+
+    def __repr__(self) -> str:
+        return (
+            f"<InMemoryRepository {len(self.state.orders)} orders, "
+            f"{len(self.state.skus)} SKUs, {len(self.events)} events pending>"
+        )
+
+
+class LiveStore:
+    """The book's side of an `InMemoryRepository`: the state lives there."""
+
+    __slots__ = ("repo", "state")
+    live = True
+    lazy = False
+
+    def __init__(self, repo: InMemoryRepository) -> None:
+        self.repo = repo
+        self.state = repo.state
+
+    def begin(self) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def ensure(
+        self, skus: Iterable[object], orders: Iterable[object], refs: Iterable[object]
+    ) -> None:
+        pass
+
+    def ensure_due(self, when: datetime) -> None:
+        pass
+
+    def everything(self) -> None:
+        pass
+
+    def save(self, log: UndoLog, batching: bool) -> None:
+        if self.repo.outbox:
+            add = self.repo.events.add
+            for event in log.events:
+                add(event)
+
+    def end(self) -> None:
+        pass
+
+    def finish_batch(self) -> None:
+        pass
+
+    def abandon_batch(self) -> None:
+        pass
+
+    def pending(self, limit: int | None) -> list[tuple[int, Event]]:
+        return self.repo.events.pending(limit)
+
+    def published(self, ids: list[int]) -> int:
+        return self.repo.events.publish(ids)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,117 @@
+"""The storage protocols: what a book needs from a row store.
+
+`Repository` is the whole of what is required. A repository that can say
+what changed since a version (`IncrementalRepository`) lets a book catch up
+with other writers by reading only that; one that can load a SKU at a time
+(`LazyRepository`, with `lazy` true) lets a book open without reading
+everything. A book checks for both with `isinstance` when it is made.
+
+How a book uses a row repository: for each operation it calls `begin()`
+(which must exclude other writers, or let `commit` detect them), catches up
+if the returned version is not the one it last saw (another book or process
+committed in between), applies the operation in memory, hands `write()` the
+rows that changed and the events caused, and calls `commit()`. If anything
+raises before `commit()` returns, the book calls `rollback()` and restores
+its memory; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from .rows import Changes, Header, Snapshot
+
+__all__ = ["IncrementalRepository", "LazyRepository", "Repository"]
+
+
+@runtime_checkable
+class Repository(Protocol):
+    """What a `BackorderBook` needs from a row store (see the module text).
+
+    One unit of work is `begin()`, any number of `write()`, then `commit()`
+    or `rollback()`. A book makes one unit of work per operation, or one per
+    `book.batch()` block.
+    """
+
+    def load(self) -> Snapshot:
+        """Every row, read consistently (one snapshot), with the version."""
+        ...
+
+    def version(self) -> int:
+        """The commit counter now: it moves with every commit, by any writer."""
+        ...
+
+    def begin(self) -> int:
+        """Start a unit of work and return the version it starts from.
+
+        Either exclude other writers until `commit`/`rollback` (SQLite does),
+        or let `commit` raise `ConcurrencyConflict` if the version moved.
+        """
+        ...
+
+    def write(self, changes: Changes) -> None:
+        """Stage `changes` in the unit of work: all of them or, raising, none."""
+        ...
+
+    def commit(self) -> int:
+        """Make the unit of work durable, all or nothing, and return the new
+        version. Raises `ConcurrencyConflict` if another writer committed
+        since `begin()` (the book then re-loads and retries the operation)."""
+        ...
+
+    def rollback(self) -> None:
+        """Drop what the unit of work staged and end it. Harmless when none is open."""
+        ...
+
+    def pending_events(self, limit: int | None = None) -> list[tuple[int, str]]:
+        """The outbox: `(id, event JSON)` of events not yet marked published,
+        oldest first, at most `limit`. Ids increase with every event written."""
+        ...
+
+    def mark_published(self, ids: Sequence[int]) -> int:
+        """Take these events out of the outbox (in one commit); return how many were there."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (a connection, a file). Harmless when already closed."""
+        ...
+
+
+@runtime_checkable
+class IncrementalRepository(Repository, Protocol):
+    """A repository that can say what changed since a version (optional)."""
+
+    def load_changes(self, since: int) -> tuple[int, Changes]:
+        """What every commit after version `since` wrote, as one `Changes`
+        (rows as they are now; keys that went away in `*_deleted`), and the
+        version it brings the reader to."""
+        ...
+
+
+@runtime_checkable
+class LazyRepository(IncrementalRepository, Protocol):
+    """A repository a book can load one SKU at a time (optional). A book
+    loads lazily only when `lazy` is true."""
+
+    @property
+    def lazy(self) -> bool:
+        """Whether a book over this repository should load lazily."""
+        ...
+
+    def load_header(self) -> Header:
+        """What a lazily loaded book reads before any SKU."""
+        ...
+
+    def load_skus(self, names: Sequence[str]) -> Changes:
+        """Everything about these SKUs (their lines, the orders of those lines
+        with all their lines, receipts, holds, scheduled receipts, ledger)."""
+        ...
+
+    def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
+        """The SKUs of these orders' lines and of these scheduled receipts."""
+        ...
+
+    def due(self, until: str) -> list[str]:
+        """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601)."""
+        ...

@@ -1,0 +1,254 @@
+"""The rows a row repository stores, and the changes a book hands it.
+
+Every table of a book is a `NamedTuple` row type here; `Changes` is what one
+operation (or one batch) wrote, `Snapshot` everything a repository holds,
+`Header` what a lazily loaded book reads first. `merge` folds the changes
+of a unit of work into one write per key (shared by every adapter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import attrs
+
+__all__ = [
+    "Changes",
+    "DeadlineRow",
+    "ExpectedRow",
+    "Header",
+    "HoldRow",
+    "LedgerRow",
+    "LineRow",
+    "Merged",
+    "OrderRow",
+    "ReceiptRow",
+    "SkuRow",
+    "Snapshot",
+    "merge",
+]
+
+#: The names of the counters a repository keeps for the book.
+COUNTERS = ("seq", "hold_seq", "expected_seq")
+
+
+class SkuRow(NamedTuple):
+    """A SKU's counters and settings (key: `sku`)."""
+
+    sku: str
+    on_hand: int
+    allocated: int
+    #: arrival numbers handed out on this SKU so far
+    slots: int
+    #: the backorder cap, None for none
+    limit: int | None
+    #: the supplier lead time in whole microseconds, None for none
+    lead_time_us: int | None
+
+
+class OrderRow(NamedTuple):
+    """An order as placed (key: `order_id`). `order` is JSON text."""
+
+    order_id: str
+    #: the book's arrival number of the order
+    seq: int
+    #: the policy's rank of the order (changes with its tier)
+    rank: int
+    order: str
+
+
+class LineRow(NamedTuple):
+    """One order line's counters (key: `order_id`, `sku`)."""
+
+    order_id: str
+    sku: str
+    rank: int
+    seq: int
+    #: the line's arrival number on its SKU
+    slot: int
+    ordered: int
+    allocated: int
+    shipped: int
+    cancelled: int
+
+
+class ReceiptRow(NamedTuple):
+    """A goods receipt already counted (key: `sku`, `reference`); never changes."""
+
+    sku: str
+    reference: str
+    quantity: int
+
+
+class HoldRow(NamedTuple):
+    """An active checkout hold (key: `hold_id`). Times are ISO 8601 text."""
+
+    hold_id: str
+    sku: str
+    quantity: int
+    expires_at: str
+    seq: int
+
+
+class ExpectedRow(NamedTuple):
+    """A scheduled receipt (key: `reference`)."""
+
+    reference: str
+    sku: str
+    quantity: int
+    arriving: str
+    seq: int
+
+
+class DeadlineRow(NamedTuple):
+    """An order's fill-by deadline not yet acted on (key: `order_id`)."""
+
+    order_id: str
+    deadline: str
+    seq: int
+
+
+class LedgerRow(NamedTuple):
+    """One ledger entry (key: `seq`); append-only."""
+
+    seq: int
+    kind: str
+    sku: str
+    on_hand_delta: int
+    allocated_delta: int
+    order_id: str | None
+    reference: str | None
+    at: str
+    on_hand: int
+    allocated: int
+
+
+@attrs.frozen(slots=True)
+class Snapshot:
+    """Everything a row repository holds, as `load()` returns it.
+
+    Rows of `skus` and `orders` come in the order they were first written
+    (the book's order of SKUs and orders); the others in any order.
+    `version` is the repository's commit counter at the time of the read.
+    """
+
+    version: int
+    counters: Mapping[str, int]
+    skus: Sequence[SkuRow]
+    orders: Sequence[OrderRow]
+    lines: Sequence[LineRow]
+    receipts: Sequence[ReceiptRow]
+    holds: Sequence[HoldRow]
+    expired_holds: Sequence[str]
+    expected: Sequence[ExpectedRow]
+    deadlines: Sequence[DeadlineRow]
+    ledger: Sequence[LedgerRow]
+
+
+@attrs.frozen(slots=True)
+class Changes:
+    """What one operation (or one batch) changed, for `Repository.write`.
+
+    Rows under a key replace the row stored under that key (or add it);
+    `*_deleted` name keys to remove; `ledger` rows, `expired_holds` and
+    `events` (JSON text, one event each, in order) are appended.
+    `counters` holds the new value of every counter in `COUNTERS`.
+    """
+
+    counters: Mapping[str, int]
+    skus: Sequence[SkuRow] = ()
+    orders: Sequence[OrderRow] = ()
+    lines: Sequence[LineRow] = ()
+    receipts: Sequence[ReceiptRow] = ()
+    holds: Sequence[HoldRow] = ()
+    holds_deleted: Sequence[str] = ()
+    expired_holds: Sequence[str] = ()
+    expired_holds_deleted: Sequence[str] = ()
+    expected: Sequence[ExpectedRow] = ()
+    expected_deleted: Sequence[str] = ()
+    deadlines: Sequence[DeadlineRow] = ()
+    deadlines_deleted: Sequence[str] = ()
+    ledger: Sequence[LedgerRow] = ()
+    events: Sequence[str] = ()
+
+
+class Header(NamedTuple):
+    """What a lazily loaded book reads first (`load_header`, optional)."""
+
+    version: int
+    counters: Mapping[str, int]
+    #: the number of the last ledger entry
+    ledger_seq: int
+    expired_holds: Sequence[str]
+    #: every SKU with an active hold (a lazy book loads them at once)
+    held_skus: Sequence[str]
+
+
+class Merged:
+    """The changes of one unit of work folded per key: the last write of a
+    key wins; None (or False for an expired hold id) means it went away.
+    Appended rows (receipts, ledger, events) keep their order."""
+
+    __slots__ = (
+        "counters",
+        "deadlines",
+        "events",
+        "expected",
+        "expired_holds",
+        "holds",
+        "ledger",
+        "lines",
+        "orders",
+        "receipts",
+        "skus",
+    )
+
+    def __init__(self) -> None:
+        self.skus: dict[str, SkuRow] = {}
+        self.orders: dict[str, OrderRow] = {}
+        self.lines: dict[tuple[str, str], LineRow] = {}
+        self.holds: dict[str, HoldRow | None] = {}
+        self.expected: dict[str, ExpectedRow | None] = {}
+        self.deadlines: dict[str, DeadlineRow | None] = {}
+        self.receipts: list[ReceiptRow] = []
+        self.expired_holds: dict[str, bool] = {}  # id -> still expired
+        self.ledger: list[LedgerRow] = []
+        self.events: list[str] = []
+        self.counters: dict[str, int] = {}
+
+
+def merge(staged: Sequence[Changes]) -> Merged:
+    """Fold the changes of a unit of work into one write per key. O(rows)."""
+    merged = Merged()
+    skus, orders, lines = merged.skus, merged.orders, merged.lines
+    holds, expected, deadlines = merged.holds, merged.expected, merged.deadlines
+    expired = merged.expired_holds
+    for changes in staged:
+        for sku in changes.skus:
+            skus[sku.sku] = sku
+        for order in changes.orders:
+            orders[order.order_id] = order
+        for line in changes.lines:
+            lines[line.order_id, line.sku] = line
+        merged.receipts.extend(changes.receipts)
+        for hold in changes.holds:
+            holds[hold.hold_id] = hold
+        for hold_id in changes.holds_deleted:
+            holds[hold_id] = None
+        for hold_id in changes.expired_holds:
+            expired[hold_id] = True
+        for hold_id in changes.expired_holds_deleted:
+            expired[hold_id] = False
+        for item in changes.expected:
+            expected[item.reference] = item
+        for reference in changes.expected_deleted:
+            expected[reference] = None
+        for deadline in changes.deadlines:
+            deadlines[deadline.order_id] = deadline
+        for order_id in changes.deadlines_deleted:
+            deadlines[order_id] = None
+        merged.ledger.extend(changes.ledger)
+        merged.events.extend(changes.events)
+        merged.counters.update(changes.counters)
+    return merged

@@ -1,0 +1,133 @@
+"""The SQL every SQL adapter shares: the tables' columns and keys, the
+statements built from them, and how merged changes become statement rows.
+
+A dialect (SQLite, PostgreSQL) adds only its own DDL types, locking,
+placeholders and error mapping: statements here take the placeholder as an
+argument (`?` for sqlite3, `%s` for psycopg). Table and column names come
+from this module, never from a user; values are always parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .rows import (
+    DeadlineRow,
+    ExpectedRow,
+    HoldRow,
+    LedgerRow,
+    LineRow,
+    Merged,
+    OrderRow,
+    ReceiptRow,
+    SkuRow,
+)
+
+__all__ = ["KINDS", "TABLES", "Statements", "Table", "statement_rows"]
+
+
+class Table(NamedTuple):
+    """One stored table: its row type, its key columns, the columns an
+    update may not change, whether rows that go away are kept as `gone`,
+    and the extra columns a dialect stores after the row's (before `changed`)."""
+
+    kind: Any
+    key: tuple[str, ...]
+    fixed: tuple[str, ...] = ()
+    gone: bool = False
+    extra: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The row type's columns, in order."""
+        return tuple(self.kind._fields)
+
+
+#: Every table a book stores, keyed by name, with the SQL names of the row
+#: type's fields (`SkuRow.limit` is stored as `backorder_limit`, `order` as `body`).
+TABLES: dict[str, Table] = {
+    "skus": Table(SkuRow, ("sku",)),
+    "orders": Table(OrderRow, ("order_id",), fixed=("seq",)),
+    "lines": Table(LineRow, ("order_id", "sku"), fixed=("ordered",)),
+    "receipts": Table(ReceiptRow, ("sku", "reference")),
+    "holds": Table(HoldRow, ("hold_id",), gone=True),
+    "expected": Table(ExpectedRow, ("reference",), gone=True),
+    "deadlines": Table(DeadlineRow, ("order_id",), gone=True, extra=("due_us",)),
+    "ledger": Table(LedgerRow, ("seq",)),
+}
+
+#: The row type of each table.
+KINDS: dict[str, Any] = {name: table.kind for name, table in TABLES.items()}
+
+_SQL_NAMES = {"limit": "backorder_limit", "order": "body"}
+
+
+def sql_columns(table: str) -> list[str]:
+    """The SQL column names of a table's row fields, in order."""
+    return [_SQL_NAMES.get(column, column) for column in TABLES[table].columns]
+
+
+class Statements:
+    """The shared statements, written with one dialect's placeholder."""
+
+    __slots__ = ("select", "select_changed", "upsert")
+
+    def __init__(self, mark: str) -> None:
+        self.upsert: dict[str, str] = {}
+        self.select: dict[str, str] = {}
+        self.select_changed: dict[str, str] = {}
+        for name, table in TABLES.items():
+            columns = sql_columns(name)
+            written = [*columns, *(["gone"] if table.gone else []), *table.extra, "changed"]
+            values = ", ".join("0" if column == "gone" else mark for column in written)
+            statement = f"INSERT INTO {name} ({', '.join(written)}) VALUES ({values})"
+            if name not in ("receipts", "ledger"):  # appended, never updated
+                updated = [c for c in written if c not in table.key and c not in table.fixed]
+                sets = ", ".join(
+                    f"{c} = 0" if c == "gone" else f"{c} = excluded.{c}" for c in updated
+                )
+                statement += f" ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {sets}"
+            self.upsert[name] = statement
+            read = ", ".join([*columns, *(["gone"] if table.gone else [])])
+            self.select[name] = f"SELECT {', '.join(columns)} FROM {name}"
+            self.select_changed[name] = f"SELECT {read} FROM {name} WHERE changed > {mark}"
+        self.select_changed["expired_holds"] = (
+            f"SELECT hold_id, gone FROM expired_holds WHERE changed > {mark}"
+        )
+
+
+def statement_rows(
+    merged: Merged, changed: int, extra: dict[str, Any] | None = None
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The (table, parameter rows) of an upsert per table for merged changes
+    written at version `changed`, and the (table, [(changed, key)]) of rows
+    that went away (table names ending in ":gone"). `extra[table]` computes
+    a dialect's extra columns from a row. O(rows)."""
+    out: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for table, rows in (
+        ("skus", list(merged.skus.values())),
+        ("orders", list(merged.orders.values())),
+        ("lines", list(merged.lines.values())),
+        ("receipts", merged.receipts),
+    ):
+        if rows:
+            out.append((table, [(*row, changed) for row in rows]))
+    for table, keyed in (
+        ("holds", merged.holds),
+        ("expected", merged.expected),
+        ("deadlines", merged.deadlines),
+    ):
+        compute = (extra or {}).get(table)
+        kept: list[tuple[Any, ...]] = [
+            (*row, *(compute(row) if compute else ()), changed)
+            for row in keyed.values()
+            if row is not None
+        ]
+        gone = [(changed, name) for name, row in keyed.items() if row is None]
+        if kept:
+            out.append((table, kept))
+        if gone:
+            out.append((table + ":gone", gone))
+    if merged.ledger:
+        out.append(("ledger", [(*row, changed) for row in merged.ledger]))
+    return out

@@ -1,0 +1,263 @@
+"""The unit of work between a book and its repository.
+
+Every operation of a book runs as one unit of work: begin (catching up with
+other writers), load what it names (a lazily loaded book), apply it in the
+engine, commit; on a lost commit race it runs again. A `batch()` block is
+one unit of work for many operations. This module is the skeleton of that,
+written once; the book's operations only say which engine function to run.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+from .domain import Order
+from .engine.changes import UndoLog
+from .engine.core import Applied, Engine
+from .errors import ArgumentTypeError, RepositoryClosed
+from .events import Event
+from .results import OutboxEvent
+from .storage.loaded import CommitRace, RowStore
+from .storage.memory import InMemoryRepository, LiveStore
+from .storage.protocol import Repository
+
+__all__ = ["RETRIES", "UnitOfWork", "outbox_ids", "reads", "writes"]
+
+#: How many times an operation is run again after losing a commit race.
+RETRIES = 5
+
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+Publish = Callable[[tuple[Event, ...], object], None]
+
+
+class _Host(Protocol):
+    """What the decorators need of the object whose methods they wrap (the book)."""
+
+    @property
+    def _work(self) -> UnitOfWork: ...
+
+
+_B = TypeVar("_B", bound=_Host)
+
+# The argument of each operation that names a scheduled receipt.
+_REFERENCE_ARGS = {
+    "receive": "against",
+    "expect": "reference",
+    "update_expected": "reference",
+    "cancel_expected": "reference",
+}
+
+
+class UnitOfWork:
+    """A book's side of its repository: the store, the open unit of work,
+    the batch being gathered, and the engine kept on the store's state."""
+
+    __slots__ = ("batch_logs", "batched", "closed", "depth", "engine", "store")
+
+    def __init__(self, repository: Repository | InMemoryRepository, engine: Engine) -> None:
+        self.store: LiveStore | RowStore = (
+            LiveStore(repository)
+            if isinstance(repository, InMemoryRepository)
+            else RowStore(repository)
+        )
+        self.engine = engine
+        engine.state = self.store.state
+        self.closed = False
+        self.depth = 0  # > 0 while a unit of work is open
+        # (events, result) of each operation of the open batch, and their undo logs
+        self.batched: list[tuple[tuple[Event, ...], object]] | None = None
+        self.batch_logs: list[UndoLog] = []
+
+    def _sync(self) -> None:
+        self.engine.state = self.store.state
+
+    def check_open(self) -> None:
+        """Raise RepositoryClosed when the book is closed."""
+        if self.closed:
+            raise RepositoryClosed("the book is closed; open it again to go on")
+
+    def load_everything(self) -> None:
+        """A whole-book read: a lazily loaded book loads everything (and stays so)."""
+        if self.store.lazy:
+            self.store.everything()
+            self._sync()
+
+    def catch_up(self) -> None:
+        """Before a read: see what other writers committed (row repositories)."""
+        self.check_open()
+        if not self.depth:
+            self.store.refresh()
+            self._sync()
+
+    def run(self, call: Callable[[], _R], prefetch: Callable[[], None]) -> _R:
+        """Run one operation as one unit of work (or inside the open one)."""
+        self.check_open()
+        if self.depth:
+            prefetch()
+            return call()
+        store = self.store
+        attempt = 0
+        while True:
+            attempt += 1
+            store.begin()
+            self._sync()
+            self.depth = 1
+            try:
+                prefetch()
+                return call()
+            except CommitRace:
+                if attempt >= RETRIES:
+                    raise
+            finally:
+                self.depth = 0
+                store.end()
+
+    def finish(self, outcome: Applied[_R], publish: Publish) -> _R:
+        """End an operation: commit what the engine applied (or roll it back
+        and raise), build the result from the committed state, then hand out
+        the events (at the end of the batch, inside one)."""
+        log = outcome.log
+        batching = self.batched is not None
+        try:
+            self.engine.etas.changed(self.engine.state, log)
+            self.store.save(log, batching)
+        except BaseException:
+            log.rollback()
+            raise
+        events = tuple(log.events)
+        result: _R = outcome.make(events)
+        if self.batched is not None:
+            self.batched.append((events, result))
+            self.batch_logs.append(log)
+        else:
+            publish(events, result)
+        return result
+
+    @contextmanager
+    def batch(self, atomic: bool, publish: Publish) -> Iterator[None]:
+        """Many operations in one unit of work (see `BackorderBook.batch`)."""
+        self.check_open()
+        if self.batched is not None:
+            yield
+            return
+        store = self.store
+        store.begin()
+        self._sync()
+        self.depth = 1
+        self.batched = []
+        self.batch_logs = []
+        abandoned = False
+        try:
+            yield
+        except BaseException:
+            if atomic:
+                abandoned = True
+                for log in reversed(self.batch_logs):
+                    log.rollback()
+                store.abandon_batch()
+            raise
+        finally:
+            self.depth = 0
+            done, self.batched, self.batch_logs = self.batched, None, []
+            if not abandoned:
+                store.finish_batch()
+            self._sync()
+            if not abandoned:
+                for events, result in done:
+                    publish(events, result)
+
+
+def _prefetcher(
+    method: Callable[..., Any],
+) -> Callable[[_Host, tuple[Any, ...], dict[str, Any]], None]:
+    # What an operation touches, from its arguments, for a lazily loaded book:
+    # the SKUs named, every SKU of the orders named, the SKU of a scheduled
+    # receipt named. Arguments that do not bind are left to the operation.
+    names = list(inspect.signature(method).parameters)[1:]  # after self
+    reference = _REFERENCE_ARGS.get(method.__name__)
+
+    def prefetch(book: _Host, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        store = book._work.store
+        if not store.lazy:
+            return
+        bound = dict(zip(names, args, strict=False))  # a bad call raises in the call
+        bound.update(kwargs)
+        skus: list[object] = [bound.get("sku")]
+        orders: list[object] = [bound.get("order_id")]
+        order = bound.get("order")
+        if isinstance(order, Order):
+            orders.append(order.id)
+            skus.extend(line.sku for line in order.lines)
+        refs = [bound.get(reference)] if reference else []
+        store.ensure(skus, orders, refs)
+
+    return prefetch
+
+
+def writes(
+    method: Callable[Concatenate[_B, _P], _R],
+) -> Callable[Concatenate[_B, _P], _R]:
+    """Mark a book method that may change the book: one unit of work."""
+    prefetch = _prefetcher(method)
+
+    @functools.wraps(method)
+    def run(self: _B, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        work = self._work
+        if work.store.live and not work.closed:
+            return method(self, *args, **kwargs)
+        return work.run(
+            functools.partial(method, self, *args, **kwargs),
+            functools.partial(prefetch, self, args, kwargs),
+        )
+
+    return run
+
+
+def reads(
+    method: Callable[Concatenate[_B, _P], _R],
+) -> Callable[Concatenate[_B, _P], _R]:
+    """Mark a book method that reads: with a row repository, first catch up
+    with other writers (and, lazily loaded, load what the read names)."""
+    prefetch = _prefetcher(method)
+
+    @functools.wraps(method)
+    def run(self: _B, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        work = self._work
+        if not work.store.live or work.closed:
+            work.catch_up()
+            prefetch(self, args, kwargs)
+        return method(self, *args, **kwargs)
+
+    return run
+
+
+def outbox_ids(events: Iterable[OutboxEvent | int] | OutboxEvent | int) -> list[int]:
+    """The event ids `mark_published` was given (one, or an iterable of
+    `OutboxEvent` values or ids). Raises ArgumentTypeError for anything else."""
+    if isinstance(events, OutboxEvent) or (
+        isinstance(events, int) and not isinstance(events, bool)
+    ):
+        events = [events]
+    if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
+        raise ArgumentTypeError(
+            f"mark_published takes an iterable of OutboxEvent values or ids, got "
+            f"{type(events).__name__} {events!r}"
+        )
+    ids: list[int] = []
+    for item in events:
+        if isinstance(item, OutboxEvent):
+            ids.append(item.id)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            ids.append(item)
+        else:
+            raise ArgumentTypeError(
+                f"mark_published takes OutboxEvent values or ids, got "
+                f"{type(item).__name__} {item!r}"
+            )
+    return ids
