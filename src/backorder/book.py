@@ -76,8 +76,9 @@ class BackorderBook(BookReads):
             simulations.
 
     Raises:
-        ArgumentTypeError: `policy` lacks `rank`/`allot`, `repository` lacks
-            `state`/`commit`, or `clock` is not callable.
+        ArgumentTypeError: `policy` lacks `rank`/`allot`, `repository` is
+            neither an `InMemoryRepository` nor has the `Repository` methods,
+            or `clock` is not callable.
 
     Every operation validates everything first and is atomic: when it raises,
     the book, the ledger and the repository are exactly as before, and no
@@ -153,8 +154,9 @@ class BackorderBook(BookReads):
             UnsupportedSchema: the file was written by a newer version.
             StorageCorrupted: stored rows cannot be read back.
 
-        Cost: O(n log n) in the stored lines and ledger entries: the whole
-        book is loaded into memory (see the README for measured figures).
+        Cost: O(1) to open: the book loads lazily, each operation first
+        reading the SKUs it names (a SKU's rows: O(its lines log n)); a
+        whole-book read loads everything (see docs/storage.md for figures).
         """
         from .storage.sqlite import SQLiteRepository
 
@@ -207,17 +209,28 @@ class BackorderBook(BookReads):
         Inside the block every operation works and returns as usual (each
         is still atomic on its own, and one that raises changed nothing),
         but the repository writes them all in one transaction when the
-        block ends, normally or by an exception: a crash before that loses
-        the whole block, never part of it. Events are handed to subscribers
-        after that commit. A nested `batch()` joins the outer one. Other
-        processes wait for the block to end before they write.
+        block ends: a crash before that loses the whole block, never part
+        of it. Events are handed to subscribers after that commit. A nested
+        `batch()` joins the outer one. Other processes wait for the block to
+        end before they write.
+
+        When an exception leaves the block, what happens depends on
+        `atomic`. By default what returned inside the block is committed
+        (each operation stands on its own). With `atomic=True` the block is
+        abandoned whole: nothing of it is written, the book is as it was
+        before the block, no subscriber hears any of it, and the exception
+        goes on — all or nothing, as an import or a replay wants.
+
+        Args:
+            atomic: abandon the whole block if an exception leaves it.
 
         Raises:
+            ArgumentTypeError: `atomic` is not a bool.
             RepositoryClosed: the book is closed.
             EventHandlerError: (at the end) a handler raised.
 
         Cost: O(1) besides the operations; with SQLite, one commit instead
-        of one per operation.
+        of one per operation; abandoning costs O(changes of the block).
         """
         if type(atomic) is not bool:
             raise ArgumentTypeError(

@@ -335,3 +335,19 @@ class LedgerWriter:
                 del ledger._rows[sku]
                 del ledger._last[sku]
             ledger._seq -= 1
+
+    def drop_since(self, mark: int) -> None:
+        """Drop every entry after `mark`, whichever operations wrote them (an
+        abandoned batch). O(SKUs + entries dropped)."""
+        ledger = self.ledger
+        for sku in list(ledger._rows):
+            rows = ledger._rows[sku]
+            while rows and rows[-1][0] > mark:
+                rows.pop()
+            if rows:
+                ledger._last[sku] = (rows[-1][8], rows[-1][9])
+            else:
+                del ledger._rows[sku]
+                del ledger._last[sku]
+        ledger._seq = min(ledger._seq, mark)
+        ledger._journal.clear()

@@ -158,8 +158,11 @@ class UnitOfWork:
         except BaseException:
             if atomic:
                 abandoned = True
-                for log in reversed(self.batch_logs):
-                    log.rollback()
+                logs = self.batch_logs
+                for log in reversed(logs):
+                    log.rollback(ledger=False)
+                if logs:
+                    logs[0].state.journal.drop_since(logs[0].mark)
                 store.abandon_batch()
             raise
         finally:

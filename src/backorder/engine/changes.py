@@ -532,8 +532,9 @@ class UndoLog:
             change.touch(touched, state)
         return touched
 
-    def rollback(self) -> None:
-        """Put the state back exactly as it was before the operation."""
+    def rollback(self, ledger: bool = True) -> None:
+        """Put the state back exactly as it was before the operation (the
+        ledger too, unless the caller drops the entries of many at once)."""
         state = self.state
         for line, (allocated, shipped, cancelled) in self.lines.items():
             sku = state.skus[line.sku]
@@ -553,5 +554,6 @@ class UndoLog:
             sku.version += 1  # ETAs cached during the failed operation no longer hold
         for change in reversed(self.changes):
             change.undo(state)
-        state.journal.truncate(self.mark)
+        if ledger:
+            state.journal.truncate(self.mark)
         state.seq = self.seq

@@ -1,0 +1,73 @@
+"""`batch(atomic=True)`: a block left by an exception is abandoned whole."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from backorder import ArgumentTypeError, BackorderBook, Order, OrderLine
+from backorder.testing import DictRepository, snapshot
+from tests.helpers import TickingClock
+
+Opener = Callable[[Path], BackorderBook]
+
+OPENERS: dict[str, Opener] = {
+    "memory": lambda path: BackorderBook(clock=TickingClock()),
+    "sqlite": lambda path: BackorderBook.open(path / "book.db", clock=TickingClock()),
+    "dict": lambda path: BackorderBook(repository=DictRepository(), clock=TickingClock()),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OPENERS))
+def test_an_atomic_batch_left_by_an_error_changes_nothing(kind: str, tmp_path: Path) -> None:
+    book = OPENERS[kind](tmp_path)
+    book.receive("MUG", 2, reference="GRN-0")
+    book.place(Order("A-0", [OrderLine("MUG", 3)]))
+    heard: list[object] = []
+    book.subscribe(heard.append)
+    before = snapshot(book)
+    with pytest.raises(RuntimeError, match="stopped"), book.batch(atomic=True):
+        book.place(Order("A-1", [OrderLine("MUG", 1)]))
+        book.receive("MUG", 5, reference="GRN-1")  # serves A-0 and A-1
+        book.cancel("A-0")
+        assert book.stock("MUG").on_hand == 7  # inside the block the work is seen
+        raise RuntimeError("the import stopped")
+    assert heard == []  # nothing of the block is told
+    assert snapshot(book) == before
+    book.inspect().check()
+    book.ledger.verify()
+    # and the book goes on working: the same receipt reference counts once, later
+    assert book.receive("MUG", 5, reference="GRN-1").replayed is False
+    assert book.line("A-0", "MUG").allocated == 3
+    book.close()
+
+
+def test_an_atomic_batch_abandoned_on_sqlite_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    with BackorderBook.open(path, clock=TickingClock()) as book:
+        book.place(Order("A-0", [OrderLine("MUG", 1)]))
+        before = snapshot(book)
+        with pytest.raises(ValueError, match="bad line"), book.batch(atomic=True):
+            for i in range(3_000):  # more than one staged flush
+                book.place(Order(f"B-{i}", [OrderLine("MUG", 1)]))
+            raise ValueError("bad line 3001")
+        assert snapshot(book) == before
+    with BackorderBook.open(path, clock=TickingClock()) as again:
+        assert snapshot(again) == before
+        assert len(again.pending_events()) == 2  # OrderPlaced, LineBackordered of A-0
+
+
+def test_a_plain_batch_still_keeps_what_returned(tmp_path: Path) -> None:
+    book = BackorderBook(clock=TickingClock())
+    with pytest.raises(RuntimeError), book.batch():
+        book.place(Order("A-1", [OrderLine("MUG", 1)]))
+        raise RuntimeError("stop")
+    assert "A-1" in book
+
+
+def test_atomic_must_be_a_bool() -> None:
+    book = BackorderBook()
+    with pytest.raises(ArgumentTypeError, match="atomic"), book.batch(atomic=1):  # type: ignore[arg-type]
+        pass
