@@ -28,12 +28,17 @@ def test_an_atomic_batch_left_by_an_error_changes_nothing(kind: str, tmp_path: P
     heard: list[object] = []
     book.subscribe(heard.append)
     before = snapshot(book)
-    with pytest.raises(RuntimeError, match="stopped"), book.batch(atomic=True):
-        book.place(Order("A-1", [OrderLine("MUG", 1)]))
-        book.receive("MUG", 5, reference="GRN-1")  # serves
-        book.cancel("A-0")
-        assert book.stock("MUG").on_hand == 7  # inside the block the work is seen
-        raise RuntimeError("the import stopped")
+
+    def stopped_import() -> None:
+        with book.batch(atomic=True):
+            book.place(Order("A-1", [OrderLine("MUG", 1)]))
+            book.receive("MUG", 5, reference="GRN-1")  # serves
+            book.cancel("A-0")
+            assert book.stock("MUG").on_hand == 7  # inside the block the work is seen
+            raise RuntimeError("the import stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        stopped_import()
     assert heard == []  # nothing of the block is told
     assert snapshot(book) == before
     book.inspect().check()
@@ -49,10 +54,15 @@ def test_an_atomic_batch_abandoned_on_sqlite_leaves_the_file_as_it_was(tmp_path:
     with BackorderBook.open(path, clock=TickingClock()) as book:
         book.place(Order("A-0", [OrderLine("MUG", 1)]))
         before = snapshot(book)
-        with pytest.raises(ValueError, match="bad line"), book.batch(atomic=True):
-            for i in range(3_000):  # more than one staged flush
-                book.place(Order(f"B-{i}", [OrderLine("MUG", 1)]))
-            raise ValueError("bad line 3001")
+
+        def long_import() -> None:
+            with book.batch(atomic=True):
+                for i in range(3_000):  # more than one staged flush
+                    book.place(Order(f"B-{i}", [OrderLine("MUG", 1)]))
+                raise ValueError("bad line 3001")
+
+        with pytest.raises(ValueError, match="bad line"):
+            long_import()
         assert snapshot(book) == before
     with BackorderBook.open(path, clock=TickingClock()) as again:
         assert snapshot(again) == before
@@ -61,9 +71,14 @@ def test_an_atomic_batch_abandoned_on_sqlite_leaves_the_file_as_it_was(tmp_path:
 
 def test_a_plain_batch_still_keeps_what_returned(tmp_path: Path) -> None:
     book = BackorderBook(clock=TickingClock())
-    with pytest.raises(RuntimeError), book.batch():
-        book.place(Order("A-1", [OrderLine("MUG", 1)]))
-        raise RuntimeError("stop")
+
+    def stopped() -> None:
+        with book.batch():
+            book.place(Order("A-1", [OrderLine("MUG", 1)]))
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        stopped()
     assert "A-1" in book
 
 
