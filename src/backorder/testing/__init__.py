@@ -18,7 +18,7 @@ from typing import Any
 
 from ..book import BackorderBook
 from ..errors import ConcurrencyConflict, RepositoryClosed
-from ..storage import COUNTERS, Changes, Snapshot
+from ..storage import COUNTERS, Changes, Snapshot, merge
 
 __all__ = ["DictRepository", "PolicyCheckFailed", "check_policy", "snapshot"]
 
@@ -132,36 +132,32 @@ class DictRepository:
                 f"of work began at {started}"
             )
         tables: dict[str, dict[Any, Any]] = rows.tables
-        for changes in staged:
-            for sku in changes.skus:
-                tables["skus"][sku.sku] = sku
-            for order in changes.orders:
-                tables["orders"][order.order_id] = order
-            for line in changes.lines:
-                tables["lines"][line.order_id, line.sku] = line
-            for receipt in changes.receipts:
-                tables["receipts"][receipt.sku, receipt.reference] = receipt
-            for hold in changes.holds:
-                tables["holds"][hold.hold_id] = hold
-            for hold_id in changes.holds_deleted:
-                tables["holds"].pop(hold_id, None)
-            for hold_id in changes.expired_holds:
+        merged = merge(staged)  # the last write of a key wins; None: it went away
+        tables["skus"].update(merged.skus)
+        tables["orders"].update(merged.orders)
+        tables["lines"].update(merged.lines)
+        for receipt in merged.receipts:
+            tables["receipts"][receipt.sku, receipt.reference] = receipt
+        for name, keyed in (
+            ("holds", merged.holds),
+            ("expected", merged.expected),
+            ("deadlines", merged.deadlines),
+        ):
+            for key, row in keyed.items():
+                if row is None:
+                    tables[name].pop(key, None)
+                else:
+                    tables[name][key] = row
+        for hold_id, still in merged.expired_holds.items():
+            if still:
                 rows.expired_holds[hold_id] = None
-            for hold_id in changes.expired_holds_deleted:
+            else:
                 rows.expired_holds.pop(hold_id, None)
-            for expected in changes.expected:
-                tables["expected"][expected.reference] = expected
-            for reference in changes.expected_deleted:
-                tables["expected"].pop(reference, None)
-            for deadline in changes.deadlines:
-                tables["deadlines"][deadline.order_id] = deadline
-            for order_id in changes.deadlines_deleted:
-                tables["deadlines"].pop(order_id, None)
-            rows.ledger.extend(changes.ledger)
-            for text in changes.events:
-                rows.next_event += 1
-                rows.outbox[rows.next_event] = text
-            rows.counters.update(changes.counters)
+        rows.ledger.extend(merged.ledger)
+        for text in merged.events:
+            rows.next_event += 1
+            rows.outbox[rows.next_event] = text
+        rows.counters.update(merged.counters)
         rows.version += 1
         return rows.version
 
