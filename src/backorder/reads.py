@@ -54,7 +54,7 @@ class BookReads:
     @reads
     def __contains__(self, order_id: object) -> bool:
         """Whether an order with this id is in the book. Cost: O(1)."""
-        return order_id in self._engine.state.orders
+        return isinstance(order_id, str) and order_id in self._engine.state.orders
 
     @reads
     def order_ids(self) -> Iterator[str]:

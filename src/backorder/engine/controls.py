@@ -26,7 +26,7 @@ from .changes import (
     HoldIdExpired,
     LimitSet,
 )
-from .core import Applied, Engine
+from .core import MAX_DURATION, Applied, Engine
 from .holds import shrink_hold
 from .orders import apply_cancel, place
 from .state import CheckoutHold, LineState, add_hold
@@ -112,6 +112,8 @@ def hold(
         raise ArgumentTypeError(f"ttl must be a timedelta, got {type(ttl).__name__} {ttl!r}")
     if ttl <= timedelta(0):
         raise InvalidArgument(f"ttl must be positive, got {ttl!r}")
+    if ttl > MAX_DURATION:
+        raise InvalidArgument(f"ttl must be at most {MAX_DURATION.days} days, got {ttl!r}")
     state = engine.state
     if hold_id is not None:
         check_text(hold_id, "hold_id")

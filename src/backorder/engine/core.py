@@ -10,7 +10,7 @@ book (the façade) commits, builds the result and hands out the events.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from ..domain import LineStatus, Order, OrderStatus, check_text
@@ -29,6 +29,10 @@ _R = TypeVar("_R")
 # How the fill loop decides an allotment: the built-in fills are computed
 # inline (plain ints, compared in the hot loop); anything else asks the policy.
 FILL_CUSTOM = 0
+#: The longest lead time or hold: about 100 years, so every date stays computable.
+MAX_DURATION = timedelta(days=36_600)
+#: Ranks are stored as 64-bit integers: a policy's rank is below 2**63.
+MAX_RANK = 2**63
 FILL_STRICT = 1
 FILL_PARTIAL = 2
 
@@ -133,11 +137,19 @@ class Engine:
                 f"policy {self.policy!r} rank returned {rank!r} for order "
                 f"{order.id!r}; it must be an int"
             )
+        rank = int.__int__(rank)  # an int subclass's own arithmetic is never used
+        if not 0 <= rank < MAX_RANK:
+            raise PolicyError(
+                f"policy {self.policy!r} rank returned {rank!r} for order "
+                f"{order.id!r}; it must be an int from 0 to {MAX_RANK - 1}"
+            )
         return rank
 
     def allot(self, line: LineState, available: int, short: int) -> int:
         """The policy's allotment to the head. Raises PolicyError out of range."""
         n = self.policy.allot(line_status(line), available)
+        if isinstance(n, int) and not isinstance(n, bool):
+            n = int.__int__(n)  # an int subclass's own arithmetic is never used
         if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= min(short, available):
             raise PolicyError(
                 f"policy {self.policy!r} allot returned {n!r} for order "

@@ -18,7 +18,7 @@ from .changes import (
     SupplyUnscheduled,
     UndoLog,
 )
-from .core import FILL_STRICT, Applied, Engine
+from .core import FILL_STRICT, MAX_DURATION, Applied, Engine
 from .etas import has_dates
 from .state import ScheduledReceipt, State, schedule, unschedule
 
@@ -148,6 +148,11 @@ def set_lead_time(engine: Engine, sku: str, lead_time: timedelta | None) -> Appl
             )
         if lead_time <= timedelta(0):
             raise InvalidArgument(f"lead_time must be positive, got {lead_time!r}")
+        if lead_time > MAX_DURATION:
+            raise InvalidArgument(
+                f"lead_time must be at most {MAX_DURATION.days} days (dates beyond cannot "
+                f"be promised), got {lead_time!r}"
+            )
     with engine.begin() as log:
         target = engine.sku(log, sku)
         log.touch_sku(target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any
 from ..errors import (
     ArgumentTypeError,
     ConcurrencyConflict,
+    InvalidArgument,
     NotABackorderDatabase,
     RepositoryClosed,
     StorageCorrupted,
@@ -223,6 +225,7 @@ class SQLiteRepository:
 
     Raises:
         ArgumentTypeError: `path` is not a str or path, `timeout` not a number.
+        InvalidArgument: `timeout` is not finite, negative or above a day.
         NotABackorderDatabase: the file is not a SQLite database, or is one
             of another program; it is left byte for byte as it was.
         UnsupportedSchema: the file was written by a newer version.
@@ -244,8 +247,12 @@ class SQLiteRepository:
             raise ArgumentTypeError(
                 f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}"
             )
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise ArgumentTypeError(f"timeout must be a number >= 0, got {timeout!r}")
+        if not math.isfinite(timeout) or not 0 <= timeout <= 86_400:
+            raise InvalidArgument(
+                f"timeout must be a number of seconds from 0 to 86400, got {timeout!r}"
+            )
         self._path = os.fspath(path)
         if not isinstance(self._path, str):
             raise ArgumentTypeError(f"path must name a file as text, got {self._path!r}")
@@ -280,6 +287,18 @@ class SQLiteRepository:
         return f"<SQLiteRepository {self._path!r} {state}>"
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        # A book of this schema opens without the write lock (a long batch of
+        # another process must not keep readers out); anything else is
+        # looked at again under the lock, and migrated there.
+        try:
+            row = conn.execute(
+                "SELECT max(version) FROM schema_version"
+                " WHERE (SELECT count(*) FROM sqlite_master WHERE name = 'meta') = 1"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            row = None  # no schema_version table yet
+        if row is not None and row[0] == SCHEMA_VERSION:
+            return
         self._lock(conn)
         try:
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
