@@ -31,7 +31,7 @@ _R = TypeVar("_R")
 FILL_CUSTOM = 0
 #: The longest lead time or hold: about 100 years, so every date stays computable.
 MAX_DURATION = timedelta(days=36_600)
-#: Ranks are stored as 64-bit integers: a policy's rank is below 2**63.
+#: Ranks are stored as 64-bit integers: -2**63 <= rank < 2**63.
 MAX_RANK = 2**63
 FILL_STRICT = 1
 FILL_PARTIAL = 2
@@ -138,10 +138,10 @@ class Engine:
                 f"{order.id!r}; it must be an int"
             )
         rank = int.__int__(rank)  # an int subclass's own arithmetic is never used
-        if not 0 <= rank < MAX_RANK:
+        if not -MAX_RANK <= rank < MAX_RANK:
             raise PolicyError(
                 f"policy {self.policy!r} rank returned {rank!r} for order "
-                f"{order.id!r}; it must be an int from 0 to {MAX_RANK - 1}"
+                f"{order.id!r}; it must be an int from {-MAX_RANK} to {MAX_RANK - 1}"
             )
         return rank
 

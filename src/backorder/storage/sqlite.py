@@ -225,7 +225,7 @@ class SQLiteRepository:
 
     Raises:
         ArgumentTypeError: `path` is not a str or path, `timeout` not a number.
-        InvalidArgument: `timeout` is not finite, negative or above a day.
+        InvalidArgument: `timeout` is not finite or above a day.
         NotABackorderDatabase: the file is not a SQLite database, or is one
             of another program; it is left byte for byte as it was.
         UnsupportedSchema: the file was written by a newer version.
@@ -247,9 +247,9 @@ class SQLiteRepository:
             raise ArgumentTypeError(
                 f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}"
             )
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ArgumentTypeError(f"timeout must be a number >= 0, got {timeout!r}")
-        if not math.isfinite(timeout) or not 0 <= timeout <= 86_400:
+        if not math.isfinite(timeout) or timeout > 86_400:
             raise InvalidArgument(
                 f"timeout must be a number of seconds from 0 to 86400, got {timeout!r}"
             )
