@@ -5,6 +5,7 @@ The public API. Everything else lives in private modules.
 
 from ._sqlite import SQLiteRepository
 from .book import BackorderBook, Clock
+from .codec import event_from_dict, event_to_dict
 from .domain import MAX_QUANTITY, LineStatus, Order, OrderLine, OrderStatus, StockLevel
 from .errors import (
     ArgumentTypeError,
@@ -164,4 +165,6 @@ __all__ = [
     "UnknownSku",
     "UnknownTier",
     "UnsupportedSchema",
+    "event_from_dict",
+    "event_to_dict",
 ]
