@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+import math
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -279,3 +282,105 @@ def test_a_failing_repository_rolls_everything_back(stage: str) -> None:
         assert "NEW" not in book.skus()
         book._check()
         assert snapshot(BackorderBook(StrictFIFO(), repository.reopen())) == before
+
+
+# --- the in-memory and SQLite books accept and refuse exactly the same values ---
+
+
+def _fill(book: BackorderBook) -> BackorderBook:
+    book.receive("MUG", 3, reference="GRN-1")
+    book.place(Order("ANN", [OrderLine("MUG", 2), OrderLine("TEE", 1)]))
+    book.place(Order("BOB", [OrderLine("MUG", 4)], tier="vip"))
+    return book
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def either(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackorderBook]:
+    """The same small book in memory and in a SQLite file."""
+    if request.param == "memory":
+        yield _fill(BackorderBook(PriorityTiers(), clock=TickingClock()))
+        return
+    book = BackorderBook.open(tmp_path / "shop.db", PriorityTiers(), TickingClock())
+    try:
+        yield _fill(book)
+    finally:
+        book.close()
+
+
+BAD_TEXT = ["\ud800", "MUG\udfff", "A\x00B", "\x00"]
+TEXT_CALLS: list[tuple[str, Callable[[BackorderBook, str], object]]] = [
+    ("sku", lambda b, t: b.receive(t, 1)),
+    ("reference", lambda b, t: b.receive("MUG", 1, reference=t)),
+    ("sku", lambda b, t: b.adjust(t, 1, "count")),
+    ("reason", lambda b, t: b.adjust("MUG", 1, t)),
+    ("Order.id", lambda b, t: b.place(Order(t, [OrderLine("MUG", 1)]))),
+    ("OrderLine.sku", lambda b, t: b.place(Order("CAT", [OrderLine(t, 1)]))),
+    ("Order.tier", lambda b, t: b.place(Order("CAT", [OrderLine("MUG", 1)], tier=t))),
+    ("Order.metadata", lambda b, t: b.place(Order("CAT", [OrderLine("MUG", 1)], metadata={t: t}))),
+    ("reference", lambda b, t: b.expect("MUG", 5, date(2026, 3, 1), t)),
+    ("hold_id", lambda b, t: b.hold("MUG", 1, timedelta(minutes=5), hold_id=t)),
+    ("order_id", lambda b, t: b.cancel(t)),
+    ("sku", lambda b, t: b.cancel("ANN", t)),
+    ("tier", lambda b, t: b.change_tier("ANN", t)),
+]
+
+
+@pytest.mark.parametrize(
+    "text", BAD_TEXT, ids=["surrogate", "trailing-surrogate", "nul", "only-nul"]
+)
+@pytest.mark.parametrize(("field", "call"), TEXT_CALLS, ids=[f for f, _ in TEXT_CALLS])
+def test_text_no_store_can_hold_is_refused_by_every_book(
+    either: BackorderBook, field: str, call: Callable[[BackorderBook, str], object], text: str
+) -> None:
+    refused(either, BackorderError, lambda: call(either, text), field)
+
+
+class Units(IntEnum):
+    TWO = 2
+
+
+def test_an_int_enum_quantity_is_taken_as_its_int_by_every_book(either: BackorderBook) -> None:
+    either.receive("MUG", Units.TWO, reference="GRN-2")
+    either.adjust("MUG", Units.TWO, "found")
+    either.place(Order("CAT", [OrderLine("CAP", Units.TWO)]))
+    assert either.stock("MUG").on_hand == 7
+    assert type(either.stock("MUG").on_hand) is int
+    assert either.line("CAT", "CAP").ordered == 2
+    either.ledger.verify()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lead: receive/adjust must keep the value check_quantity/check_delta return",
+)
+def test_an_int_enum_quantity_is_stored_as_a_plain_int_in_memory() -> None:
+    book = BackorderBook()
+    events = book.receive("MUG", Units.TWO).events
+    assert all(type(getattr(e, "quantity", 0)) is int for e in events)
+    assert all(type(e.on_hand) is int for e in book.ledger.entries("MUG"))
+    assert all(type(e.on_hand_delta) is int for e in book.ledger.entries("MUG"))
+
+
+@pytest.mark.xfail(raises=OverflowError, strict=True, reason="lead: hold() calls check_duration")
+def test_a_ttl_no_date_can_hold_is_refused() -> None:
+    book = BackorderBook(clock=TickingClock())
+    book.receive("MUG", 2)
+    refused(book, InvalidArgument, lambda: book.hold("MUG", 1, timedelta.max), "ttl")
+
+
+@pytest.mark.xfail(strict=True, reason="lead: set_lead_time() calls check_duration")
+def test_a_lead_time_no_date_can_hold_is_refused(book: BackorderBook) -> None:
+    too_long = timedelta(days=3_000_000)
+    refused(book, InvalidArgument, lambda: book.set_lead_time("TEE", too_long), "lead_time")
+
+
+@pytest.mark.xfail(
+    raises=(ValueError, OverflowError),
+    strict=True,
+    reason="lead: open() and SQLiteRepository() call check_timeout",
+)
+@pytest.mark.parametrize("timeout", [math.nan, math.inf])
+def test_a_timeout_that_is_not_finite_is_refused(tmp_path: Path, timeout: float) -> None:
+    with pytest.raises(InvalidArgument, match="timeout"):
+        BackorderBook.open(tmp_path / "shop.db", timeout=timeout)
+    assert not (tmp_path / "shop.db").exists()

@@ -4,6 +4,7 @@ The public API. Everything else lives in private modules.
 """
 
 from .book import BackorderBook, Clock
+from .codec import event_from_dict, event_to_dict
 from .domain import MAX_QUANTITY, LineStatus, Order, OrderLine, OrderStatus, StockLevel
 from .errors import (
     ArgumentTypeError,
@@ -19,6 +20,7 @@ from .errors import (
     HoldExpired,
     InsufficientStock,
     InvalidArgument,
+    InvalidEvent,
     InvalidOrder,
     InvalidQuantity,
     LedgerCorrupted,
@@ -26,6 +28,7 @@ from .errors import (
     NotReadyToShip,
     OrderTypeError,
     PolicyError,
+    PolicyMismatch,
     QuantityTypeError,
     RepositoryClosed,
     StorageCorrupted,
@@ -109,6 +112,7 @@ __all__ = [
     "InMemoryRepository",
     "InsufficientStock",
     "InvalidArgument",
+    "InvalidEvent",
     "InvalidOrder",
     "InvalidQuantity",
     "LedgerCorrupted",
@@ -133,6 +137,7 @@ __all__ = [
     "PartialFill",
     "PlaceResult",
     "PolicyError",
+    "PolicyMismatch",
     "PriorityTiers",
     "QuantityTypeError",
     "ReceiveResult",
@@ -160,4 +165,6 @@ __all__ = [
     "UnknownSku",
     "UnknownTier",
     "UnsupportedSchema",
+    "event_from_dict",
+    "event_to_dict",
 ]
