@@ -55,7 +55,7 @@ STATUS = {
     "HoldExpired": 409,
     "PolicyMismatch": 409,
     "ConcurrencyConflict": 503,
-    "_Retry": 503,  # the internal "run it again" signal, a ConcurrencyConflict
+    "CommitRace": 503,  # the internal "run it again" signal, a ConcurrencyConflict
     "StorageError": 500,
     "NotABackorderDatabase": 500,
     "UnsupportedSchema": 500,

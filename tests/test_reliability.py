@@ -114,3 +114,27 @@ def test_opening_and_reading_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_durations_are_elapsed_time_across_a_clock_change() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    # 02:50 in the repeated hour (first pass) of the autumn change
+    at = datetime(2026, 10, 25, 2, 50, tzinfo=berlin)
+    book = BackorderBook(clock=lambda: at)
+    book.receive("MUG", 1)
+    held = book.hold("MUG", 1, timedelta(minutes=15))
+    assert (held.expires_at.astimezone(ZoneInfo("UTC")) - at.astimezone(ZoneInfo("UTC"))) == (
+        timedelta(minutes=15)
+    )
+    spring = datetime(2026, 3, 28, 12, 0, tzinfo=berlin)
+    book = BackorderBook(clock=lambda: spring)
+    book.set_lead_time("LAMP", timedelta(days=1))
+    book.place(Order("A-1", [OrderLine("LAMP", 1)]))
+    eta = book.eta("A-1", "LAMP")
+    assert eta is not None
+    assert eta.at is not None
+    utc = ZoneInfo("UTC")
+    assert eta.at.astimezone(utc) - spring.astimezone(utc) == timedelta(hours=24)

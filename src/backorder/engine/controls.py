@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..domain import Order, check_quantity, check_text
+from ..domain import Order, add_duration, check_quantity, check_text
 from ..errors import (
     ArgumentTypeError,
     BackorderLimitExceeded,
@@ -46,7 +46,7 @@ def set_backorder_limit(engine: Engine, sku: str, units: int | None) -> Applied[
     """Cap the units that may wait on a SKU (see `BackorderBook.set_backorder_limit`)."""
     check_text(sku, "sku")
     if units is not None and units != 0:
-        check_quantity(units, "units")
+        units = check_quantity(units, "units")
     elif units is not None and (not isinstance(units, int) or isinstance(units, bool)):
         check_quantity(units, "units")  # raises: 0 of the wrong type
     current = engine.state.skus.get(sku)
@@ -106,8 +106,8 @@ def hold(
     engine: Engine, sku: str, quantity: int, ttl: timedelta, hold_id: str | None
 ) -> Applied[HoldResult]:
     """Reserve available units for a checkout (see `BackorderBook.hold`). O(log h)."""
-    check_text(sku, "sku")
-    check_quantity(quantity, "quantity")
+    sku = check_text(sku, "sku")
+    quantity = check_quantity(quantity, "quantity")
     if not isinstance(ttl, timedelta):
         raise ArgumentTypeError(f"ttl must be a timedelta, got {type(ttl).__name__} {ttl!r}")
     if ttl <= timedelta(0):
@@ -140,7 +140,7 @@ def hold(
                 state.hold_seq += 1
                 hold_id = f"H-{state.hold_seq}"
         assert current is not None
-        new = CheckoutHold(hold_id, sku, quantity, at + ttl, state.hold_seq)
+        new = CheckoutHold(hold_id, sku, quantity, add_duration(at, ttl, "ttl"), state.hold_seq)
         if hold_id in state.expired_holds:  # an expired id used again
             state.expired_holds.discard(hold_id)
             log.changes.append(ExpiredHoldIdReused(hold_id))

@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+from ..domain import add_duration
 from ..eta import LEAD_TIME, SCHEDULED, UNKNOWN, Eta
 from ..events import EtaChanged
 from .changes import OrderReranked, UndoLog
@@ -49,7 +50,7 @@ class EtaSteps:
         if i < len(self.dates):
             return self.dates[i], SCHEDULED
         if self.lead is not None:
-            return now + self.lead, LEAD_TIME
+            return add_duration(now, self.lead, "lead_time"), LEAD_TIME
         return None, UNKNOWN
 
     def complete_at(self, key: float, now: datetime) -> tuple[datetime | None, str]:
@@ -231,7 +232,7 @@ class EtaRules:
             if k < len(totals):
                 return dates[k], SCHEDULED
             if sku.lead_time is not None:
-                return now + sku.lead_time, LEAD_TIME
+                return add_duration(now, sku.lead_time, "lead_time"), LEAD_TIME
         return None, UNKNOWN
 
     def eta_from(

@@ -149,6 +149,8 @@ def cancel(
 ) -> Applied[CancelResult]:
     """Cancel an order, a line or part of one (see `BackorderBook.cancel`)."""
     record, lines = lines_named(engine, order_id, sku, quantity)
+    if quantity is not None:
+        quantity = check_quantity(quantity, "quantity")  # an exact int
     plan: CancelPlan = []
     for line in lines:
         open_units = line.backordered + line.allocated
@@ -177,6 +179,8 @@ def ship(
 ) -> Applied[ShipResult]:
     """Ship allocated units (see `BackorderBook.ship`). O(lines log n)."""
     record, lines = lines_named(engine, order_id, sku, quantity)
+    if quantity is not None:
+        quantity = check_quantity(quantity, "quantity")  # an exact int
     if record.order.ship_complete:
         short = [(line.sku, line.backordered) for line in record.lines if line.backordered]
         if short:

@@ -28,10 +28,10 @@ def receive(
     engine: Engine, sku: str, quantity: int, reference: str | None, against: str | None
 ) -> Applied[ReceiveResult] | ReceiveResult:
     """Take units into stock, then serve the line (see `BackorderBook.receive`)."""
-    check_text(sku, "sku")
-    check_quantity(quantity, "quantity")
+    sku = check_text(sku, "sku")
+    quantity = check_quantity(quantity, "quantity")
     if reference is not None:
-        check_text(reference, "reference")
+        reference = check_text(reference, "reference")
     state = engine.state
     expected: ScheduledReceipt | None = None
     if against is not None:
@@ -74,9 +74,9 @@ def receive(
 def adjust(engine: Engine, sku: str, delta: int, reason: str) -> Applied[AdjustResult]:
     """Correct the count on hand (see `BackorderBook.adjust`): holds give units
     back first, then the lines last in line. O(r log n) for r lines reclaimed."""
-    check_text(sku, "sku")
-    check_delta(delta, "delta")
-    check_text(reason, "reason")
+    sku = check_text(sku, "sku")
+    delta = check_delta(delta, "delta")
+    reason = check_text(reason, "reason")
     state = engine.state
     current = state.skus.get(sku)
     on_hand = current.on_hand if current is not None else 0

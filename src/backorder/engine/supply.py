@@ -55,10 +55,10 @@ def expect(
     engine: Engine, sku: str, quantity: int, arriving: datetime | date, reference: str
 ) -> Applied[ExpectResult]:
     """Record a scheduled receipt (see `BackorderBook.expect`). O(log r)."""
-    check_text(sku, "sku")
-    check_quantity(quantity, "quantity")
+    sku = check_text(sku, "sku")
+    quantity = check_quantity(quantity, "quantity")
     when = arrival(arriving, "arriving")
-    check_text(reference, "reference")
+    reference = check_text(reference, "reference")
     state = engine.state
     if reference in state.expected:
         raise DuplicateReference(
