@@ -42,8 +42,10 @@ def reads(book: BackorderBook) -> dict[str, Any]:
         "stock": [[s, book.stock(s).on_hand, book.stock(s).allocated] for s in skus],
         "waiting": {s: [ln.order_id for ln in book.waiting(s)] for s in skus},
         "ledger": [
-            [e.seq, e.kind, e.sku, e.on_hand_delta, e.allocated_delta, e.order_id, e.reference]
-            + [e.at.isoformat(), e.on_hand, e.allocated]
+            [
+                *(e.seq, e.kind, e.sku, e.on_hand_delta, e.allocated_delta),
+                *(e.order_id, e.reference, e.at.isoformat(), e.on_hand, e.allocated),
+            ]
             for e in book.ledger
         ],
         "pending": [[e.id, type(e.event).__name__] for e in book.pending_events()],
