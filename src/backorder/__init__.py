@@ -54,6 +54,7 @@ from .events import (
     OrderCancelled,
     OrderExpired,
     OrderPlaced,
+    PolicyChanged,
     StockAdjusted,
     StockHeld,
     StockReceived,
@@ -62,7 +63,14 @@ from .events import (
     TierChanged,
 )
 from .ledger import LedgerEntry, StockLedger
-from .policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
+from .policies import (
+    AllocationPolicy,
+    PartialFill,
+    PriorityTiers,
+    StrictFIFO,
+    policy_from_identity,
+    policy_identity,
+)
 from .results import (
     AdjustResult,
     CancelResult,
@@ -136,6 +144,7 @@ __all__ = [
     "OutboxEvent",
     "PartialFill",
     "PlaceResult",
+    "PolicyChanged",
     "PolicyError",
     "PolicyMismatch",
     "PriorityTiers",
@@ -167,4 +176,6 @@ __all__ = [
     "UnsupportedSchema",
     "event_from_dict",
     "event_to_dict",
+    "policy_from_identity",
+    "policy_identity",
 ]

@@ -19,9 +19,9 @@ from .engine import controls, orders, stock, supply
 from .engine.checks import check
 from .engine.core import Applied, Engine
 from .engine.state import State
-from .errors import ArgumentTypeError, BackorderLimitExceeded, InvalidArgument
+from .errors import ArgumentTypeError, BackorderLimitExceeded, InvalidArgument, PolicyMismatch
 from .inspection import BookInspector
-from .policies import AllocationPolicy, PartialFill
+from .policies import AllocationPolicy, PartialFill, policy_from_identity, policy_identity
 from .reads import BookReads
 from .results import (
     AdjustResult,
@@ -63,6 +63,28 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _policy_for(state: State, given: AllocationPolicy | None) -> AllocationPolicy:
+    # The policy a book works under: the one given, which must be the one the
+    # store records (if it records one); else the stored built-in; else
+    # PartialFill(). A store that records none is told at its next write.
+    stored = state.policy_id
+    if given is not None:
+        identity = policy_identity(given)
+        if stored is not None and stored != identity:
+            raise PolicyMismatch(stored, identity)
+        if stored is None:
+            state.policy_id, state.policy_saved = identity, False
+        return given
+    if stored is None:
+        chosen = PartialFill()
+        state.policy_id, state.policy_saved = policy_identity(chosen), False
+        return chosen
+    built_in = policy_from_identity(stored)
+    if built_in is None:
+        raise PolicyMismatch(stored, "none (pass the custom policy the book was stored with)")
+    return built_in
+
+
 class BackorderBook(BookReads):
     """The backorders of a shop: every order's lines, each SKU's line of
     customers, the stock on hand, and the ledger of every movement.
@@ -79,6 +101,12 @@ class BackorderBook(BookReads):
         ArgumentTypeError: `policy` lacks `rank`/`allot`, `repository` is
             neither an `InMemoryRepository` nor has the `Repository` methods,
             or `clock` is not callable.
+        PolicyMismatch: the repository holds a book kept under a policy of
+            another identity (see `change_policy`); with `policy` None, a book
+            kept under a custom policy (pass it).
+
+    With `policy` None a stored book works under the policy it records (a
+    built-in one), a new one under `PartialFill()`.
 
     Every operation validates everything first and is atomic: when it raises,
     the book, the ledger and the repository are exactly as before, and no
@@ -96,7 +124,7 @@ class BackorderBook(BookReads):
     (2, 1)
     """
 
-    __slots__ = ("_clock", "_engine", "_policy", "_publish", "_repository", "_subscribers", "_work")
+    __slots__ = ("_clock", "_engine", "_publish", "_repository", "_subscribers", "_work")
 
     def __init__(
         self,
@@ -104,11 +132,12 @@ class BackorderBook(BookReads):
         repository: Repository | InMemoryRepository | None = None,
         clock: Clock | None = None,
     ) -> None:
-        policy = PartialFill() if policy is None else policy
         repository = InMemoryRepository() if repository is None else repository
-        for method in ("rank", "allot"):
-            if not callable(getattr(policy, method, None)):
-                raise ArgumentTypeError(f"policy must have a {method} method, got {policy!r}")
+        if policy is not None:
+            for method in ("rank", "allot"):
+                if not callable(getattr(policy, method, None)):
+                    raise ArgumentTypeError(f"policy must have a {method} method, got {policy!r}")
+            policy_identity(policy)  # a bad policy_id raises here
         if not isinstance(repository, InMemoryRepository):
             for method in _REPOSITORY_METHODS:
                 if not callable(getattr(repository, method, None)):
@@ -117,13 +146,13 @@ class BackorderBook(BookReads):
                     )
         if clock is not None and not callable(clock):
             raise ArgumentTypeError(f"clock must be callable, got {clock!r}")
-        self._policy = policy
         self._repository = repository
         self._clock: Clock = _utc_now if clock is None else clock
         self._subscribers = Subscribers()
         self._publish = self._subscribers.publish
-        self._engine = Engine(State(), policy, self._now)
+        self._engine = Engine(State(), PartialFill() if policy is None else policy, self._now)
         self._work = UnitOfWork(repository, self._engine)
+        self._engine.set_policy(_policy_for(self._engine.state, policy))
 
     @classmethod
     def open(
@@ -153,6 +182,7 @@ class BackorderBook(BookReads):
                 another program (the file is left untouched).
             UnsupportedSchema: the file was written by a newer version.
             StorageCorrupted: stored rows cannot be read back.
+            PolicyMismatch: the file records a policy of another identity.
 
         Cost: O(1) to open: the book loads lazily, each operation first
         reading the SKUs it names (a SKU's rows: O(its lines log n)); a
@@ -175,7 +205,7 @@ class BackorderBook(BookReads):
     @property
     def policy(self) -> AllocationPolicy:
         """The book's allocation policy."""
-        return self._policy
+        return self._engine.policy
 
     def close(self) -> None:
         """Release the repository (a SQLite connection). Afterwards every
@@ -282,7 +312,7 @@ class BackorderBook(BookReads):
         closed = ", closed" if self._work.closed else ""
         return (
             f"<BackorderBook {loaded}{len(state.orders)} orders, {len(state.skus)} SKUs, "
-            f"{waiting} lines waiting, policy={self._policy!r}{closed}>"
+            f"{waiting} lines waiting, policy={self._engine.policy!r}{closed}>"
         )
 
     # -- events --------------------------------------------------------------
@@ -633,6 +663,39 @@ class BackorderBook(BookReads):
         outcome = controls.set_backorder_limit(self._engine, sku, units)
         return self._work.finish(outcome, self._publish)
 
+    def change_policy(self, policy: AllocationPolicy) -> SettingResult:
+        """Switch the book to another policy: the one way to change the policy
+        of a stored book (opening it with another raises `PolicyMismatch`).
+
+        Every line keeps its arrival number and is ranked again by `policy`;
+        then the fill loop runs on every SKU (a line moved up may be served
+        now; nothing allocated is taken back). The new identity is recorded
+        with the change, atomically. Events: `PolicyChanged`, then the
+        allocations and `EtaChanged` it causes. Switching to the policy the
+        book has changes nothing.
+
+        Raises:
+            ArgumentTypeError: `policy` lacks `rank`/`allot`, or has a
+                `policy_id` that is not a non-empty str.
+            UnknownTier: (from `PriorityTiers`) an order's tier is not one of
+                the new policy's; nothing changed.
+            PolicyError: the new policy's rank returned a bad value.
+
+        Cost: O(lines log n) over the whole book (a lazily loaded book loads
+        everything first).
+        """
+        self._work.check_open()
+        self._work.load_everything()
+        return self._change_policy(policy)
+
+    @writes
+    def _change_policy(self, policy: AllocationPolicy) -> SettingResult:
+        self._work.load_everything()
+        outcome = controls.change_policy(self._engine, policy)
+        if isinstance(outcome, Applied):
+            return self._work.finish(outcome, self._publish)
+        return outcome
+
     @writes
     def expire(self, now: datetime | None = None) -> ExpireResult:
         """Act on every deadline that has passed by `now` (the clock's time when None).
@@ -736,4 +799,4 @@ class BackorderBook(BookReads):
 
         For tests and stress runs. Cost: O(orders + lines + ledger entries).
         """
-        check(self._engine.state, self._policy)
+        check(self._engine.state, self._engine.policy)

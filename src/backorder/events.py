@@ -28,6 +28,7 @@ __all__ = [
     "OrderCancelled",
     "OrderExpired",
     "OrderPlaced",
+    "PolicyChanged",
     "StockAdjusted",
     "StockHeld",
     "StockReceived",
@@ -192,6 +193,16 @@ class TierChanged(Event):
     """An order moved from tier `old` to tier `new`, keeping its arrival number."""
 
     order_id: str
+    old: str
+    new: str
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class PolicyChanged(Event):
+    """The book switched from policy `old` to policy `new` (their identities);
+    every line kept its arrival number and was ranked again."""
+
     old: str
     new: str
     at: datetime

@@ -9,15 +9,23 @@ line of the same rank before an earlier one.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from .domain import LineStatus, Order
 from .errors import ArgumentTypeError, InvalidArgument, UnknownTier
 
-__all__ = ["AllocationPolicy", "PartialFill", "PriorityTiers", "StrictFIFO"]
+__all__ = [
+    "AllocationPolicy",
+    "PartialFill",
+    "PriorityTiers",
+    "StrictFIFO",
+    "policy_from_identity",
+    "policy_identity",
+]
 
 
 @runtime_checkable
@@ -144,3 +152,77 @@ class PriorityTiers:
     def allot(self, line: LineStatus, available: int) -> int:
         """What `fill` allots. Cost: that of `fill.allot`."""
         return self.fill.allot(line, available)
+
+
+_BUILT_IN = (StrictFIFO, PartialFill, PriorityTiers)
+
+
+def policy_identity(policy: object) -> str:
+    """A policy's stable text identity (what a stored book records).
+
+    For the built-in policies their `repr`, e.g.
+    `PriorityTiers(tiers=('contract', 'vip', 'standard'), fill=PartialFill())`;
+    for a custom policy its `policy_id` attribute when it is a non-empty
+    `str`, else its class's module-qualified name.
+
+    Raises:
+        ArgumentTypeError: `policy_id` is set but not a non-empty str.
+
+    Cost: O(1) (O(tiers) for `PriorityTiers`).
+    """
+    if type(policy) in _BUILT_IN:
+        return repr(policy)
+    given = getattr(policy, "policy_id", None)
+    if given is not None:
+        if not isinstance(given, str) or not given.strip():
+            raise ArgumentTypeError(
+                f"policy_id must be a non-empty str, got {type(given).__name__} {given!r}"
+            )
+        return given
+    kind = type(policy)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def policy_from_identity(identity: str) -> AllocationPolicy | None:
+    """The built-in policy whose identity is `identity`, or None when it is
+    not one (a custom policy: only its own code can make it again).
+
+    Reads the text without evaluating it: only the built-in names, tuples of
+    tier names and the `fill`/`preempt` arguments are understood.
+
+    Cost: O(len(identity)).
+    """
+    try:
+        tree = ast.parse(identity, mode="eval").body
+    except (SyntaxError, ValueError):
+        return None
+    policy = _policy_of(tree)
+    if policy is None or policy_identity(policy) != identity:
+        return None
+    return policy
+
+
+def _policy_of(node: ast.expr) -> AllocationPolicy | None:
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.args:
+        return None
+    kinds: dict[str, Any] = {kind.__name__: kind for kind in _BUILT_IN}
+    kind = kinds.get(node.func.id)
+    if kind is None:
+        return None
+    arguments: dict[str, Any] = {}
+    for keyword in node.keywords:
+        if keyword.arg == "fill":
+            fill = _policy_of(keyword.value)
+            if fill is None:
+                return None
+            arguments["fill"] = fill
+        elif keyword.arg is not None:
+            try:
+                arguments[keyword.arg] = ast.literal_eval(keyword.value)
+            except (ValueError, SyntaxError):
+                return None
+    try:
+        made: AllocationPolicy = kind(**arguments)
+    except (TypeError, ValueError):
+        return None
+    return made

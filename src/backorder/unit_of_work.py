@@ -18,8 +18,9 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from .domain import Order
 from .engine.changes import UndoLog
 from .engine.core import Applied, Engine
-from .errors import ArgumentTypeError, RepositoryClosed
+from .errors import ArgumentTypeError, PolicyMismatch, RepositoryClosed
 from .events import Event
+from .policies import policy_from_identity
 from .results import OutboxEvent
 from .storage.loaded import CommitRace, RowStore
 from .storage.memory import InMemoryRepository, LiveStore
@@ -75,7 +76,16 @@ class UnitOfWork:
         self.batch_logs: list[UndoLog] = []
 
     def _sync(self) -> None:
-        self.engine.state = self.store.state
+        engine = self.engine
+        state = engine.state = self.store.state
+        stored = state.policy_id
+        if stored is not None and stored != engine.identity:
+            # another book (another process) switched the policy: follow it
+            # when it is a built-in one, else refuse to work under the old one
+            adopted = policy_from_identity(stored)
+            if adopted is None:
+                raise PolicyMismatch(stored, engine.identity)
+            engine.set_policy(adopted)
 
     def check_open(self) -> None:
         """Raise RepositoryClosed when the book is closed."""

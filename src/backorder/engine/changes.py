@@ -49,6 +49,7 @@ __all__ = [
     "LimitSet",
     "OrderAdded",
     "OrderReranked",
+    "PolicyRecorded",
     "ReceiptCounted",
     "SkuAdded",
     "SupplyChanged",
@@ -408,6 +409,25 @@ class SupplyChanged(Change):
     def touch(self, touched: Touched, state: State) -> None:
         touched.expected[self.expected.reference] = None
         touched.skus[self.expected.sku] = None
+
+
+class PolicyRecorded(Change):
+    """The identity of the book's policy was recorded or switched (the new one
+    is written with the operation: `State.policy_saved` is False until then)."""
+
+    __slots__ = ("old_id", "old_saved", "restore")
+
+    def __init__(self, state: State, restore: Callable[[], None]) -> None:
+        self.old_id = state.policy_id
+        self.old_saved = state.policy_saved
+        self.restore = restore  # puts the engine's old policy back
+
+    def undo(self, state: State) -> None:
+        state.policy_id, state.policy_saved = self.old_id, self.old_saved
+        self.restore()
+
+    def touch(self, touched: Touched, state: State) -> None:
+        pass  # written from State.policy_id while State.policy_saved is False
 
 
 def rekey(state: State, record: OrderRecord, order: Order, rank: int) -> None:

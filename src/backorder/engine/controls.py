@@ -15,8 +15,9 @@ from ..errors import (
     InvalidOrder,
     UnknownHold,
 )
-from ..events import OrderExpired, StockHeld
+from ..events import OrderExpired, PolicyChanged, StockHeld
 from ..ledger import HOLD
+from ..policies import AllocationPolicy, policy_identity
 from ..results import ExpireResult, HoldResult, PlaceResult, SettingResult
 from .changes import (
     DeadlineRemoved,
@@ -25,6 +26,9 @@ from .changes import (
     HoldCounterSet,
     HoldIdExpired,
     LimitSet,
+    OrderReranked,
+    PolicyRecorded,
+    rekey,
 )
 from .core import MAX_DURATION, Applied, Engine
 from .holds import shrink_hold
@@ -34,6 +38,7 @@ from .stock import stock_level
 
 __all__ = [
     "active_hold",
+    "change_policy",
     "confirm_hold",
     "expire",
     "hold",
@@ -206,3 +211,37 @@ def confirm_hold(engine: Engine, hold_id: str, order: Order) -> Applied[PlaceRes
     result = place(engine, order, held)
     assert isinstance(result, Applied)
     return result
+
+
+def change_policy(
+    engine: Engine, policy: AllocationPolicy
+) -> Applied[SettingResult] | SettingResult:
+    """Switch the book to `policy` (see `BackorderBook.change_policy`): every
+    line keeps its arrival number, is ranked again, and the fill loop runs
+    on every SKU. Every new rank is computed (and checked) before anything
+    changes. O(lines log n)."""
+    for method in ("rank", "allot"):
+        if not callable(getattr(policy, method, None)):
+            raise ArgumentTypeError(f"policy must have a {method} method, got {policy!r}")
+    identity = policy_identity(policy)
+    if identity == engine.identity and engine.state.policy_id == identity:
+        return SettingResult(())
+    state = engine.state
+    old = engine.policy
+    probe = Engine(state, policy, engine.now)
+    ranks = [(record, probe.rank(record.order)) for record in state.orders.values()]
+    with engine.begin() as log:
+        old_id = engine.identity
+        log.changes.append(PolicyRecorded(state, lambda: engine.set_policy(old)))
+        engine.set_policy(policy)
+        state.policy_id, state.policy_saved = identity, False
+        for record, rank in ranks:
+            if rank != record.rank:
+                for line in record.lines:
+                    log.touch_sku(state.skus[line.sku])
+                log.changes.append(OrderReranked(record, record.order, record.rank))
+                rekey(state, record, record.order, rank)
+        log.events.append(PolicyChanged(old_id, identity, log.at))
+        for sku in list(state.skus.values()):
+            engine.fill(sku, log)
+    return Applied(log, SettingResult)

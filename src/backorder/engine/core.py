@@ -17,7 +17,7 @@ from ..domain import LineStatus, Order, OrderStatus, check_text
 from ..errors import PolicyError, UnknownOrder, UnknownSku
 from ..events import Event, LineAllocated, LineBackordered
 from ..ledger import ALLOCATION
-from ..policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
+from ..policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO, policy_identity
 from .changes import SkuAdded, UndoLog
 from .etas import EtaRules, has_dates
 from .state import LineState, OrderRecord, SkuState, State
@@ -86,14 +86,19 @@ class Engine:
     book's clock (already checked to return aware datetimes).
     """
 
-    __slots__ = ("etas", "fill_mode", "now", "policy", "state")
+    __slots__ = ("etas", "fill_mode", "identity", "now", "policy", "state")
 
     def __init__(self, state: State, policy: AllocationPolicy, now: Callable[[], datetime]) -> None:
         self.state = state
+        self.now = now
+        self.set_policy(policy)
+
+    def set_policy(self, policy: AllocationPolicy) -> None:
+        """Work under `policy` from now on (the caller re-ranks the lines)."""
         self.policy = policy
+        self.identity = policy_identity(policy)
         self.fill_mode = fill_mode(policy)
         self.etas = EtaRules(self.fill_mode == FILL_PARTIAL)
-        self.now = now
 
     def begin(self, at: datetime | None = None) -> UndoLog:
         """A new undo log for an operation at `at` (the clock's time when None)."""

@@ -265,6 +265,8 @@ class State:
         "journal",
         "ledger",
         "orders",
+        "policy_id",
+        "policy_saved",
         "seq",
         "skus",
     )
@@ -287,6 +289,10 @@ class State:
         # every scheduled receipt by reference (a reference names one SKU)
         self.expected: dict[str, ScheduledReceipt] = {}
         self.expected_seq = 0
+        # the identity of the policy the book is kept under (None: not yet
+        # recorded), and whether the repository holds it already
+        self.policy_id: str | None = None
+        self.policy_saved = False
 
 
 # Registering scheduled receipts and holds in the state and their SKU (shared by

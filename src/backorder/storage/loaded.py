@@ -57,6 +57,8 @@ class RowStore:
         state.hold_seq = header.counters.get("hold_seq", 0)
         state.expected_seq = header.counters.get("expected_seq", 0)
         state.expired_holds.update(header.expired_holds)
+        if header.policy is not None:
+            state.policy_id, state.policy_saved = header.policy, True
         state.journal.seq = header.ledger_seq
         state.journal.set_complete(False)
         self.state = state
@@ -161,6 +163,7 @@ class RowStore:
                 raise CommitRace(str(exc)) from exc
             self.open = False
             self.version = version
+            self.state.policy_saved = True
 
     def end(self) -> None:
         if self.open:
@@ -176,6 +179,7 @@ class RowStore:
             raise
         self.open = False
         self.version = version
+        self.state.policy_saved = True
 
     def abandon_batch(self) -> None:
         # A batch left by an exception: nothing of it is written, and the

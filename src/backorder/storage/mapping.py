@@ -139,6 +139,7 @@ def changes_of(state: State, log: UndoLog) -> Changes:
             for row in state.journal.since(log.mark)
         ],
         events=[event_text(event) for event in log.events],
+        policy=None if state.policy_saved else state.policy_id,
     )
 
 
@@ -162,6 +163,7 @@ def state_of(snapshot: Snapshot) -> State:
         expected=sorted(snapshot.expected, key=by_seq),
         deadlines=snapshot.deadlines,
         ledger=sorted(snapshot.ledger, key=by_seq),
+        policy=snapshot.policy,
     )
     state = State()
     try:
@@ -218,6 +220,8 @@ def apply_rows(
     Applying the same rows twice changes nothing. Cost: O(rows x log n).
     """
     counters = changes.counters
+    if changes.policy is not None:  # recorded (or switched) by this or another book
+        state.policy_id, state.policy_saved = changes.policy, True
     if lazy:  # a load may read a newer version than the state's: never go back
         state.seq = max(state.seq, counters.get("seq", 0))
         state.hold_seq = max(state.hold_seq, counters.get("hold_seq", 0))

@@ -144,6 +144,8 @@ class Snapshot:
     expected: Sequence[ExpectedRow]
     deadlines: Sequence[DeadlineRow]
     ledger: Sequence[LedgerRow]
+    #: the identity of the policy the book is kept under (None: not recorded)
+    policy: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -171,6 +173,8 @@ class Changes:
     deadlines_deleted: Sequence[str] = ()
     ledger: Sequence[LedgerRow] = ()
     events: Sequence[str] = ()
+    #: a new policy identity to record (None: unchanged)
+    policy: str | None = None
 
 
 class Header(NamedTuple):
@@ -183,6 +187,8 @@ class Header(NamedTuple):
     expired_holds: Sequence[str]
     #: every SKU with an active hold (a lazy book loads them at once)
     held_skus: Sequence[str]
+    #: the identity of the policy the book is kept under (None: not recorded)
+    policy: str | None = None
 
 
 class Merged:
@@ -200,11 +206,13 @@ class Merged:
         "ledger",
         "lines",
         "orders",
+        "policy",
         "receipts",
         "skus",
     )
 
     def __init__(self) -> None:
+        self.policy: str | None = None
         self.skus: dict[str, SkuRow] = {}
         self.orders: dict[str, OrderRow] = {}
         self.lines: dict[tuple[str, str], LineRow] = {}
@@ -251,4 +259,6 @@ def merge(staged: Sequence[Changes]) -> Merged:
         merged.ledger.extend(changes.ledger)
         merged.events.extend(changes.events)
         merged.counters.update(changes.counters)
+        if changes.policy is not None:
+            merged.policy = changes.policy
     return merged

@@ -145,6 +145,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
+# Version 2: a book records the identity of its policy (`settings`).
+MIGRATIONS[2] = (
+    "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, changed INTEGER NOT NULL)",
+    "CREATE INDEX settings_changed ON settings (changed)",
+)
+
 #: The schema version this library writes.
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -154,6 +160,7 @@ _ORDER = {"skus": " ORDER BY rowid", "orders": " ORDER BY seq", "holds": " ORDER
 _ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
 # What `load` reads (every row); `load_changes` reads rows changed after a version.
 _SELECT = {table: query + _ORDER.get(table, "") for table, query in _SQL.select_changed.items()}
+_SELECT["settings"] = "SELECT name, value FROM settings WHERE changed > ?"
 
 
 def _micros(text: str) -> int:
@@ -380,6 +387,7 @@ class SQLiteRepository:
                 if not row[-1]
             ]
         return Snapshot(
+            policy=dict(rows["settings"]).get("policy"),
             version=version,
             counters=counters,
             skus=made["skus"],
@@ -416,6 +424,7 @@ class SQLiteRepository:
                 [row[0] for row in rows[table] if row[-1]],
             )
         return version, Changes(
+            policy=dict(rows["settings"]).get("policy"),
             counters=counters,
             skus=[SkuRow._make(row) for row in rows["skus"]],
             orders=[OrderRow._make(row) for row in rows["orders"]],
@@ -461,6 +470,7 @@ class SQLiteRepository:
                 i for (i,) in conn.execute("SELECT hold_id FROM expired_holds WHERE gone = 0")
             ]
             held = [s for (s,) in conn.execute("SELECT DISTINCT sku FROM holds WHERE gone = 0")]
+            policy = conn.execute("SELECT value FROM settings WHERE name = 'policy'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
         finally:
@@ -472,6 +482,7 @@ class SQLiteRepository:
             int(ledger_seq),
             expired,
             held,
+            None if policy is None else str(policy[0]),
         )
 
     def load_skus(self, names: Sequence[str]) -> Changes:
@@ -649,6 +660,13 @@ class SQLiteRepository:
             )
         if merged.events:
             run("INSERT INTO outbox (event) VALUES (?)", [(text,) for text in merged.events])
+        if merged.policy is not None:
+            conn.execute(
+                "INSERT INTO settings (name, value, changed) VALUES ('policy', ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+                " changed = excluded.changed",
+                (merged.policy, changed),
+            )
         if merged.counters:
             run(
                 "UPDATE meta SET value = ? WHERE name = ?",

@@ -45,6 +45,7 @@ class _Rows:
         self.outbox: dict[int, str] = {}
         self.next_event = 0
         self.version = 0
+        self.policy: str | None = None
 
 
 class DictRepository:
@@ -96,6 +97,7 @@ class DictRepository:
             expected=list(tables["expected"].values()),
             deadlines=list(tables["deadlines"].values()),
             ledger=list(rows.ledger),
+            policy=rows.policy,
         )
 
     def version(self) -> int:
@@ -158,6 +160,8 @@ class DictRepository:
             rows.next_event += 1
             rows.outbox[rows.next_event] = text
         rows.counters.update(merged.counters)
+        if merged.policy is not None:
+            rows.policy = merged.policy
         rows.version += 1
         return rows.version
 
