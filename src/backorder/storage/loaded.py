@@ -8,9 +8,9 @@ from datetime import datetime
 from .._codec import text_event, time_text
 from ..engine.changes import UndoLog
 from ..engine.state import State
-from ..errors import ConcurrencyConflict
+from ..errors import ConcurrencyConflict, StorageCorrupted
 from ..events import Event
-from .mapping import apply_rows, changes_of, state_of
+from .mapping import apply_checked, apply_rows, changes_of, state_of, validate
 from .protocol import IncrementalRepository, LazyRepository, Repository
 
 __all__ = ["CommitRace", "RowStore"]
@@ -78,7 +78,8 @@ class RowStore:
         wanted = frozenset(name for name in names if name not in self.state.skus)
         while wanted:
             changes = repo.load_skus(sorted(wanted))
-            elsewhere = apply_rows(self.state, changes, lazy=True, loading=wanted)
+            elsewhere = apply_checked(self.state, changes, lazy=True, loading=wanted)
+            validate(self.state, wanted)
             wanted = frozenset(name for name in elsewhere if name not in self.state.skus)
 
     def ensure(
@@ -191,7 +192,15 @@ class RowStore:
             self.reload()
 
     def pending(self, limit: int | None) -> list[tuple[int, Event]]:
-        return [(event_id, text_event(text)) for event_id, text in self.repo.pending_events(limit)]
+        out: list[tuple[int, Event]] = []
+        for event_id, text in self.repo.pending_events(limit):
+            try:
+                out.append((event_id, text_event(text)))
+            except StorageCorrupted:
+                raise
+            except (KeyError, ValueError, TypeError, UnicodeError, OverflowError) as exc:
+                raise StorageCorrupted(f"outbox event {event_id} cannot be read: {exc!r}") from exc
+        return out
 
     def published(self, ids: list[int]) -> int:
         return self.repo.mark_published(ids)

@@ -9,7 +9,7 @@ applying every row to an empty state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from .._codec import (
@@ -22,6 +22,7 @@ from .._codec import (
     timedelta_micros,
 )
 from ..engine.changes import UndoLog
+from ..engine.checks import check
 from ..engine.state import (
     CheckoutHold,
     LineState,
@@ -36,7 +37,7 @@ from ..engine.state import (
     unpack,
     unschedule,
 )
-from ..errors import StorageCorrupted
+from ..errors import LedgerCorrupted, StorageCorrupted
 from .rows import (
     Changes,
     DeadlineRow,
@@ -50,7 +51,7 @@ from .rows import (
     Snapshot,
 )
 
-__all__ = ["apply_rows", "changes_of", "state_of"]
+__all__ = ["apply_checked", "apply_rows", "changes_of", "state_of", "validate"]
 
 _T = TypeVar("_T")
 
@@ -166,13 +167,66 @@ def state_of(snapshot: Snapshot) -> State:
         policy=snapshot.policy,
     )
     state = State()
+    apply_checked(state, changes)
+    validate(state, state.skus)
     try:
-        apply_rows(state, changes)
-    except StorageCorrupted:
-        raise
-    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        check(state, None)  # every structural invariant of what was loaded
+    except AssertionError as exc:
         raise StorageCorrupted(f"stored rows do not make a book: {exc!r}") from exc
     return state
+
+
+def apply_checked(
+    state: State, changes: Changes, lazy: bool = False, loading: frozenset[str] = frozenset()
+) -> set[str]:
+    """`apply_rows`, with rows that cannot be read back (damage) reported as
+    `StorageCorrupted`."""
+    try:
+        return apply_rows(state, changes, lazy, loading)
+    except StorageCorrupted:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, UnicodeError, OverflowError) as exc:
+        raise StorageCorrupted(f"stored rows do not make a book: {exc!r}") from exc
+
+
+def validate(state: State, names: Iterable[str]) -> None:
+    """Check what was loaded for these SKUs agrees with itself: stock
+    counters with the lines and holds, the ledger's balances with the
+    counters, every ledger entry with the one before. Raises
+    StorageCorrupted. O(lines + holds + ledger entries of the SKUs)."""
+    ledger = state.ledger
+    for name in names:
+        sku = state.skus.get(name)
+        if sku is None:
+            continue
+        lines = sku.lines.values()
+        held = sum(hold.quantity for hold in sku.holds.values())
+        problems = []
+        for line in lines:
+            record = state.orders.get(line.order.id)
+            wanted = {ol.sku: ol.quantity for ol in line.order.lines}.get(name)
+            if (
+                record is None
+                or line.order is not record.order
+                or unpack(line.key)[0] != record.rank
+                or wanted != line.ordered
+                or min(line.allocated, line.shipped, line.cancelled, line.backordered) < 0
+            ):
+                problems.append(f"line of order {line.order.id!r} disagrees with its order")
+                break
+        if not 0 <= sku.allocated <= sku.on_hand:
+            problems.append(f"allocated {sku.allocated} of {sku.on_hand} on hand")
+        if sku.allocated != sum(line.allocated for line in lines) + held:
+            problems.append("allocated differs from its lines and holds")
+        balance = ledger.balance(name)
+        if (balance.on_hand, balance.allocated) != (sku.on_hand, sku.allocated):
+            problems.append("the ledger's balance differs from the stock")
+        if problems:
+            raise StorageCorrupted(f"stored rows of sku {name!r} disagree: {'; '.join(problems)}")
+    try:
+        ledger.verify()
+    except LedgerCorrupted as exc:
+        raise StorageCorrupted(f"the stored ledger does not replay: {exc}") from exc
 
 
 def set_sku(sku: SkuState, row: SkuRow) -> SkuState:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import (
     ArgumentTypeError,
+    BackorderError,
     ConcurrencyConflict,
     InvalidArgument,
     NotABackorderDatabase,
@@ -163,6 +165,45 @@ _SELECT = {table: query + _ORDER.get(table, "") for table, query in _SQL.select_
 _SELECT["settings"] = "SELECT name, value FROM settings WHERE changed > ?"
 
 
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+
+def _storage_error(exc: sqlite3.Error | UnicodeError, path: str) -> BackorderError:
+    # What a driver error means to the caller, as the library's own error.
+    text = str(exc).lower()
+    if isinstance(exc, UnicodeError):
+        return StorageCorrupted(f"{path!r} is damaged: {str(exc)[:200]}")
+    said = str(exc)[:200]
+    if "decode" in text or "malformed" in text or "not a database" in text:
+        return StorageCorrupted(f"{path!r} is damaged: {said}")
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return ConcurrencyConflict(f"{path!r} stayed locked by another writer: {said}")
+    if isinstance(exc, sqlite3.OperationalError) and (
+        "full" in text or "readonly" in text or "read-only" in text or "i/o" in text
+    ):
+        return StorageError(f"{path!r} cannot be written ({said}); nothing was changed")
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, (sqlite3.OperationalError, sqlite3.IntegrityError, sqlite3.ProgrammingError)
+    ):
+        return StorageCorrupted(f"{path!r} is damaged: {said}")
+    return StorageError(f"{path!r}: {type(exc).__name__}: {said}")
+
+
+def _mapped(
+    method: Callable[Concatenate[SQLiteRepository, _P], _R],
+) -> Callable[Concatenate[SQLiteRepository, _P], _R]:
+    # The library's errors instead of sqlite3's at this boundary.
+    @functools.wraps(method)
+    def run(self: SQLiteRepository, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, UnicodeError) as exc:
+            raise _storage_error(exc, self._path) from exc
+
+    return run
+
+
 def _micros(text: str) -> int:
     # An ISO 8601 instant as whole microseconds since the epoch (sortable in SQL).
     moment = datetime.fromisoformat(text)
@@ -170,6 +211,35 @@ def _micros(text: str) -> int:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+#: Tables every book file has (a file that lacks one is not a book).
+_BOOK_TABLES = frozenset(
+    {
+        *("schema_version", "meta", "skus", "orders", "lines", "receipts", "holds"),
+        *("expected", "expired_holds", "deadlines", "ledger", "outbox"),
+    }
+)
+_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_header(path: str) -> None:
+    # The first 100 bytes of the file, read as bytes: another program's
+    # database is refused before SQLite opens it (no -shm is made beside it).
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise NotABackorderDatabase(f"cannot read {path!r}: {exc}") from exc
+    if len(header) < 100 or not header.startswith(_MAGIC):
+        raise NotABackorderDatabase(f"{path!r} is not a SQLite database")
+    app = int.from_bytes(header[68:72], "big")
+    user_version = int.from_bytes(header[60:64], "big")
+    if app not in (0, APPLICATION_ID) or (app == 0 and user_version != 0):
+        raise NotABackorderDatabase(
+            f"{path!r} is a database of another program (application id {app}, "
+            f"user version {user_version}), not a backorder book"
+        )
 
 
 def _inspect(path: str) -> int:
@@ -180,6 +250,7 @@ def _inspect(path: str) -> int:
     # content is there already (a writer crashed or is running): committed
     # pages may be in it, and the file alone can look malformed mid-checkpoint,
     # so then it is read through the WAL (read-only: the file is still not written).
+    _check_header(path)
     wal = path + "-wal"
     hot = os.path.exists(wal) and os.path.getsize(wal) > 0
     uri = Path(path).absolute().as_uri() + ("?mode=ro" if hot else "?mode=ro&immutable=1")
@@ -193,9 +264,10 @@ def _inspect(path: str) -> int:
             (app,) = conn.execute("PRAGMA application_id").fetchone()
         except sqlite3.DatabaseError as exc:
             raise NotABackorderDatabase(f"{path!r} is not a SQLite database: {exc}") from exc
-        if not tables and app == 0:
+        (user_version,) = conn.execute("PRAGMA user_version").fetchone()
+        if not tables and app == 0 and user_version == 0:
             return 0
-        if app != APPLICATION_ID or "schema_version" not in tables:
+        if app != APPLICATION_ID or not tables >= _BOOK_TABLES:
             raise NotABackorderDatabase(
                 f"{path!r} is a database of another program (application id {app}, "
                 f"tables {sorted(tables)[:8]!r}), not a backorder book"
@@ -268,14 +340,23 @@ class SQLiteRepository:
             and os.path.exists(self._path)
             and os.path.getsize(self._path) > 0
         ):
-            _inspect(self._path)
-        conn = sqlite3.connect(self._path, timeout=timeout, isolation_level=None)
+            try:
+                _inspect(self._path)
+            except (sqlite3.Error, UnicodeError) as exc:  # a damaged header or schema
+                raise StorageCorrupted(f"{self._path!r} cannot be read: {str(exc)[:200]}") from exc
+        try:
+            conn = sqlite3.connect(self._path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _storage_error(exc, self._path) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
+        except (sqlite3.Error, UnicodeError) as exc:
+            conn.close()
+            raise _storage_error(exc, self._path) from exc
         except BaseException:
             conn.close()
             raise
@@ -367,6 +448,7 @@ class SQLiteRepository:
                 conn.execute("COMMIT")
         return version, {name: counters.get(name, 0) for name in COUNTERS}, rows
 
+    @_mapped
     def load(self) -> Snapshot:
         """Every row, read in one read transaction (a consistent snapshot).
 
@@ -401,6 +483,7 @@ class SQLiteRepository:
             ledger=made["ledger"],
         )
 
+    @_mapped
     def load_changes(self, since: int) -> tuple[int, Changes]:
         """What every commit after version `since` wrote, as one `Changes`
         (rows as they are now; keys that went away in the `*_deleted` lists),
@@ -457,6 +540,7 @@ class SQLiteRepository:
             conn.execute("BEGIN")
         return conn, own
 
+    @_mapped
     def load_header(self) -> Header:
         """What a lazily loaded book needs before any SKU: the version, the
         counters, the last ledger entry's number, the ids of expired holds and
@@ -485,6 +569,7 @@ class SQLiteRepository:
             None if policy is None else str(policy[0]),
         )
 
+    @_mapped
     def load_skus(self, names: Sequence[str]) -> Changes:
         """Everything about these SKUs, read consistently: their rows, every
         line on them, the orders of those lines with all their lines (on any
@@ -547,6 +632,7 @@ class SQLiteRepository:
             ledger=rows["ledger"],
         )
 
+    @_mapped
     def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
         """The SKUs of these orders' lines and of these scheduled receipts.
 
@@ -565,6 +651,7 @@ class SQLiteRepository:
                 found.update(sku for (sku,) in conn.execute(query.format(marks), chunk))
         return sorted(found)
 
+    @_mapped
     def due(self, until: str) -> list[str]:
         """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
         Cost: O(result) (indexed)."""
@@ -575,10 +662,12 @@ class SQLiteRepository:
         )
         return [sku for (sku,) in conn.execute(query, (_micros(until),))]
 
+    @_mapped
     def version(self) -> int:
         """The commit counter now (one indexed read). Cost: O(1)."""
         return self._read_version(self._connection())
 
+    @_mapped
     def begin(self) -> int:
         """Take the write lock and return the version it starts from.
 
@@ -595,6 +684,7 @@ class SQLiteRepository:
         self._version = self._read_version(conn)
         return self._version
 
+    @_mapped
     def write(self, changes: Changes) -> None:
         """Stage one operation's rows in the unit of work.
 
@@ -607,7 +697,7 @@ class SQLiteRepository:
         Raises:
             ConcurrencyConflict: no unit of work is open.
             StorageError: an earlier write of this unit of work failed.
-            sqlite3.Error: as SQLite raises it (the unit of work is then void).
+            StorageError: SQLite could not write (the unit of work is then void).
 
         Cost: O(1); O(rows) when it writes.
         """
@@ -673,13 +763,15 @@ class SQLiteRepository:
                 [(value, name) for name, value in merged.counters.items()],
             )
 
+    @_mapped
     def commit(self) -> int:
         """Write what was staged, bump the version and commit (durable on
         return: `synchronous=FULL`). All or nothing.
 
         Raises:
             StorageError: a write of this unit of work failed (rolled back).
-            sqlite3.Error: as SQLite raises it (rolled back).
+            StorageError: SQLite could not commit (rolled back): disk full,
+                read-only media; StorageCorrupted: the file is damaged.
 
         Cost: O(rows staged) plus one fsync.
         """
@@ -705,6 +797,7 @@ class SQLiteRepository:
         if conn is not None and conn.in_transaction:
             conn.execute("ROLLBACK")
 
+    @_mapped
     def pending_events(self, limit: int | None = None) -> list[tuple[int, str]]:
         """`(id, event JSON)` of the outbox, oldest first. Cost: O(returned)."""
         conn = self._connection()
@@ -712,6 +805,7 @@ class SQLiteRepository:
             return list(conn.execute("SELECT id, event FROM outbox ORDER BY id"))
         return list(conn.execute("SELECT id, event FROM outbox ORDER BY id LIMIT ?", (limit,)))
 
+    @_mapped
     def mark_published(self, ids: Sequence[int]) -> int:
         """Delete these events from the outbox, in one commit. Cost: O(ids)."""
         conn = self._connection()
