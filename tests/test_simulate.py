@@ -266,6 +266,11 @@ def test_presets_set_every_parameter_and_a_given_one_wins() -> None:
     assert list(PRESETS) == ["steady", "scarce", "lumpy", "late-supplier"]
     steady = preset_parameters()
     assert steady == preset_parameters("steady")
+    changed = preset_parameters()
+    changed["sizes"][1] = 99.0  # a copy: the preset is unchanged
+    assert preset_parameters()["sizes"][1] == 0.35
+    with pytest.raises(TypeError):
+        PRESETS["scarce"]["days"] = 3  # type: ignore[index]
     assert set(steady) == set(inspect.signature(synthetic).parameters) - {
         "preset",
         "seed",
@@ -353,7 +358,7 @@ NAN, INF = math.nan, math.inf
         ("shortages", [(0, 10, NAN)]),
         ("shortages", [(0, 10)]),
         ("start", datetime(2026, 1, 1)),  # naive
-        ("start", datetime(9999, 1, 1, tzinfo=timezone.utc)),  # dates past year 9999
+        ("start", datetime(9999, 12, 1, tzinfo=timezone.utc)),  # dates past year 9999
         ("preset", "rainy"),
     ],
 )

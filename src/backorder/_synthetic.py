@@ -9,11 +9,13 @@ own, `dispatch` and `withdraw` (see `backorder.simulate`).
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
+from types import MappingProxyType
 from typing import Any
 
 from .errors import InvalidArgument
@@ -75,36 +77,44 @@ _STEADY: dict[str, Any] = {
     "patience_days": 10.0,
 }
 
-#: preset name -> the parameters it sets (every other one is `steady`'s)
-PRESETS: Mapping[str, Mapping[str, Any]] = {
-    "steady": {},
-    # the supplier can bring only 40 % of demand from day 20 to day 50, then
-    # catches up at up to 1.5 times demand
-    "scarce": {"shortages": ((20.0, 50.0, 0.4),)},
-    # three orders in a hundred are large B2B orders (50 to 200 units),
-    # mostly on contract; little safety stock, a supplier who barely keeps up
-    "lumpy": {
-        "large_share": 0.03,
-        "large_sizes": {50: 0.4, 100: 0.35, 200: 0.25},
-        "safety_days": 1.0,
-        "fill_ratio": 1.05,
-    },
-    # half the deliveries up to 6 days late, a third short by half (the
-    # rest a period later)
-    "late-supplier": {
-        "late_share": 0.5,
-        "lateness_days": 6.0,
-        "short_share": 0.3,
-        "short_ratio": 0.5,
-    },
-}
+PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "steady": MappingProxyType({}),
+        # the supplier can bring only 40 % of demand from day 20 to day 50, then
+        # catches up at up to 1.5 times demand
+        "scarce": MappingProxyType({"shortages": ((20.0, 50.0, 0.4),)}),
+        # three orders in a hundred are large B2B orders (50 to 200 units),
+        # mostly on contract; little safety stock, a supplier who barely keeps up
+        "lumpy": MappingProxyType(
+            {
+                "large_share": 0.03,
+                "large_sizes": {50: 0.4, 100: 0.35, 200: 0.25},
+                "safety_days": 1.0,
+                "fill_ratio": 1.05,
+            }
+        ),
+        # half the deliveries up to 6 days late, a third short by half (the
+        # rest a period later)
+        "late-supplier": MappingProxyType(
+            {
+                "late_share": 0.5,
+                "lateness_days": 6.0,
+                "short_share": 0.3,
+                "short_ratio": 0.5,
+            }
+        ),
+    }
+)
+"""Preset name -> the parameters it sets; every other one is `steady`'s
+(`preset_parameters(name)` gives them all)."""
 
 
 def preset_parameters(name: str = "steady") -> dict[str, Any]:
     """Every parameter of `synthetic()` as preset `name` sets it.
 
     For a command line's defaults and help text: these are the values
-    `synthetic(preset=name)` uses for every parameter not given.
+    `synthetic(preset=name)` uses for every parameter not given. The dict is
+    a copy: changing it changes no preset.
 
     Raises:
         InvalidScenario: `name` is not a preset.
@@ -115,7 +125,7 @@ def preset_parameters(name: str = "steady") -> dict[str, Any]:
         raise InvalidScenario(
             f"synthetic: preset must be one of {', '.join(PRESETS)}, got {name!r}", "preset", name
         )
-    return {**_STEADY, **PRESETS[name]}
+    return copy.deepcopy({**_STEADY, **PRESETS[name]})
 
 
 # --- validation -------------------------------------------------------------
@@ -267,7 +277,15 @@ def _checked(given: Mapping[str, Any], start: object, seed: object) -> dict[str,
             )
         if start.tzinfo is None or start.utcoffset() is None:
             raise _refuse("start", start, "an aware datetime (with a UTC offset)")
-        horizon = 2 * _MAX_DAYS + p["lateness_days"] + p["patience_days"]
+        # the latest date written: a rest delivery's new date, or a give-up
+        horizon = (
+            days
+            + 1
+            + max(
+                p["notice_days"] + p["lateness_days"] + p["replenish_every_days"],
+                1.5 * p["patience_days"],
+            )
+        )
         try:
             start + timedelta(days=horizon)
         except OverflowError:
