@@ -81,7 +81,7 @@ def test_scarce_tiers_serve_vip_and_contract_first_at_standard_cost(
 def test_strict_and_partial_complete_orders_together_but_hand_out_differently(
     results: dict[str, SimulationResult],
 ) -> None:
-    for preset in ("scarce", "lumpy"):
+    for preset in PRESETS:  # docs/simulate.md: "under every preset"
         for tier in ("all", *TIERS):
             gap = _wait(results, preset, "strict", tier) - _wait(results, preset, "partial", tier)
             assert abs(gap) < 0.05
