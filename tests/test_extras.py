@@ -39,6 +39,11 @@ def test_data_frames_have_proper_dtypes() -> None:
     assert len(measures) == len(result.measures)
     assert str(measures["fill_rate"].dtype) == "float64"
     assert str(measures["orders"].dtype) == "int64"
+    assert str(measures["gave_up"].dtype) == "int64"
+    assert str(measures["unit_wait_mean_days"].dtype) == "Float64"
+    assert str(measures["refused"].dtype) == "Int64"
+    assert measures["refused"].isna().tolist() == [r.tier != "all" for r in result.measures]
+    assert str(measures["tier"].dtype) == "string"
     # an empty book still has its columns
     empty = BackorderBook().to_pandas()
     assert len(empty) == 0
@@ -53,9 +58,21 @@ def test_a_simulation_plots_waits_and_levels(tmp_path: Path) -> None:
     assert 0 < len(result.curves["strict"]) <= 1_001
     assert all(len(result.waits[key]) == result.get(*key).filled for key in result.waits)
     figure = result.plot()
-    waits_axes, curve_axes = figure.axes
-    assert len(curve_axes.get_lines()) == 4  # on hand and backordered per policy
+    waits_axes, backordered_axes, on_hand_axes = figure.axes
     assert "wait" in waits_axes.get_title()
+    assert "days" in waits_axes.get_ylabel()
+    legend = waits_axes.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["strict", "tiers"]
+    for axes in (backordered_axes, on_hand_axes):
+        lines = axes.get_lines()
+        assert [line.get_label() for line in lines] == ["strict", "tiers"]
+        # one colour, line style and marker per policy, so the lines can be told apart
+        assert lines[0].get_color() != lines[1].get_color()
+        assert lines[0].get_linestyle() != lines[1].get_linestyle()
+        assert lines[0].get_marker() != lines[1].get_marker()
+        assert axes.get_legend() is not None
+        assert "days" in axes.get_xlabel()
+        assert "units" in axes.get_ylabel()
     path = tmp_path / "comparison.png"
     figure.savefig(path)
     assert path.stat().st_size > 10_000

@@ -1,4 +1,5 @@
-"""The example notebook runs top to bottom (CI installs what it needs)."""
+"""The example notebook runs top to bottom, its claims' asserts holding (the same
+claims are asserted without the notebook in tests/test_simulate_presets.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def test_the_example_notebook_runs(tmp_path: Path) -> None:
     ).execute()
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "".join(o.get("text", "") for o in outputs)
-    assert "fill rate" in text  # the comparison table was printed
-    assert any("image/png" in o.get("data", {}) for o in outputs)  # and the plot drawn
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "<caption>&lt;SimulationResult" in html  # a result shown as its table
+    assert "<th>on time</th>" in html
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3  # the waits by preset, the scarce and the lumpy runs

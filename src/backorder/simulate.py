@@ -1,33 +1,47 @@
 """What-if simulation: one stream of events through several policies, side by side.
 
     from backorder.simulate import simulate, synthetic
-    events = synthetic(days=60, seed=1)
+    events = synthetic(preset="scarce", seed=1)
     result = simulate(events, {"strict": StrictFIFO(), "partial": PartialFill()})
     print(result.table())
 
 Events are the dicts of an event file (`backorder replay`): `type` (`place`,
 `receive`, `expect`, `cancel`, `ship`, `adjust`), the book's own argument
-names, and `at` (when it happened; required here, in time order). Each policy
-gets a fresh in-memory book whose clock is each event's `at`. The measures, per
-policy and per tier (and over all tiers), are those a supply-chain analyst
-uses:
+names, and `at` (when it happened; required here, in time order). Two more
+types say what a shop's warehouse and customers do, which depends on how the
+policy served the line, so only the simulator runs them:
 
-* fill rate: the share of units ordered that were allocated from stock on hand
-  when the order was placed;
+* `{"type": "dispatch", "handling_days": 1.0, "at": ...}`: the warehouse
+  ships every unit allocated at least `handling_days` (default 0) before
+  (a `ship_complete` order once nothing of it is backordered);
+* `{"type": "withdraw", "order_id": "S-1", "if_waiting": true, "at": ...}`:
+  the customer cancels what is not yet shipped of the order; with
+  `if_waiting` only when some of it is still backordered (they gave up
+  waiting). Nothing to cancel is not an error;
+* `{"type": "reschedule", "reference": "PO-7", "arriving": ..., "at": ...}`:
+  the supplier moves an expected receipt to a new date (`update_expected`).
+
+Each policy gets a fresh in-memory book whose clock is each event's `at`.
+The measures, per policy and per tier (and over all tiers), are those a
+supply-chain analyst uses:
+
+* fill rate: the share of units ordered that were allocated from stock on
+  hand when the order was placed;
 * back-ordered: the share of orders with any unit short when placed;
 * wait until fully allocated: mean, median and 95th percentile in days, over
   the orders that were back-ordered and then filled;
 * units still waiting at the end;
-* ETA accuracy, over the back-ordered orders that were promised a date (every
-  short line had a known ETA when placed) and then filled: the mean absolute
-  error in days of the promise (the latest line's ETA) against the day the
-  order was filled, and the share filled on or before the promise.
+* customers who gave up waiting, and the share of units they cancelled (lost
+  sales);
+* promises: the back-ordered orders given a date for every short line when
+  placed; of those that fell due (filled, or their promised day ended before
+  the run did or the order was cancelled), the share filled on or before the
+  promised day (UTC), and over those filled the mean absolute error in days.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -36,14 +50,37 @@ from typing import Any
 
 import attrs
 
-from ._eventfile import EventLine, FileError, _parse
-from ._tables import data_frame, optional
+from ._eventfile import EventLine, FileError, _parse, _time, _when
+from ._synthetic import (
+    PRESETS,
+    InvalidScenario,
+    ScenarioTypeError,
+    preset_parameters,
+    synthetic,
+)
+from ._tables import optional
 from .book import BackorderBook
-from .errors import BackorderError, InvalidArgument
-from .events import LineAllocated, LineBackordered, LineCancelled, LineReleased, OrderPlaced
+from .errors import BackorderError, CannotCancel, InvalidArgument, NotReadyToShip, UnknownOrder
+from .events import (
+    LineAllocated,
+    LineBackordered,
+    LineCancelled,
+    LineReleased,
+    LineShipped,
+    OrderPlaced,
+)
 from .policies import AllocationPolicy
 
-__all__ = ["ServiceMeasures", "SimulationResult", "simulate", "synthetic"]
+__all__ = [
+    "PRESETS",
+    "InvalidScenario",
+    "ScenarioTypeError",
+    "ServiceMeasures",
+    "SimulationResult",
+    "preset_parameters",
+    "simulate",
+    "synthetic",
+]
 
 _DAY = 86_400.0
 ALL = "all"
@@ -61,12 +98,24 @@ class ServiceMeasures:
         filled: back-ordered orders fully allocated by the end.
         wait_mean_days, wait_median_days, wait_p95_days: their wait from
             placing to fully allocated (None when there is none).
+        unit_wait_mean_days: the mean wait of a unit allocated after its
+            order was placed, from placing to that allocation, in days: a
+            policy that hands out part of an order early waits less here
+            (None when no unit waited).
         units_waiting: units still backordered at the end.
-        promised: back-ordered, filled orders that had been promised a date.
-        eta_error_days: mean absolute error of those promises, in days.
-        on_time_share: share of those filled on or before the promise.
-        refused: operations the book refused (e.g. a cancel of an order
-            already shipped); they changed nothing.
+        gave_up: orders whose customer gave up waiting (a `withdraw` with
+            `if_waiting` that cancelled something).
+        lost_share: units those customers cancelled / units ordered.
+        promised: back-ordered orders promised a date (every short line had
+            an ETA when placed) whose promise fell due: filled, or the
+            promised day (UTC) ended before the run did or before the
+            order was cancelled (or given up).
+        on_time_share: share of those filled on or before the promised day.
+        eta_error_days: mean absolute error of the promises of those filled,
+            in days.
+        refused: operations the book refused (a cancel of an order already
+            shipped, ...); they changed nothing. Counted over all tiers:
+            None on a tier's row.
     """
 
     policy: str
@@ -79,11 +128,14 @@ class ServiceMeasures:
     wait_mean_days: float | None
     wait_median_days: float | None
     wait_p95_days: float | None
+    unit_wait_mean_days: float | None
     units_waiting: int
+    gave_up: int
+    lost_share: float
     promised: int
-    eta_error_days: float | None
     on_time_share: float | None
-    refused: int
+    eta_error_days: float | None
+    refused: int | None
 
 
 @attrs.define(slots=True)
@@ -97,6 +149,11 @@ class _Order:
     promise: datetime | None = None
     promised: bool = True
     filled: datetime | None = None
+    gave_up: datetime | None = None
+    left: datetime | None = None  # when cancels left nothing to fill
+    lost: int = 0
+    late_units: int = 0  # units allocated after placing
+    late_unit_days: float = 0.0  # and their waits, summed
 
 
 def _percentile(sorted_values: Sequence[float], share: float) -> float:
@@ -105,8 +162,21 @@ def _percentile(sorted_values: Sequence[float], share: float) -> float:
     return sorted_values[rank - 1]
 
 
+def _day(moment: datetime) -> Any:
+    return moment.astimezone(timezone.utc).date()
+
+
+def _due(order: _Order, end: datetime) -> bool:
+    # filled, or the promised day ended before the run did or the order was cancelled
+    if order.filled is not None:
+        return True
+    assert order.promise is not None
+    day_end = datetime.combine(_day(order.promise), datetime.min.time(), timezone.utc)
+    return day_end + timedelta(days=1) <= (order.left or end)
+
+
 def _measures(
-    policy: str, tier: str, orders: list[_Order], waiting: int, refused: int
+    policy: str, tier: str, orders: list[_Order], waiting: int, refused: int | None, end: datetime
 ) -> ServiceMeasures:
     units = sum(order.units for order in orders)
     short = [order for order in orders if order.short]
@@ -115,15 +185,15 @@ def _measures(
         for order in short
         if order.filled is not None
     )
-    promised = [
-        order
-        for order in short
-        if order.filled is not None and order.promised and order.promise is not None
-    ]
+    due = [o for o in short if o.promised and o.promise is not None and _due(o, end)]
+    kept = [o for o in due if o.filled is not None and _day(o.filled) <= _day(o.promise)]  # type: ignore[arg-type]
     errors = [
-        abs((order.filled - order.promise).total_seconds()) / _DAY  # type: ignore[operator]
-        for order in promised
+        abs((o.filled - o.promise).total_seconds()) / _DAY  # type: ignore[operator]
+        for o in due
+        if o.filled is not None
     ]
+    gave_up = [order for order in orders if order.gave_up is not None]
+    late_units = sum(order.late_units for order in orders)
     return ServiceMeasures(
         policy=policy,
         tier=tier,
@@ -135,16 +205,62 @@ def _measures(
         wait_mean_days=sum(waits) / len(waits) if waits else None,
         wait_median_days=_percentile(waits, 0.5) if waits else None,
         wait_p95_days=_percentile(waits, 0.95) if waits else None,
-        units_waiting=waiting,
-        promised=len(promised),
-        eta_error_days=sum(errors) / len(errors) if errors else None,
-        on_time_share=(
-            sum(order.filled <= order.promise for order in promised) / len(promised)  # type: ignore[operator]
-            if promised
-            else None
+        unit_wait_mean_days=(
+            sum(order.late_unit_days for order in orders) / late_units if late_units else None
         ),
+        units_waiting=waiting,
+        gave_up=len(gave_up),
+        lost_share=sum(order.lost for order in gave_up) / units if units else 0.0,
+        promised=len(due),
+        on_time_share=len(kept) / len(due) if due else None,
+        eta_error_days=sum(errors) / len(errors) if errors else None,
         refused=refused,
     )
+
+
+# (column title, ServiceMeasures field) of the table, in order
+_COLUMNS = (
+    ("policy", "policy"),
+    ("tier", "tier"),
+    ("orders", "orders"),
+    ("fill rate", "fill_rate"),
+    ("backordered", "backordered_share"),
+    ("wait mean", "wait_mean_days"),
+    ("median", "wait_median_days"),
+    ("p95", "wait_p95_days"),
+    ("unit wait", "unit_wait_mean_days"),
+    ("waiting", "units_waiting"),
+    ("gave up", "gave_up"),
+    ("lost", "lost_share"),
+    ("on time", "on_time_share"),
+    ("eta error", "eta_error_days"),
+    ("refused", "refused"),
+)
+_SHARES = ("fill_rate", "backordered_share", "lost_share", "on_time_share")
+_DAYS = (
+    "wait_mean_days",
+    "wait_median_days",
+    "wait_p95_days",
+    "unit_wait_mean_days",
+    "eta_error_days",
+)
+# field -> pandas dtype (the rest are `string`)
+_DTYPES = {
+    **dict.fromkeys(("orders", "units", "filled", "units_waiting", "gave_up", "promised"), "int64"),
+    "refused": "Int64",
+    **dict.fromkeys(("fill_rate", "backordered_share", "lost_share"), "float64"),
+    **dict.fromkeys((*_DAYS, "on_time_share"), "Float64"),
+}
+
+
+def _cell(field: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if field in _SHARES:
+        return f"{value:.1%}"
+    if field in _DAYS:
+        return f"{value:.2f}d"
+    return str(value)
 
 
 @attrs.frozen(slots=True)
@@ -156,64 +272,50 @@ class SimulationResult:
             order given, `"all"` first within each.
         events: events simulated (per policy).
         seconds: wall time per policy, in the order given.
+        waits: (policy, tier) -> every filled back-ordered order's wait, in days.
+        curves: policy -> (time, units on hand, units backordered), about a
+            thousand samples over the run.
     """
 
     measures: tuple[ServiceMeasures, ...]
     events: int
     seconds: tuple[float, ...]
-    #: (policy, tier) -> every filled back-ordered order's wait, in days
     waits: Mapping[tuple[str, str], tuple[float, ...]] = attrs.field(factory=dict, eq=False)
-    #: policy -> (time, units on hand, units backordered), sampled over the run
     curves: Mapping[str, tuple[tuple[datetime, int, int], ...]] = attrs.field(
         factory=dict, eq=False
     )
 
     def to_pandas(self) -> Any:
-        """The measures as a pandas DataFrame (counts int64, shares float,
-        missing waits and errors as `<NA>`).
+        """The measures as a pandas DataFrame, one row per (policy, tier):
+        counts int64, shares float64, waits, errors and on-time `Float64`
+        and `refused` `Int64` (missing as `<NA>`), names `string`.
 
         Raises:
             ImportError: pandas is not installed (`pip install 'backorder[pandas]'`).
 
         Cost: O(rows).
         """
+        pandas = optional("pandas", "pandas")
         columns = [field.name for field in attrs.fields(ServiceMeasures)]
-        return data_frame(self.to_records(), columns)
+        frame = pandas.DataFrame.from_records(self.to_records(), columns=columns)
+        return frame.astype({column: _DTYPES.get(column, "string") for column in columns})
 
     def plot(self) -> Any:
-        """A matplotlib `Figure`: the wait until fully allocated per policy
-        and tier (box plots, in days), and units on hand and backordered over
-        time per policy. Display it in a notebook, or `.savefig(path)`.
+        """A matplotlib `Figure` of three panels: the wait until fully
+        allocated of back-ordered orders per tier (box plots in days, one
+        colour per policy), and units backordered and units on hand over
+        time (days since the first event), one colour and line style per
+        policy, each with a legend. Display it in a notebook, or
+        `.savefig(path)`.
 
         Raises:
             ImportError: matplotlib is not installed (`pip install 'backorder[plot]'`).
 
         Cost: O(orders + samples).
         """
-        figure_module = optional("matplotlib.figure", "plot")
-        figure = figure_module.Figure(figsize=(12, 4.5), layout="constrained")
-        waits_axes, curve_axes = figure.subplots(1, 2)
-        labels = [f"{policy}\n{tier}" for policy, tier in self.waits]
-        if labels:
-            waits_axes.boxplot(list(self.waits.values()), showfliers=False)
-            waits_axes.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-        waits_axes.set_ylabel("days from order to fully allocated")
-        waits_axes.set_title("wait of back-ordered orders")
-        for policy, samples in self.curves.items():
-            times = [sample[0] for sample in samples]
-            line = curve_axes.plot(times, [s[1] for s in samples], label=f"{policy}: on hand")
-            curve_axes.plot(
-                times,
-                [s[2] for s in samples],
-                linestyle="--",
-                color=line[0].get_color(),
-                label=f"{policy}: backordered",
-            )
-        curve_axes.set_ylabel("units")
-        curve_axes.set_title("on hand and backordered over time")
-        curve_axes.legend(fontsize=8)
-        figure.autofmt_xdate()
-        return figure
+        from ._simplot import figure
+
+        return figure(self)
 
     def to_records(self) -> list[dict[str, Any]]:
         """The measures as plain dicts (for `pandas.DataFrame`). Cost: O(rows)."""
@@ -232,30 +334,20 @@ class SimulationResult:
                 return measure
         raise InvalidArgument(f"no measures for policy {policy!r} tier {tier!r}")
 
-    def table(self) -> str:
-        """The measures as a text table. Cost: O(rows)."""
-        header = (
-            "policy", "tier", "orders", "fill rate", "backordered", "wait mean",
-            "median", "p95", "waiting", "eta error", "on time",
-        )  # fmt: skip
-        rows = [header]
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table's cells: a header, then one row of text per (policy,
+        tier) (shares in %, days with a `d`, missing values `-`).
+        Cost: O(rows)."""
+        rows = [tuple(title for title, _ in _COLUMNS)]
         for m in self.measures:
-            rows.append(
-                (
-                    m.policy,
-                    m.tier,
-                    str(m.orders),
-                    f"{m.fill_rate:.1%}",
-                    f"{m.backordered_share:.1%}",
-                    _days(m.wait_mean_days),
-                    _days(m.wait_median_days),
-                    _days(m.wait_p95_days),
-                    str(m.units_waiting),
-                    _days(m.eta_error_days),
-                    "-" if m.on_time_share is None else f"{m.on_time_share:.1%}",
-                )
-            )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+            rows.append(tuple(_cell(field, getattr(m, field)) for _, field in _COLUMNS))
+        return rows
+
+    def table(self) -> str:
+        """The measures as a text table, one row per (policy, tier), the
+        columns those of `rows()`. Cost: O(rows)."""
+        rows = self.rows()
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
         lines = [
             "  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
         ]
@@ -268,27 +360,94 @@ class SimulationResult:
 
     def _repr_html_(self) -> str:
         """The measures as an HTML table, for notebooks."""
-        rows = self.table().splitlines()
-        cells = [row.split() for row in rows[2:]]
-        head = "".join(f"<th>{escape(h)}</th>" for h in rows[0].split("  ") if h.strip())
-        body = "".join(
-            "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in cells
+        header, *body = self.rows()
+        head = "".join(f"<th>{escape(title)}</th>" for title in header)
+        cells = "".join(
+            "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in body
         )
-        return f"<table><caption>{escape(repr(self))}</caption><tr>{head}</tr>{body}</table>"
+        return (
+            f"<table><caption>{escape(repr(self))}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+        )
 
 
-def _days(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}d"
+@attrs.frozen(slots=True)
+class _Special:
+    """A `dispatch` or `withdraw`: what the warehouse or a customer does."""
+
+    where: str
+    kind: str
+    at: datetime
+    handling: timedelta = timedelta(0)
+    order_id: str = ""
+    if_waiting: bool = False
+    reference: str = ""
+    arriving: Any = None
 
 
-def _prepare(events: Iterable[Mapping[str, Any] | EventLine]) -> list[EventLine]:
-    prepared: list[EventLine] = []
+_SPECIAL_FIELDS = {
+    "dispatch": {"handling_days"},
+    "withdraw": {"order_id", "if_waiting"},
+    "reschedule": {"reference", "arriving"},
+}
+
+
+def _special(record: Mapping[str, Any], where: str) -> _Special:
+    kind = str(record["type"])
+    unknown = sorted(set(record) - _SPECIAL_FIELDS[kind] - {"type", "at"})
+    if unknown:
+        raise InvalidArgument(f"{where}: a {kind} has no field {', '.join(map(str, unknown))}")
+    if record.get("at") is None:
+        raise InvalidArgument(f"{where}: a simulated event needs `at`")
+    try:
+        at = _time(record["at"], "at", where)
+    except FileError as exc:
+        raise InvalidArgument(str(exc)) from None
+    if kind == "dispatch":
+        handling = record.get("handling_days", 0.0)
+        if (
+            isinstance(handling, bool)
+            or not isinstance(handling, (int, float))
+            or not 0 <= handling <= 36_500
+        ):
+            raise InvalidArgument(
+                f"{where}: handling_days must be a finite number from 0 to 36500, got {handling!r}"
+            )
+        return _Special(where, kind, at, handling=timedelta(days=handling))
+    if kind == "reschedule":
+        reference = record.get("reference")
+        if not isinstance(reference, str) or not reference:
+            raise InvalidArgument(f"{where}: a reschedule needs reference (a non-empty str)")
+        if "arriving" not in record:
+            raise InvalidArgument(f"{where}: a reschedule needs arriving")
+        try:
+            arriving = _when(record["arriving"], "arriving", where)
+        except FileError as exc:
+            raise InvalidArgument(str(exc)) from None
+        return _Special(where, kind, at, reference=reference, arriving=arriving)
+    order_id = record.get("order_id")
+    if not isinstance(order_id, str) or not order_id:
+        raise InvalidArgument(f"{where}: a withdraw needs order_id (a non-empty str)")
+    if_waiting = record.get("if_waiting", False)
+    if not isinstance(if_waiting, bool):
+        raise InvalidArgument(f"{where}: if_waiting must be true or false, got {if_waiting!r}")
+    return _Special(where, kind, at, order_id=order_id, if_waiting=if_waiting)
+
+
+def _prepare(
+    events: Iterable[Mapping[str, Any] | EventLine | _Special],
+) -> list[EventLine | _Special]:
+    prepared: list[EventLine | _Special] = []
     last: datetime | None = None
     for number, given in enumerate(events, start=1):
-        event = given
-        if not isinstance(event, EventLine):
+        event: EventLine | _Special
+        if isinstance(given, (EventLine, _Special)):  # already prepared
+            event = given
+        elif isinstance(given, Mapping) and given.get("type") in _SPECIAL_FIELDS:
+            event = _special(given, f"event {number}")
+        else:
             try:
-                event = _parse(dict(event), f"event {number}")
+                event = _parse(dict(given), f"event {number}")
             except FileError as exc:
                 raise InvalidArgument(str(exc)) from None
         if event.at is None:
@@ -300,39 +459,96 @@ def _prepare(events: Iterable[Mapping[str, Any] | EventLine]) -> list[EventLine]
     return prepared
 
 
-def _levels(book: BackorderBook) -> tuple[int, int]:
-    skus = book.skus()
-    return sum(book.stock(s).on_hand for s in skus), sum(book.backordered(s) for s in skus)
+class _Run:
+    """One policy's book, and what the measures need from its events."""
 
+    def __init__(self, policy: AllocationPolicy) -> None:
+        self.now = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        self.book = BackorderBook(policy, clock=lambda: self.now)
+        self.orders: dict[str, _Order] = {}
+        self.refused = 0
+        # (order id, sku) -> [allocated at, units not yet shipped], oldest first
+        self.unshipped: dict[tuple[str, str], list[list[Any]]] = {}
+        self.giving_up: str | None = None
 
-def _run(
-    name: str, policy: AllocationPolicy, events: list[EventLine]
-) -> tuple[list[ServiceMeasures], dict[tuple[str, str], tuple[float, ...]], tuple[Any, ...]]:
-    now: list[datetime] = [datetime(1970, 1, 1, tzinfo=timezone.utc)]
-    book = BackorderBook(policy, clock=lambda: now[0])
-    orders: dict[str, _Order] = {}
-    refused = 0
-    every = max(1, len(events) // 1_000)  # about a thousand samples of the levels
-    curve: list[tuple[datetime, int, int]] = []
-    for number, event in enumerate(events):
-        if number % every == 0:
-            curve.append((now[0], *_levels(book)))
-        now[0] = event.at or now[0]
+    def levels(self) -> tuple[int, int]:
+        book = self.book
+        skus = book.skus()
+        return sum(book.stock(s).on_hand for s in skus), sum(book.backordered(s) for s in skus)
+
+    def apply(self, event: EventLine | _Special) -> None:
+        if isinstance(event, _Special):
+            if event.kind == "dispatch":
+                self.dispatch(event.handling)
+            elif event.kind == "reschedule":
+                try:
+                    result = self.book.update_expected(event.reference, arriving=event.arriving)
+                except BackorderError:
+                    self.refused += 1
+                else:
+                    self.observe(result.events)
+            else:
+                self.withdraw(event.order_id, event.if_waiting)
+            return
         try:
-            result = event.apply(book)
+            result = event.apply(self.book)
         except BackorderError:
-            refused += 1
-            continue
-        placing = event.kind == "place"
-        for change in result.events:
+            self.refused += 1
+            return
+        self.observe(result.events, placing=event.kind == "place")
+
+    def dispatch(self, handling: timedelta) -> None:
+        cutoff = self.now - handling
+        for (order_id, sku), chunks in list(self.unshipped.items()):
+            ready = 0
+            for allocated_at, units in chunks:
+                if allocated_at > cutoff:
+                    break
+                ready += units
+            if ready:
+                try:
+                    result = self.book.ship(order_id, sku, ready)
+                except NotReadyToShip:  # ship_complete: waits for the rest
+                    continue
+                self.observe(result.events)
+
+    def withdraw(self, order_id: str, if_waiting: bool) -> None:
+        try:
+            lines = self.book.status(order_id).lines
+        except UnknownOrder:
+            self.refused += 1
+            return
+        if if_waiting and not any(line.backordered for line in lines):
+            return
+        if not any(line.backordered or line.allocated for line in lines):
+            return
+        self.giving_up = order_id if if_waiting else None
+        try:
+            result = self.book.cancel(order_id)
+        except CannotCancel:  # pragma: no cover - checked just above
+            return
+        self.observe(result.events)
+        if if_waiting:
+            self.orders[order_id].gave_up = self.now
+        self.giving_up = None
+
+    def observe(self, changes: Sequence[Any], placing: bool = False) -> None:
+        orders = self.orders
+        for change in changes:
             kind = type(change)
             if kind is LineAllocated:
                 order = orders[change.order_id]
                 order.open -= change.quantity
                 if placing and change.at == order.placed:
                     order.immediate += change.quantity
+                else:
+                    order.late_units += change.quantity
+                    days = (change.at - order.placed).total_seconds() / _DAY
+                    order.late_unit_days += days * change.quantity
                 if order.open == 0 and order.short and order.filled is None:
                     order.filled = change.at
+                key = (change.order_id, change.sku)
+                self.unshipped.setdefault(key, []).append([change.at, change.quantity])
             elif kind is OrderPlaced:
                 placed = change.order
                 units = sum(line.quantity for line in placed.lines)
@@ -346,28 +562,66 @@ def _run(
                         order.promised = False
                     elif order.promise is None or eta.at > order.promise:
                         order.promise = eta.at
+            elif kind is LineShipped:
+                self._take((change.order_id, change.sku), change.quantity, oldest=True)
             elif kind is LineReleased:  # allocated units back: open again (or cancelled next)
                 orders[change.order_id].open += change.quantity
+                self._take((change.order_id, change.sku), change.quantity, oldest=False)
             elif kind is LineCancelled:
-                orders[change.order_id].open -= change.quantity
-    tiers: dict[str, list[_Order]] = {}
-    for order in orders.values():
-        tiers.setdefault(order.tier, []).append(order)
-    waiting: dict[str, int] = dict.fromkeys(tiers, 0)
-    for sku in book.skus():
-        for line in book.waiting(sku):
-            waiting[line.tier] = waiting.get(line.tier, 0) + line.backordered
+                order = orders[change.order_id]
+                order.open -= change.quantity
+                if order.open == 0 and order.filled is None and order.left is None:
+                    order.left = change.at
+                if change.order_id == self.giving_up:
+                    order.lost += change.quantity
+
+    def _take(self, key: tuple[str, str], units: int, oldest: bool) -> None:
+        chunks = self.unshipped.get(key)
+        while units and chunks:
+            chunk = chunks[0 if oldest else -1]
+            taken = min(units, chunk[1])
+            chunk[1] -= taken
+            units -= taken
+            if not chunk[1]:
+                chunks.pop(0 if oldest else -1)
+        if not chunks:
+            self.unshipped.pop(key, None)
+
+    def measures(self, name: str) -> tuple[list[ServiceMeasures], dict[tuple[str, str], Any]]:
+        tiers: dict[str, list[_Order]] = {}
+        for order in self.orders.values():
+            tiers.setdefault(order.tier, []).append(order)
+        waiting: dict[str, int] = dict.fromkeys(tiers, 0)
+        for sku in self.book.skus():
+            for line in self.book.waiting(sku):
+                waiting[line.tier] = waiting.get(line.tier, 0) + line.backordered
+        everyone = list(self.orders.values())
+        measures = [_measures(name, ALL, everyone, sum(waiting.values()), self.refused, self.now)]
+        waits: dict[tuple[str, str], tuple[float, ...]] = {}
+        for tier in sorted(tiers):
+            measures.append(_measures(name, tier, tiers[tier], waiting[tier], None, self.now))
+            waits[name, tier] = tuple(
+                (order.filled - order.placed).total_seconds() / _DAY
+                for order in tiers[tier]
+                if order.short and order.filled is not None
+            )
+        return measures, waits
+
+
+def _run(
+    name: str, policy: AllocationPolicy, events: list[EventLine | _Special]
+) -> tuple[list[ServiceMeasures], dict[tuple[str, str], tuple[float, ...]], tuple[Any, ...]]:
+    run = _Run(policy)
+    every = max(1, len(events) // 1_000)  # about a thousand samples of the levels
+    curve: list[tuple[datetime, int, int]] = []
+    for number, event in enumerate(events):
+        if number % every == 0:
+            curve.append((run.now, *run.levels()))
+        run.now = event.at or run.now
+        run.apply(event)
     if events:
-        curve.append((now[0], *_levels(book)))
-    measures = [_measures(name, ALL, list(orders.values()), sum(waiting.values()), refused)]
-    waits: dict[tuple[str, str], tuple[float, ...]] = {}
-    for tier in sorted(tiers):
-        measures.append(_measures(name, tier, tiers[tier], waiting.get(tier, 0), 0))
-        waits[name, tier] = tuple(
-            (order.filled - order.placed).total_seconds() / _DAY
-            for order in tiers[tier]
-            if order.short and order.filled is not None
-        )
+        curve.append((run.now, *run.levels()))
+    measures, waits = run.measures(name)
     return measures, waits, tuple(curve[1:])
 
 
@@ -378,8 +632,9 @@ def simulate(
     """Run the same events through each policy in a fresh in-memory book.
 
     Args:
-        events: event dicts (as in an event file, `at` required) or parsed
-            event lines, in time order.
+        events: event dicts (as in an event file, `at` required, plus the
+            simulator's `dispatch` and `withdraw`) or parsed event lines,
+            in time order.
         policies: `{name: policy}`, or policies (named by their `repr`).
 
     Raises:
@@ -387,7 +642,8 @@ def simulate(
             order (naming which), or no policy is given.
 
     Operations a book refuses (a cancel of an order already filled and
-    shipped, ...) change nothing and are counted as `refused`.
+    shipped, a withdraw of an unknown order, ...) change nothing and are
+    counted as `refused` (the `"all"` row of each policy).
     Cost: O(events x operation cost) per policy.
     """
     named = dict(policies) if isinstance(policies, Mapping) else {repr(p): p for p in policies}
@@ -405,124 +661,3 @@ def simulate(
         waits.update(waits_of)
         seconds.append(time.perf_counter() - start)
     return SimulationResult(tuple(measures), len(prepared), tuple(seconds), waits, curves)
-
-
-def synthetic(
-    days: int = 90,
-    orders_per_day: float = 40.0,
-    skus: Sequence[str] = ("SKU-A", "SKU-B", "SKU-C"),
-    sizes: Mapping[int, float] | None = None,
-    tiers: Mapping[str, float] | None = None,
-    replenish_every_days: float = 7.0,
-    fill_ratio: float = 0.95,
-    notice_days: float = 5.0,
-    lateness_days: float = 0.0,
-    cancel_share: float = 0.02,
-    seed: int = 0,
-    start: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """Seeded synthetic demand and supply, as event dicts in time order.
-
-    Orders arrive as a Poisson process (`orders_per_day` over all SKUs), one
-    line each on a random SKU, the quantity drawn from `sizes` (quantity ->
-    weight; default 1-5 units, smaller more likely) and the tier from `tiers`
-    (tier -> share; default 80 % standard, 15 % vip, 5 % contract). Every
-    `replenish_every_days` each SKU receives about `fill_ratio` times its
-    expected demand over the period, announced `notice_days` ahead as a
-    scheduled receipt (so waiting customers get ETAs) and received against it,
-    up to `lateness_days` late at random (so promises can be missed). A share
-    `cancel_share` of orders is cancelled a few days after it is placed.
-
-    Raises:
-        InvalidArgument: a count or rate that is not positive, a share
-            outside 0..1, no SKUs.
-
-    Cost: O(events).
-    """
-    if days <= 0 or orders_per_day <= 0 or replenish_every_days <= 0 or not skus:
-        raise InvalidArgument(
-            f"days, orders_per_day and replenish_every_days must be > 0 and skus non-empty, "
-            f"got {days!r}, {orders_per_day!r}, {replenish_every_days!r}, {skus!r}"
-        )
-    if not 0 <= cancel_share <= 1 or fill_ratio <= 0 or notice_days < 0 or lateness_days < 0:
-        raise InvalidArgument(
-            f"cancel_share must be in 0..1, fill_ratio > 0, notice_days and lateness_days "
-            f">= 0; got {cancel_share!r}, {fill_ratio!r}, {notice_days!r}, {lateness_days!r}"
-        )
-    rng = random.Random(seed)
-    origin = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
-    sizes = dict(sizes or {1: 0.35, 2: 0.25, 3: 0.18, 4: 0.12, 5: 0.10})
-    tiers = dict(tiers or {"standard": 0.80, "vip": 0.15, "contract": 0.05})
-    size_values, size_weights = list(sizes), list(sizes.values())
-    tier_values, tier_weights = list(tiers), list(tiers.values())
-    mean_size = sum(q * w for q, w in sizes.items()) / sum(size_weights)
-    timed: list[tuple[float, int, dict[str, Any]]] = []
-    tick = 0
-
-    def add(day: float, event: dict[str, Any]) -> None:
-        nonlocal tick
-        tick += 1
-        timed.append((day, tick, event))
-
-    day = 0.0
-    n = 0
-    while True:
-        day += rng.expovariate(orders_per_day)
-        if day >= days:
-            break
-        n += 1
-        order_id = f"S-{n}"
-        add(
-            day,
-            {
-                "type": "place",
-                "order_id": order_id,
-                "lines": [
-                    {
-                        "sku": rng.choice(list(skus)),
-                        "quantity": rng.choices(size_values, size_weights)[0],
-                    }
-                ],
-                "tier": rng.choices(tier_values, tier_weights)[0],
-            },
-        )
-        if rng.random() < cancel_share:
-            add(min(days, day + rng.uniform(0.5, 5.0)), {"type": "cancel", "order_id": order_id})
-    per_period = orders_per_day / len(skus) * replenish_every_days * mean_size * fill_ratio
-    for sku in skus:
-        arrival = replenish_every_days * rng.random()  # staggered
-        k = 0
-        while arrival < days:
-            k += 1
-            quantity = max(1, round(rng.gauss(per_period, per_period * 0.1)))
-            reference = f"PO-{sku}-{k}"
-            late = rng.uniform(0, lateness_days) if lateness_days else 0.0
-            announced = max(0.0, arrival - notice_days)
-            planned = origin + timedelta(days=arrival)
-            add(
-                announced,
-                {
-                    "type": "expect",
-                    "sku": sku,
-                    "quantity": quantity,
-                    "arriving": planned.isoformat(),
-                    "reference": reference,
-                },
-            )
-            add(
-                min(days, arrival + late),
-                {
-                    "type": "receive",
-                    "sku": sku,
-                    "quantity": quantity,
-                    "reference": f"GRN-{sku}-{k}",
-                    "against": reference,
-                },
-            )
-            arrival += replenish_every_days
-    timed.sort(key=lambda item: (item[0], item[1]))
-    events = []
-    for when, _, event in timed:
-        event["at"] = (origin + timedelta(days=when)).isoformat()
-        events.append(event)
-    return events
