@@ -55,7 +55,9 @@ STATUS = {
     "HoldExpired": 409,
     "PolicyMismatch": 409,
     "ConcurrencyConflict": 503,
-    "CommitRace": 503,  # the internal "run it again" signal, a ConcurrencyConflict
+    "CommitRace": 503,
+    "InvalidScenario": 400,
+    "ScenarioTypeError": 400,  # the internal "run it again" signal, a ConcurrencyConflict
     "StorageError": 500,
     "NotABackorderDatabase": 500,
     "UnsupportedSchema": 500,

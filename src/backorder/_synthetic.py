@@ -18,7 +18,7 @@ from itertools import accumulate
 from types import MappingProxyType
 from typing import Any
 
-from .errors import InvalidArgument
+from .errors import InvalidScenario, ScenarioTypeError
 
 __all__ = [
     "PRESETS",
@@ -33,24 +33,6 @@ _MAX_ORDERS = 10_000_000  # expected orders of one stream (days x orders_per_day
 _MAX_QUANTITY = 1_000_000_000  # one order line
 _MAX_SKUS = 100_000
 _MAX_RATIO = 1_000.0
-
-
-class InvalidScenario(InvalidArgument):
-    """A parameter of `synthetic()` is out of range, not finite, or unknown.
-
-    Attributes:
-        field: the parameter's name (`"orders_per_day"`, `"shortages[0]"`).
-        value: the value given.
-    """
-
-    def __init__(self, message: str, field: str = "", value: object = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.value = value
-
-
-class ScenarioTypeError(InvalidScenario, TypeError):
-    """A parameter of `synthetic()` has the wrong type (a `str` for a number, ...)."""
 
 
 _STEADY: dict[str, Any] = {

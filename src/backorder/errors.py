@@ -52,6 +52,7 @@ __all__ = [
     "InvalidEvent",
     "InvalidOrder",
     "InvalidQuantity",
+    "InvalidScenario",
     "LedgerCorrupted",
     "NotABackorderDatabase",
     "NotReadyToShip",
@@ -60,6 +61,7 @@ __all__ = [
     "PolicyMismatch",
     "QuantityTypeError",
     "RepositoryClosed",
+    "ScenarioTypeError",
     "StorageCorrupted",
     "StorageError",
     "UnknownHold",
@@ -332,3 +334,21 @@ class UnknownReference(BackorderError, LookupError):
     """No expected receipt has that reference."""
 
     http_status = 404
+
+
+class InvalidScenario(InvalidArgument):
+    """A parameter of `synthetic()` is out of range, not finite, or unknown.
+
+    Attributes:
+        field: the parameter's name (`"orders_per_day"`, `"shortages[0]"`).
+        value: the value given.
+    """
+
+    def __init__(self, message: str, field: str = "", value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class ScenarioTypeError(InvalidScenario, TypeError):
+    """A parameter of `synthetic()` has the wrong type (a `str` for a number, ...)."""
