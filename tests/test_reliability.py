@@ -15,6 +15,7 @@ from backorder import (
     Order,
     OrderLine,
     PolicyError,
+    UnknownOrder,
 )
 from backorder.testing import snapshot
 from tests.helpers import TickingClock
@@ -138,3 +139,25 @@ def test_durations_are_elapsed_time_across_a_clock_change() -> None:
     assert eta.at is not None
     utc = ZoneInfo("UTC")
     assert eta.at.astimezone(utc) - spring.astimezone(utc) == timedelta(hours=24)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_marking_an_id_no_outbox_can_hold_is_harmless(kind: str, tmp_path: Path) -> None:
+    from backorder import InMemoryRepository
+
+    book = (
+        BackorderBook(repository=InMemoryRepository(outbox=True))
+        if kind == "memory"
+        else BackorderBook.open(tmp_path / "book.db")
+    )
+    book.place(Order("A-1", [OrderLine("MUG", 1)]))
+    assert book.mark_published([2**63, -1, 0, 2**70]) == 0
+    assert len(book.pending_events()) == 2
+    book.close()
+
+
+def test_a_huge_id_gives_a_short_message() -> None:
+    book = BackorderBook()
+    with pytest.raises(UnknownOrder, match=r"chars\)") as caught:
+        book.cancel("x" * 1_000_000)
+    assert len(str(caught.value)) < 300

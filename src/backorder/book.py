@@ -19,7 +19,13 @@ from .engine import controls, orders, stock, supply
 from .engine.checks import check
 from .engine.core import Applied, Engine
 from .engine.state import State
-from .errors import ArgumentTypeError, BackorderLimitExceeded, InvalidArgument, PolicyMismatch
+from .errors import (
+    ArgumentTypeError,
+    BackorderLimitExceeded,
+    InvalidArgument,
+    PolicyMismatch,
+    shown,
+)
 from .inspection import BookInspector
 from .policies import AllocationPolicy, PartialFill, policy_from_identity, policy_identity
 from .reads import BookReads
@@ -136,16 +142,18 @@ class BackorderBook(BookReads):
         if policy is not None:
             for method in ("rank", "allot"):
                 if not callable(getattr(policy, method, None)):
-                    raise ArgumentTypeError(f"policy must have a {method} method, got {policy!r}")
+                    raise ArgumentTypeError(
+                        f"policy must have a {method} method, got {shown(policy)}"
+                    )
             policy_identity(policy)  # a bad policy_id raises here
         if not isinstance(repository, InMemoryRepository):
             for method in _REPOSITORY_METHODS:
                 if not callable(getattr(repository, method, None)):
                     raise ArgumentTypeError(
-                        f"repository must have a {method} method, got {repository!r}"
+                        f"repository must have a {method} method, got {shown(repository)}"
                     )
         if clock is not None and not callable(clock):
-            raise ArgumentTypeError(f"clock must be callable, got {clock!r}")
+            raise ArgumentTypeError(f"clock must be callable, got {shown(clock)}")
         self._repository = repository
         self._clock: Clock = _utc_now if clock is None else clock
         self._subscribers = Subscribers()
@@ -264,7 +272,7 @@ class BackorderBook(BookReads):
         """
         if type(atomic) is not bool:
             raise ArgumentTypeError(
-                f"atomic must be a bool, got {type(atomic).__name__} {atomic!r}"
+                f"atomic must be a bool, got {type(atomic).__name__} {shown(atomic)}"
             )
         with self._work.batch(atomic, self._publish):
             yield self
@@ -312,7 +320,7 @@ class BackorderBook(BookReads):
         closed = ", closed" if self._work.closed else ""
         return (
             f"<BackorderBook {loaded}{len(state.orders)} orders, {len(state.skus)} SKUs, "
-            f"{waiting} lines waiting, policy={self._engine.policy!r}{closed}>"
+            f"{waiting} lines waiting, policy={shown(self._engine.policy)}{closed}>"
         )
 
     # -- events --------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from .domain import Order
 from .engine.changes import UndoLog
 from .engine.core import Applied, Engine
-from .errors import ArgumentTypeError, PolicyMismatch, RepositoryClosed
+from .errors import ArgumentTypeError, PolicyMismatch, RepositoryClosed, shown
 from .events import Event
 from .policies import policy_from_identity
 from .results import OutboxEvent
@@ -260,17 +260,18 @@ def outbox_ids(events: Iterable[OutboxEvent | int] | OutboxEvent | int) -> list[
     if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
         raise ArgumentTypeError(
             f"mark_published takes an iterable of OutboxEvent values or ids, got "
-            f"{type(events).__name__} {events!r}"
+            f"{type(events).__name__} {shown(events)}"
         )
     ids: list[int] = []
     for item in events:
         if isinstance(item, OutboxEvent):
             ids.append(item.id)
         elif isinstance(item, int) and not isinstance(item, bool):
-            ids.append(item)
+            if 0 < item < 2**63:  # any other id is in no outbox (and fits no column)
+                ids.append(int.__int__(item))
         else:
             raise ArgumentTypeError(
                 f"mark_published takes OutboxEvent values or ids, got "
-                f"{type(item).__name__} {item!r}"
+                f"{type(item).__name__} {shown(item)}"
             )
     return ids

@@ -14,6 +14,7 @@ from ..errors import (
     InvalidArgument,
     InvalidOrder,
     UnknownHold,
+    shown,
 )
 from ..events import OrderExpired, PolicyChanged, StockHeld
 from ..ledger import HOLD
@@ -58,7 +59,7 @@ def set_backorder_limit(engine: Engine, sku: str, units: int | None) -> Applied[
     short = current.backordered if current is not None else 0
     if units is not None and units < short:
         raise BackorderLimitExceeded(
-            f"backorder limit {units} for sku {sku!r} is below the {short} units "
+            f"backorder limit {units} for sku {shown(sku)} is below the {short} units "
             f"already backordered"
         )
     with engine.begin() as log:
@@ -114,26 +115,26 @@ def hold(
     sku = check_text(sku, "sku")
     quantity = check_quantity(quantity, "quantity")
     if not isinstance(ttl, timedelta):
-        raise ArgumentTypeError(f"ttl must be a timedelta, got {type(ttl).__name__} {ttl!r}")
+        raise ArgumentTypeError(f"ttl must be a timedelta, got {type(ttl).__name__} {shown(ttl)}")
     if ttl <= timedelta(0):
-        raise InvalidArgument(f"ttl must be positive, got {ttl!r}")
+        raise InvalidArgument(f"ttl must be positive, got {shown(ttl)}")
     if ttl > MAX_DURATION:
-        raise InvalidArgument(f"ttl must be at most {MAX_DURATION.days} days, got {ttl!r}")
+        raise InvalidArgument(f"ttl must be at most {MAX_DURATION.days} days, got {shown(ttl)}")
     state = engine.state
     if hold_id is not None:
         check_text(hold_id, "hold_id")
         if hold_id in state.holds:
-            raise DuplicateHold(f"hold_id {hold_id!r} is already an active hold")
+            raise DuplicateHold(f"hold_id {shown(hold_id)} is already an active hold")
     current = state.skus.get(sku)
     if current is not None and current.queue:
         raise InsufficientStock(
-            f"sku {sku!r} has {len(current.queue)} lines waiting: its stock goes to "
+            f"sku {shown(sku)} has {len(current.queue)} lines waiting: its stock goes to "
             f"them first, so quantity {quantity} cannot be held"
         )
     available = 0 if current is None else current.on_hand - current.allocated
     if quantity > available:
         raise InsufficientStock(
-            f"quantity {quantity} of sku {sku!r} cannot be held: only {available} available"
+            f"quantity {quantity} of sku {shown(sku)} cannot be held: only {available} available"
         )
     with engine.begin() as log:
         at = log.at
@@ -169,8 +170,8 @@ def active_hold(engine: Engine, hold_id: object) -> CheckoutHold:
     found = state.holds.get(check_text(hold_id, "hold_id"))
     if found is None:
         if hold_id in state.expired_holds:
-            raise HoldExpired(f"hold_id {hold_id!r} expired: its units went back to the line")
-        raise UnknownHold(f"hold_id {hold_id!r} is not an active hold")
+            raise HoldExpired(f"hold_id {shown(hold_id)} expired: its units went back to the line")
+        raise UnknownHold(f"hold_id {shown(hold_id)} is not an active hold")
     return found
 
 
@@ -198,15 +199,18 @@ def confirm_hold(engine: Engine, hold_id: str, order: Order) -> Applied[PlaceRes
     """Turn a hold into an order (see `BackorderBook.confirm_hold`)."""
     held = active_hold(engine, hold_id)
     if not isinstance(order, Order):
-        raise ArgumentTypeError(f"order must be an Order, got {type(order).__name__} {order!r}")
+        raise ArgumentTypeError(
+            f"order must be an Order, got {type(order).__name__} {shown(order)}"
+        )
     if held.expires_at <= engine.now():
         raise HoldExpired(
-            f"hold_id {hold_id!r} ran out at {held.expires_at.isoformat()}: "
+            f"hold_id {shown(hold_id)} ran out at {held.expires_at.isoformat()}: "
             f"confirm before it runs out"
         )
     if all(line.sku != held.sku for line in order.lines):
         raise InvalidOrder(
-            f"order {order.id!r} has no line for sku {held.sku!r} of hold {hold_id!r}"
+            f"order {shown(order.id)} has no line for sku {shown(held.sku)} "
+            f"of hold {shown(hold_id)}"
         )
     result = place(engine, order, held)
     assert isinstance(result, Applied)
@@ -222,7 +226,7 @@ def change_policy(
     changes. O(lines log n)."""
     for method in ("rank", "allot"):
         if not callable(getattr(policy, method, None)):
-            raise ArgumentTypeError(f"policy must have a {method} method, got {policy!r}")
+            raise ArgumentTypeError(f"policy must have a {method} method, got {shown(policy)}")
     identity = policy_identity(policy)
     if identity == engine.identity and engine.state.policy_id == identity:
         return SettingResult(())

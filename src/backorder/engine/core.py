@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from ..domain import LineStatus, Order, OrderStatus, check_text
-from ..errors import PolicyError, UnknownOrder, UnknownSku
+from ..errors import PolicyError, UnknownOrder, UnknownSku, shown
 from ..events import Event, LineAllocated, LineBackordered
 from ..ledger import ALLOCATION
 from ..policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO, policy_identity
@@ -112,7 +112,7 @@ class Engine:
         """The order's record. Raises UnknownOrder (bad ids: InvalidArgument). O(1)."""
         record = self.state.orders.get(check_text(order_id, "order_id"))
         if record is None:
-            raise UnknownOrder(f"order_id {order_id!r} is not in the book")
+            raise UnknownOrder(f"order_id {shown(order_id)} is not in the book")
         return record
 
     def line(self, order_id: object, sku: object) -> LineState:
@@ -122,7 +122,7 @@ class Engine:
         for line in record.lines:
             if line.sku == sku:
                 return line
-        raise UnknownSku(f"order {order_id!r} has no line for sku {sku!r}")
+        raise UnknownSku(f"order {shown(order_id)} has no line for sku {shown(sku)}")
 
     def sku(self, log: UndoLog, name: str) -> SkuState:
         """The SKU's state, made (and recorded) if the book never saw it."""
@@ -139,14 +139,14 @@ class Engine:
         rank = self.policy.rank(order)
         if not isinstance(rank, int) or isinstance(rank, bool):
             raise PolicyError(
-                f"policy {self.policy!r} rank returned {rank!r} for order "
-                f"{order.id!r}; it must be an int"
+                f"policy {shown(self.policy)} rank returned {shown(rank)} for order "
+                f"{shown(order.id)}; it must be an int"
             )
         rank = int.__int__(rank)  # an int subclass's own arithmetic is never used
         if not -MAX_RANK <= rank < MAX_RANK:
             raise PolicyError(
-                f"policy {self.policy!r} rank returned {rank!r} for order "
-                f"{order.id!r}; it must be an int from {-MAX_RANK} to {MAX_RANK - 1}"
+                f"policy {shown(self.policy)} rank returned {shown(rank)} for order "
+                f"{shown(order.id)}; it must be an int from {-MAX_RANK} to {MAX_RANK - 1}"
             )
         return rank
 
@@ -157,8 +157,8 @@ class Engine:
             n = int.__int__(n)  # an int subclass's own arithmetic is never used
         if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= min(short, available):
             raise PolicyError(
-                f"policy {self.policy!r} allot returned {n!r} for order "
-                f"{line.order.id!r} sku {line.sku!r} (backordered {short}, "
+                f"policy {shown(self.policy)} allot returned {shown(n)} for order "
+                f"{shown(line.order.id)} sku {shown(line.sku)} (backordered {short}, "
                 f"available {available}); it must be an int from 0 to "
                 f"{min(short, available)}"
             )

@@ -10,6 +10,7 @@ from ..errors import (
     DuplicateOrder,
     InvalidArgument,
     NotReadyToShip,
+    shown,
 )
 from ..events import (
     LineCancelled,
@@ -39,15 +40,17 @@ def place(
     the hold's SKU first takes the held units; `dry_run` undoes it at the end
     (and returns None). O(k log n) per line for k allocations."""
     if not isinstance(order, Order):
-        raise ArgumentTypeError(f"order must be an Order, got {type(order).__name__} {order!r}")
+        raise ArgumentTypeError(
+            f"order must be an Order, got {type(order).__name__} {shown(order)}"
+        )
     state = engine.state
     existing = state.orders.get(order.id)
     if existing is not None:
         if existing.order.same_request(order) and hold is None:
             return PlaceResult(order_status(existing), (), True)
         raise DuplicateOrder(
-            f"order id {order.id!r} is already in the book with other content "
-            f"(stored {existing.order!r})"
+            f"order id {shown(order.id)} is already in the book with other content "
+            f"(stored {shown(existing.order)})"
         )
     rank = engine.rank(order)
     log = engine.begin()
@@ -82,8 +85,8 @@ def place(
         for sku, before in capped:
             if sku.limit is not None and sku.backordered > sku.limit:
                 raise BackorderLimitExceeded(
-                    f"order {order.id!r} would leave {sku.backordered - before} units of sku "
-                    f"{sku.sku!r} backordered, but its backorder limit {sku.limit} "
+                    f"order {shown(order.id)} would leave {sku.backordered - before} units of sku "
+                    f"{shown(sku.sku)} backordered, but its backorder limit {sku.limit} "
                     f"leaves room for {max(0, sku.limit - before)}"
                 )
         deadline = order.deadline
@@ -109,7 +112,7 @@ def lines_named(
     if sku is None:
         if quantity is not None:
             raise InvalidArgument(
-                f"quantity {quantity!r} needs a sku: a quantity applies to one line"
+                f"quantity {shown(quantity)} needs a sku: a quantity applies to one line"
             )
         return record, list(record.lines)
     line = engine.line(order_id, sku)
@@ -157,14 +160,18 @@ def cancel(
         wanted = open_units if quantity is None else quantity
         if wanted > open_units:
             raise CannotCancel(
-                f"quantity {wanted} of order {order_id!r} sku {line.sku!r} cannot "
+                f"quantity {wanted} of order {shown(order_id)} sku {shown(line.sku)} cannot "
                 f"be cancelled: only {open_units} units can still be cancelled"
             )
         if wanted:
             from_short = min(wanted, line.backordered)
             plan.append((line, from_short, wanted - from_short))
     if not plan:
-        what = f"order {order_id!r}" if sku is None else f"order {order_id!r} sku {sku!r}"
+        what = (
+            f"order {shown(order_id)}"
+            if sku is None
+            else f"order {shown(order_id)} sku {shown(sku)}"
+        )
         raise CannotCancel(f"{what} has nothing left to cancel: 0 units can still be cancelled")
     with engine.begin() as log:
         total = apply_cancel(engine, log, record, plan)
@@ -185,7 +192,7 @@ def ship(
         short = [(line.sku, line.backordered) for line in record.lines if line.backordered]
         if short:
             raise NotReadyToShip(
-                f"order {order_id!r} is ship-complete and still has units "
+                f"order {shown(order_id)} is ship-complete and still has units "
                 f"backordered: {', '.join(f'{s} {n}' for s, n in short)}"
             )
     plan: list[tuple[LineState, int]] = []
@@ -193,13 +200,17 @@ def ship(
         wanted = line.allocated if quantity is None else quantity
         if wanted > line.allocated:
             raise NotReadyToShip(
-                f"quantity {wanted} of order {order_id!r} sku {line.sku!r} cannot "
+                f"quantity {wanted} of order {shown(order_id)} sku {shown(line.sku)} cannot "
                 f"ship: only {line.allocated} units are allocated and can ship"
             )
         if wanted:
             plan.append((line, wanted))
     if not plan:
-        what = f"order {order_id!r}" if sku is None else f"order {order_id!r} sku {sku!r}"
+        what = (
+            f"order {shown(order_id)}"
+            if sku is None
+            else f"order {shown(order_id)} sku {shown(sku)}"
+        )
         raise NotReadyToShip(f"{what} has nothing allocated: 0 units can ship")
     state = engine.state
     total = 0

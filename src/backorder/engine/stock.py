@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..domain import MAX_QUANTITY, StockLevel, check_delta, check_quantity, check_text
-from ..errors import DuplicateReceipt, InsufficientStock, InvalidArgument, InvalidQuantity
+from ..errors import DuplicateReceipt, InsufficientStock, InvalidArgument, InvalidQuantity, shown
 from ..events import LineReleased, StockAdjusted, StockReceived
 from ..ledger import ADJUSTMENT, RECEIPT, RELEASE
 from ..results import AdjustResult, ReceiveResult
@@ -38,7 +38,8 @@ def receive(
         expected = scheduled(state, against)
         if expected.sku != sku:
             raise InvalidArgument(
-                f"against {against!r} is an expected receipt of sku {expected.sku!r}, not {sku!r}"
+                f"against {shown(against)} is an expected receipt of sku "
+                f"{shown(expected.sku)}, not {shown(sku)}"
             )
     current = state.skus.get(sku)
     if current is not None and reference is not None:
@@ -46,14 +47,14 @@ def receive(
         if seen is not None:
             if seen != quantity:
                 raise DuplicateReceipt(
-                    f"reference {reference!r} was already received for sku "
-                    f"{sku!r} with quantity {seen}, not {quantity}"
+                    f"reference {shown(reference)} was already received for sku "
+                    f"{shown(sku)} with quantity {seen}, not {quantity}"
                 )
             return ReceiveResult(stock_level(state, sku), (), True)
     on_hand = current.on_hand if current is not None else 0
     if on_hand + quantity > MAX_QUANTITY:
         raise InvalidQuantity(
-            f"quantity {quantity} would put sku {sku!r} on hand above {MAX_QUANTITY}"
+            f"quantity {quantity} would put sku {shown(sku)} on hand above {MAX_QUANTITY}"
         )
     with engine.begin() as log:
         at = log.at
@@ -82,10 +83,12 @@ def adjust(engine: Engine, sku: str, delta: int, reason: str) -> Applied[AdjustR
     on_hand = current.on_hand if current is not None else 0
     if on_hand + delta < 0:
         raise InsufficientStock(
-            f"delta {delta} would remove more than the {on_hand} units of sku {sku!r} on hand"
+            f"delta {delta} would remove more than the {on_hand} units of sku {shown(sku)} on hand"
         )
     if on_hand + delta > MAX_QUANTITY:
-        raise InvalidQuantity(f"delta {delta} would put sku {sku!r} on hand above {MAX_QUANTITY}")
+        raise InvalidQuantity(
+            f"delta {delta} would put sku {shown(sku)} on hand above {MAX_QUANTITY}"
+        )
     reclaimed_units = 0
     with engine.begin() as log:
         at = log.at

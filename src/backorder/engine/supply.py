@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from ..domain import Order, OrderLine, check_quantity, check_text
-from ..errors import ArgumentTypeError, DuplicateReference, InvalidArgument, UnknownReference
+from ..errors import ArgumentTypeError, DuplicateReference, InvalidArgument, UnknownReference, shown
 from ..eta import LEAD_TIME, SCHEDULED, UNKNOWN, Eta, arrival
 from ..events import Event, SupplyCancelled, SupplyExpected
 from ..results import ExpectResult, OrderEta, SettingResult
@@ -41,7 +41,7 @@ def scheduled(state: State, reference: object) -> ScheduledReceipt:
     """The expected receipt `reference`. Raises UnknownReference. O(1)."""
     expected = state.expected.get(check_text(reference, "reference"))
     if expected is None:
-        raise UnknownReference(f"reference {reference!r} is not an expected receipt")
+        raise UnknownReference(f"reference {shown(reference)} is not an expected receipt")
     return expected
 
 
@@ -62,8 +62,8 @@ def expect(
     state = engine.state
     if reference in state.expected:
         raise DuplicateReference(
-            f"reference {reference!r} is already an expected receipt "
-            f"(of sku {state.expected[reference].sku!r})"
+            f"reference {shown(reference)} is already an expected receipt "
+            f"(of sku {shown(state.expected[reference].sku)})"
         )
     with engine.begin() as log:
         target = engine.sku(log, sku)
@@ -144,14 +144,14 @@ def set_lead_time(engine: Engine, sku: str, lead_time: timedelta | None) -> Appl
     if lead_time is not None:
         if not isinstance(lead_time, timedelta):
             raise ArgumentTypeError(
-                f"lead_time must be a timedelta, got {type(lead_time).__name__} {lead_time!r}"
+                f"lead_time must be a timedelta, got {type(lead_time).__name__} {shown(lead_time)}"
             )
         if lead_time <= timedelta(0):
-            raise InvalidArgument(f"lead_time must be positive, got {lead_time!r}")
+            raise InvalidArgument(f"lead_time must be positive, got {shown(lead_time)}")
         if lead_time > MAX_DURATION:
             raise InvalidArgument(
                 f"lead_time must be at most {MAX_DURATION.days} days (dates beyond cannot "
-                f"be promised), got {lead_time!r}"
+                f"be promised), got {shown(lead_time)}"
             )
     with engine.begin() as log:
         target = engine.sku(log, sku)
