@@ -1,6 +1,6 @@
 """Compare this tree's book with another checkout's, interleaved in one run.
 
-    python benchmarks/ab.py OTHER_CHECKOUT [--rounds 5] [--lines 50000]
+    python benchmarks/ab.py OTHER_CHECKOUT [--this CHECKOUT] [--rounds 5] [--lines 50000]
 
 Each round runs the same small workload in a fresh process for each tree,
 alternating, and keeps each tree's best rate per operation (the least
@@ -71,10 +71,11 @@ def _run(tree: Path, lines: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("other", type=Path)
+    parser.add_argument("--this", type=Path, default=None, help="this tree (default: here)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--lines", type=int, default=50_000)
     args = parser.parse_args()
-    here = Path(__file__).resolve().parent.parent
+    here = args.this or Path(__file__).resolve().parent.parent
     best: dict[str, dict[str, float]] = {"this": {}, "other": {}}
     for _ in range(args.rounds):
         for name, tree in (("other", args.other), ("this", here)):

@@ -113,7 +113,7 @@ def test_bad_streams_are_refused_naming_the_event() -> None:
         simulate(STORY, {})
     bad_specials: list[tuple[dict[str, Any], str]] = [
         ({"type": "dispatch"}, "needs `at`"),
-        ({"type": "dispatch", "at": "soon"}, "not an ISO 8601 time"),
+        ({"type": "dispatch", "at": "soon"}, "ISO 8601 time"),
         ({"type": "dispatch", "at": _at(0), "handling_days": math.nan}, "handling_days"),
         ({"type": "dispatch", "at": _at(0), "handling_days": -1}, "handling_days"),
         ({"type": "dispatch", "at": _at(0), "speed": 1}, "has no field speed"),

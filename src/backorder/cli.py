@@ -7,18 +7,31 @@ book, an unknown order), 2 usage (argparse).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import inspect
+import math
 import os
+import re
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from ._eventfile import EventLine, FileError, read_events
+from ._eventfile import (
+    EventLine,
+    FileError,
+    _parse,
+    count_lines,
+    cut,
+    printable,
+    read_events,
+    shown,
+)
 from .book import BackorderBook
-from .domain import Order, OrderLine
+from .domain import LineStatus, Order, OrderLine
 from .errors import BackorderError
 from .eta import Eta
 from .policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
@@ -54,13 +67,15 @@ def _table(book: BackorderBook, order_ids: Sequence[str], sku: str) -> str:
     )
 
 
-def demo(out: TextIO = sys.stdout) -> BackorderBook:
-    """Print a short scripted story of one SKU's line, and return the book.
+def demo(out: TextIO | None = None) -> BackorderBook:
+    """Print a short scripted story of one SKU's line on `out` (stdout when
+    None), and return the book.
 
     Orders are placed against empty stock, a VIP order jumps the standard
     ones, stock arrives and the line is served in order, a cancellation frees
     stock for the next customer. Cost: a handful of operations.
     """
+    out = sys.stdout if out is None else out
     ticks = iter(range(10_000))
     start = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -110,6 +125,82 @@ POLICIES: dict[str, Callable[[], AllocationPolicy]] = {
     "tiers-strict": lambda: PriorityTiers(fill=StrictFIFO()),
 }
 
+# --- the stored policy -------------------------------------------------------
+
+
+def _policy_for(name: str | None, db: Path | None) -> AllocationPolicy | None:
+    # --policy NAME, else the stored book's policy, else None (the default).
+    # (the book itself uses the policy a stored book records when given None)
+    if name is not None:
+        return POLICIES[name]()
+    return None
+
+
+# --- progress ----------------------------------------------------------------
+
+#: Files with at least this many lines (and simulations of at least this many
+#: operations) show progress, on a terminal only.
+PROGRESS_FROM = 10_000
+
+
+def _on_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+def _progress_total(path: Path, err: TextIO) -> int:
+    # The lines of `path` when progress can be shown on `err`, else 0;
+    # OSError if the file cannot be read.
+    if _on_terminal(err):
+        return count_lines(path)
+    with path.open("rb"):
+        return 0
+
+
+class _Progress:
+    # One progress line on a terminal, redrawn in place with "\r" whenever the
+    # share changes; messages are written above it. Off the terminal (a file,
+    # a pipe) it writes only the messages.
+    def __init__(self, err: TextIO, label: str, total: int, unit: str = "lines") -> None:
+        self._err = err
+        self._on = total >= PROGRESS_FROM and _on_terminal(err)
+        self._label = label
+        self._total = total
+        self._unit = unit
+        self._share = -1
+        self._text = ""
+
+    def update(self, done: int) -> None:
+        if not self._on:
+            return
+        share = min(100, done * 100 // self._total)
+        if share != self._share:
+            self._share = share
+            self._text = (
+                f"{self._label}: {share}% ({min(done, self._total):,}/{self._total:,} {self._unit})"
+            )
+            self._err.write(f"\r{self._text}")
+            self._err.flush()
+
+    def say(self, message: str) -> None:
+        if self._text:
+            self._err.write("\r" + " " * len(self._text) + "\r")
+        self._err.write(printable(message) + "\n")
+        if self._text:
+            self._err.write(self._text)
+
+    def done(self) -> None:
+        if self._text:
+            self.update(self._total)  # blank lines at the end are not counted
+            self._err.write("\n")
+            self._err.flush()
+            self._text = ""
+
+
+# --- replay ------------------------------------------------------------------
+
 
 class _Clock:
     # The replay's clock: each event's `at`, else the last one seen (or the
@@ -156,10 +247,47 @@ def print_waiting(book: BackorderBook, out: TextIO) -> None:
             out.write(_rows(rows) + "\n")
 
 
-def _scratch(db: Path | None, policy: AllocationPolicy, clock: _Clock, tmp: str) -> BackorderBook:
+def _refusal(event: EventLine, exc: BackorderError) -> FileError:
+    # What the book said about a line, prefixed like every other bad line.
+    if isinstance(exc, FileError):
+        return exc
+    return FileError(event.where, f"{event.kind}: {cut(str(exc))}", event.number)
+
+
+def _try_lines(
+    events: Iterable[EventLine | FileError],
+    book: BackorderBook,
+    clock: _Clock,
+    progress: _Progress,
+    prefix: str,
+) -> tuple[int, set[int]]:
+    # Apply every good line to `book`, report each bad one as it comes;
+    # return (lines applied, numbers of the bad lines).
+    applied = 0
+    bad: set[int] = set()
+    for item in events:
+        progress.update(item.number)
+        if isinstance(item, FileError):
+            error = item
+        else:
+            clock.now = item.at or clock.now
+            try:
+                item.apply(book)
+            except BackorderError as exc:
+                error = _refusal(item, exc)
+            else:
+                applied += 1
+                continue
+        bad.add(error.number)
+        progress.say(f"{prefix}{error}")
+    progress.done()
+    return applied, bad
+
+
+def _scratch(db: Path, policy: AllocationPolicy | None, clock: _Clock, tmp: str) -> BackorderBook:
     # A copy of the target to try the file on first (nothing is applied to
     # the target from a file with an error).
-    if db is None or not db.exists() or db.stat().st_size == 0:
+    if not db.exists() or db.stat().st_size == 0:
         return BackorderBook(policy, clock=clock)
     SQLiteRepository(db).close()  # refuses a file that is not a book, untouched
     copy = os.path.join(tmp, "scratch.db")
@@ -172,111 +300,181 @@ def _scratch(db: Path | None, policy: AllocationPolicy, clock: _Clock, tmp: str)
     return BackorderBook.open(copy, policy, clock)
 
 
-def _read(path: Path, err: TextIO) -> tuple[list[EventLine], list[FileError]] | None:
-    # An event file's good lines and bad ones; None (said on err) if unreadable.
-    try:
-        parsed = list(read_events(path))
-    except OSError as exc:
-        err.write(f"backorder: cannot read {path}: {exc}\n")
-        return None
-    return (
-        [item for item in parsed if isinstance(item, EventLine)],
-        [item for item in parsed if isinstance(item, FileError)],
-    )
+def _trial(
+    path: Path,
+    db: Path,
+    policy: AllocationPolicy | None,
+    start: datetime,
+    total: int,
+    skip_bad: bool,
+    err: TextIO,
+) -> set[int]:
+    # The first pass, on a copy of `db`: the numbers of the bad lines (each
+    # reported on `err`). The copy is closed and gone when this returns.
+    with tempfile.TemporaryDirectory(prefix="backorder-replay-") as tmp:
+        clock = _Clock(start)
+        progress = _Progress(err, f"trying {path.name}", total)
+        with _scratch(db, policy, clock, tmp) as scratch:
+            _, bad = _try_lines(
+                read_events(path), scratch, clock, progress, "skipped " if skip_bad else ""
+            )
+    return bad
+
+
+class _Stop(Exception):
+    # Raised out of `book.batch()` to abandon the whole real pass.
+    def __init__(self, error: FileError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _apply_lines(
+    events: Iterable[EventLine | FileError],
+    book: BackorderBook,
+    clock: _Clock,
+    progress: _Progress,
+    skip: set[int],
+) -> int:
+    # The real pass: every line but the bad ones found by the trial; the
+    # first line that fails now (another writer changed the book, or the
+    # file changed) raises _Stop.
+    applied = 0
+    for item in events:
+        progress.update(item.number)
+        if item.number in skip:
+            continue
+        if isinstance(item, FileError):
+            raise _Stop(item)
+        clock.now = item.at or clock.now
+        try:
+            item.apply(book)
+        except BackorderError as exc:
+            raise _Stop(_refusal(item, exc)) from None
+        applied += 1
+    progress.done()
+    return applied
 
 
 def replay(
     path: Path,
-    policy_name: str = "partial",
+    policy_name: str | None = None,
     db: Path | None = None,
     skip_bad: bool = False,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Apply an event file to a book (in memory, or the SQLite file `db`) and
     print the waiting lines and their ETAs; return the exit code.
 
-    The file is first tried on a copy: if any line is wrong (unreadable, or
-    an operation the book refuses), every such line is reported with file,
-    line number and reason, and nothing is applied (exit 1) — unless
-    `skip_bad`, when the bad lines are listed and the others applied.
-    Long files show progress on `err`. Cost: two passes over the file.
+    With `db`, the file is first tried on a copy: if any line is wrong
+    (unreadable, or an operation the book refuses), every such line is
+    reported as `FILE:LINE: reason`, and nothing is applied (exit 1) —
+    unless `skip_bad`, when the bad lines are listed and the others applied.
+    The real pass is one `batch()`: if a line fails there too (another
+    writer changed the book meanwhile), the whole pass is abandoned.
+    `policy_name` None means the stored book's policy (`partial` for a new
+    book or in memory). The waiting lines go to `out`, messages and
+    progress (only when it is a terminal) to `err` (None: stdout, stderr).
+
+    Cost: O(file) time (two passes with `db`, one without); memory that of
+    the book, not of the file (lines are read one at a time).
     """
-    policy = POLICIES[policy_name]()
-    read = _read(path, err)
-    if read is None:
-        return 1
-    events, errors = read
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     start = datetime.now(timezone.utc)
-    with tempfile.TemporaryDirectory(prefix="backorder-replay-") as tmp:
-        clock = _Clock(start)
-        try:
-            scratch = _scratch(db, policy, clock, tmp)
-        except BackorderError as exc:
-            err.write(f"backorder: {exc}\n")
-            return 1
-        with scratch:
-            for event in events:
-                clock.now = event.at or clock.now
-                try:
-                    event.apply(scratch)
-                except BackorderError as exc:
-                    errors.append(FileError(event.where, f"{event.kind}: {exc}"))
-    errors.sort(key=lambda error: int(error.where.rpartition(":")[2]))
-    if errors and not skip_bad:
-        for error in errors:
-            err.write(f"{error}\n")
-        err.write(f"backorder: {len(errors)} bad line(s) in {path}; nothing applied\n")
-        return 1
-    for error in errors:
-        err.write(f"skipped {error}\n")
-    bad = {error.where for error in errors}
-    todo = [event for event in events if event.where not in bad]
-    clock = _Clock(start)
     try:
-        book = (
-            BackorderBook(policy, clock=clock)
-            if db is None
-            else BackorderBook.open(db, policy, clock)
-        )
-    except BackorderError as exc:
-        err.write(f"backorder: {exc}\n")
+        total = _progress_total(path, err)
+    except OSError as exc:
+        err.write(f"backorder: cannot read {path}: {cut(str(exc))}\n")
         return 1
-    with book:
-        step = max(1, len(todo) // 100) if len(todo) >= PROGRESS_FROM else 0
-        with book.batch():
-            for done, event in enumerate(todo, start=1):
-                clock.now = event.at or clock.now
-                try:
-                    event.apply(book)
-                except BackorderError as exc:  # the file changed, or another writer
-                    err.write(
-                        f"{event.where}: {event.kind}: {exc} (stopped; lines before it applied)\n"
-                    )
-                    return 1
-                if step and (done % step == 0 or done == len(todo)):
-                    share = done * 100 // len(todo)
-                    err.write(f"\rreplaying {path.name}: {share}% ({done:,}/{len(todo):,})")
-            if step:
-                err.write("\n")
-        out.write(f"applied {len(todo)} event(s) from {path}" + (f" to {db}" if db else "") + "\n")
-        print_waiting(book, out)
+    try:
+        policy = _policy_for(policy_name, db)
+        if db is None:
+            return _replay_in_memory(path, policy, start, total, skip_bad, out, err)
+        bad = _trial(path, db, policy, start, total, skip_bad, err)
+        if bad and not skip_bad:
+            err.write(f"backorder: {len(bad)} bad line(s) in {path}; nothing applied\n")
+            return 1
+        clock = _Clock(start)
+        with BackorderBook.open(db, policy, clock) as book:
+            progress = _Progress(err, f"replaying {path.name}", total)
+            try:
+                with book.batch(atomic=True):  # all or nothing
+                    applied = _apply_lines(read_events(path), book, clock, progress, bad)
+            except _Stop as stop:
+                progress.say(str(stop.error))
+                progress.done()
+                err.write(
+                    f"backorder: {path} no longer applies as it did when tried (did another "
+                    "writer change the book, or the file change?); stopped, nothing applied\n"
+                )
+                return 1
+            out.write(f"applied {applied} event(s) from {path} to {db}\n")
+            print_waiting(book, out)
+    except OSError as exc:  # the file went away meanwhile, or the scratch copy failed
+        err.write(f"backorder: {cut(str(exc))}\n")
+        return 1
+    except BackorderError as exc:
+        err.write(f"backorder: {cut(str(exc))}\n")
+        return 1
     return 0
 
 
-#: Files with at least this many events show progress.
-PROGRESS_FROM = 10_000
+def _replay_in_memory(
+    path: Path,
+    policy: AllocationPolicy | None,
+    start: datetime,
+    total: int,
+    skip_bad: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    # In memory there is nothing to keep unchanged: one pass, and the book
+    # is shown only when every line applied (or the bad ones are skipped).
+    clock = _Clock(start)
+    book = BackorderBook(policy, clock=clock)
+    progress = _Progress(err, f"replaying {path.name}", total)
+    applied, bad = _try_lines(
+        read_events(path), book, clock, progress, "skipped " if skip_bad else ""
+    )
+    if bad and not skip_bad:
+        err.write(f"backorder: {len(bad)} bad line(s) in {path}; nothing applied\n")
+        return 1
+    out.write(f"applied {applied} event(s) from {path}\n")
+    print_waiting(book, out)
+    return 0
 
 
-def status(db: Path, order_id: str | None, policy_name: str, out: TextIO, err: TextIO) -> int:
-    """Print a stored book's SKUs (or one order's lines) with ETAs; return the exit code."""
+# --- status ------------------------------------------------------------------
+
+
+def _waits_for(book: BackorderBook, order: Order, line: LineStatus, short: Sequence[str]) -> str:
+    # What the line waits for: its ETA while units are short; nothing when
+    # all of it is allocated ("ready to ship"), unless a ship-complete order
+    # waits for its other lines; "-" when nothing is left to ship.
+    if line.backordered:
+        return _eta_text(book.eta(order.id, line.sku))
+    if not line.allocated:
+        return "-"
+    if order.ship_complete and short:
+        return "ships with " + ", ".join(shown(sku) for sku in short) + " (ship complete)"
+    return "ready to ship"
+
+
+def status(
+    db: Path, order_id: str | None, policy_name: str | None, out: TextIO, err: TextIO
+) -> int:
+    """Print a stored book's SKUs (or one order's lines, each with its ETA
+    or "ready to ship") and return the exit code (1: no such file or order,
+    or not a book). `policy_name` None means the stored book's policy.
+    Cost: O(SKUs), or O(lines of the order)."""
     if not db.exists():
         err.write(f"backorder: no such file: {db}\n")
         return 1
     try:
-        book = BackorderBook.open(db, POLICIES[policy_name]())
+        book = BackorderBook.open(db, _policy_for(policy_name, db))
     except BackorderError as exc:
-        err.write(f"backorder: {exc}\n")
+        err.write(f"backorder: {cut(str(exc))}\n")
         return 1
     with book:
         if order_id is None:
@@ -315,105 +513,393 @@ def status(db: Path, order_id: str | None, policy_name: str, out: TextIO, err: T
         try:
             order = book.status(order_id)
         except BackorderError as exc:
-            err.write(f"backorder: {exc}\n")
+            err.write(f"backorder: {cut(str(exc))}\n")
             return 1
+        short = [line.sku for line in order.lines if line.backordered]
         lines: list[tuple[str, ...]] = [
             ("sku", "ordered", "allocated", "shipped", "cancelled", "waiting", "place", "eta")
         ]
         for line in order.lines:
             cells = _line_cells(book, order_id, line.sku)
-            lines.append((line.sku, *cells, _eta_text(book.eta(order_id, line.sku))))
+            lines.append((line.sku, *cells, _waits_for(book, order.order, line, short)))
         out.write(f"order {order_id} ({order.order.tier}):\n{_rows(lines)}\n")
     return 0
+
+
+# --- simulate ----------------------------------------------------------------
+
+
+def _counted(events: list[EventLine], progress: _Progress) -> Iterator[EventLine]:
+    # The events, each counting its runs (one per policy) on `progress`.
+    done = 0
+
+    def counting(apply: Callable[[BackorderBook], Any]) -> Callable[[BackorderBook], Any]:
+        def run(book: BackorderBook) -> Any:
+            nonlocal done
+            done += 1
+            progress.update(done)
+            return apply(book)
+
+        return run
+
+    for event in events:
+        if isinstance(event, EventLine):
+            yield EventLine(event.where, event.kind, event.at, counting(event.apply), event.number)
+        else:  # one of the simulator's own kinds: not counted
+            yield event
+
+
+def _with_refused(result: Any) -> str:
+    # The measures table with a `refused` column: operations a book refused
+    # under that policy (counted on the "all" row; "-" for a tier).
+    text: str = result.table()
+    rows = text.splitlines()
+    measures = result.measures
+    if "refused" in rows[0] or len(rows) != len(measures) + 2:
+        return text
+    cells = ["refused", "", *[str(m.refused) if m.tier == "all" else "-" for m in measures]]
+    width = max(len(cell) for cell in cells)
+    cells[1] = "-" * width
+    return "\n".join(f"{row}  {cell.rjust(width)}" for row, cell in zip(rows, cells, strict=True))
+
+
+def _synthetic_events(options: dict[str, Any], err: TextIO) -> list[Any] | None:
+    from .simulate import synthetic
+
+    try:
+        return synthetic(**options)
+    except BackorderError as exc:
+        err.write(f"backorder: {cut(str(exc))}\n")
+    except (OverflowError, ValueError) as exc:  # a duration beyond what datetime can hold
+        err.write(f"backorder: cannot make synthetic demand with these settings: {exc}\n")
+    return None
+
+
+def _file_events(path: Path, skip_bad: bool, err: TextIO) -> list[EventLine] | None:
+    events: list[EventLine] = []
+    bad = 0
+    try:
+        for item in read_events(path):
+            if isinstance(item, EventLine):
+                events.append(item)
+                continue
+            bad += 1
+            err.write(printable(f"skipped {item}" if skip_bad else str(item)) + "\n")
+    except OSError as exc:
+        err.write(f"backorder: cannot read {path}: {cut(str(exc))}\n")
+        return None
+    if bad and not skip_bad:
+        err.write(f"backorder: {bad} bad line(s) in {path}; nothing simulated\n")
+        return None
+    return events
 
 
 def run_simulation(
     path: Path | None,
     policy_names: Sequence[str],
     synthetic_options: dict[str, Any],
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    skip_bad: bool = False,
 ) -> int:
     """Run the what-if comparison on an event file (or synthetic demand when
-    `path` is None) and print the table; return the exit code. Every line of
-    the file needs `at`. Cost: O(events x policies)."""
-    from .simulate import simulate, synthetic
+    `path` is None, `synthetic_options` passed to `synthetic()`) and print
+    the table; return the exit code.
+
+    Every line of the file needs `at`. A bad line (unreadable, or a value
+    the API refuses whatever the book holds) is reported as `FILE:LINE:
+    reason` and nothing is simulated (exit 1), unless `skip_bad`, when it is
+    listed and left out. Operations a book refuses in the run (a ship of
+    units that policy did not allocate, a cancel of an unknown order) are
+    counted in the `refused` column. The table goes to `out`, messages and
+    progress (only when it is a terminal) to `err` (None: stdout, stderr).
+    Cost: O(events x policies).
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    from .simulate import simulate
 
     names = list(dict.fromkeys(policy_names)) or ["strict", "partial", "tiers"]
     policies = {name: POLICIES[name]() for name in names}
-    events: list[Any]
+    events: list[Any] | None
     if path is None:
-        try:
-            events = synthetic(**synthetic_options)
-        except BackorderError as exc:
-            err.write(f"backorder: {exc}\n")
-            return 1
-        source = "synthetic demand " + ", ".join(f"{k}={v}" for k, v in synthetic_options.items())
+        events = _synthetic_events(synthetic_options, err)
+        given = ", ".join(f"{k}={v}" for k, v in synthetic_options.items())
+        source = f"synthetic demand {given}" if given else "synthetic demand (default settings)"
     else:
-        read = _read(path, err)
-        if read is None:
-            return 1
-        events, errors = read
-        for error in errors:
-            err.write(f"{error}\n")
-        if errors:
-            err.write(f"backorder: {len(errors)} bad line(s) in {path}; nothing simulated\n")
-            return 1
+        events = _file_events(path, skip_bad, err)
         source = str(path)
+    if events is None:
+        return 1
+    progress = _Progress(err, "simulating " + ", ".join(names), len(events) * len(names), "steps")
+    if _on_terminal(err):
+        from .simulate import SIMULATED_ONLY
+
+        lines: list[Any] = []
+        for number, event in enumerate(events, start=1):
+            if isinstance(event, EventLine) or event.get("type") in SIMULATED_ONLY:
+                lines.append(event)  # (simulate() reads the simulator's own kinds)
+                continue
+            try:
+                lines.append(_parse(dict(event), f"event {number}", "python", number))
+            except FileError as exc:
+                err.write(f"backorder: {exc}\n")
+                return 1
+        events = list(_counted(lines, progress))
     try:
         result = simulate(events, policies)
     except BackorderError as exc:
-        err.write(f"backorder: {exc}\n")
+        progress.done()
+        err.write(f"backorder: {cut(str(exc))}\n")
         return 1
-    out.write(f"{result.events:,} events from {source}\n{result.table()}\n")
+    progress.done()
+    out.write(f"{result.events:,} events from {source}\n{_with_refused(result)}\n")
+    refused = {m.policy: m.refused for m in result.measures if m.tier == "all" and m.refused}
+    if refused:
+        err.write(
+            "note: the book refused "
+            + ", ".join(f"{count} operation(s) under {name}" for name, count in refused.items())
+            + " (they changed nothing; see the refused column)\n"
+        )
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 bad input, 2 usage)."""
+# --- the parser --------------------------------------------------------------
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("backorder")
+    except importlib.metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    # Defaults shown for every option that has one; "no value" defaults
+    # (None, False, []) are said in the help text instead of "(default: None)".
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DIGITS = 40  # characters of a number on the command line, at most
+
+
+def _plain(number: float) -> str:
+    return f"{int(number):,}" if number == int(number) else f"{number:,}"
+
+
+def _number_type(
+    low: float, high: float, *, low_inclusive: bool, whole: bool = False
+) -> Callable[[str], float]:
+    # An argparse type: a finite number (ASCII digits) within bounds.
+    above = f"at least {_plain(low)}" if low_inclusive else f"above {_plain(low)}"
+    kind = "a whole number" if whole else "a finite number"
+    wanted = f"{kind} {above} and at most {_plain(high)}"
+
+    def parse(text: str) -> float:
+        pattern = _INTEGER if whole else _DECIMAL
+        if len(text) > _DIGITS or not pattern.fullmatch(text.strip()):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {shown(text)}")
+        value = int(text) if whole else float(text)
+        if (
+            not math.isfinite(value)
+            or value > high
+            or value < low
+            or (value == low and not low_inclusive)
+        ):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {shown(text)}")
+        return value
+
+    parse.__name__ = kind
+    return parse
+
+
+def _seed(text: str) -> int:
+    if len(text) > _DIGITS or not _INTEGER.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {shown(text)}")
+    return int(text)
+
+
+#: synthetic() settings on the command line: option -> (type, metavar, help).
+_SYNTHETIC: dict[str, tuple[Callable[[str], Any], str, str]] = {
+    "days": (
+        _number_type(1, 36_500, low_inclusive=True, whole=True),
+        "N",
+        "days of synthetic demand, 1 to 36,500",
+    ),
+    "orders_per_day": (
+        _number_type(0, 1_000_000, low_inclusive=False),
+        "R",
+        "orders a day over all SKUs, above 0 and at most 1,000,000",
+    ),
+    "fill_ratio": (
+        _number_type(0, 1_000, low_inclusive=False),
+        "F",
+        "supply as a share of expected demand, above 0 and at most 1,000",
+    ),
+    "lateness_days": (
+        _number_type(0, 3_650, low_inclusive=True),
+        "L",
+        "receipts arrive up to this many days late, 0 to 3,650",
+    ),
+    "seed": (_seed, "S", "random seed: the same seed, the same demand"),
+}
+
+
+def _default_of(parameters: Mapping[str, inspect.Parameter], name: str) -> object:
+    # what synthetic() uses when the option is not given: the default preset's value
+    from .simulate import preset_parameters
+
+    steady = preset_parameters("steady")
+    if name in steady:
+        return steady[name]
+    parameter = parameters.get(name)
+    if parameter is None or parameter.default in (inspect.Parameter.empty, None):
+        return "synthetic()'s"
+    return parameter.default
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import simulate as simulate_module
+
     parser = argparse.ArgumentParser(
-        prog="backorder", description="Back orders served in line order."
+        prog="backorder",
+        description="Back orders served in line order: try an event file, look at a stored "
+        "book, compare allocation policies.",
+        formatter_class=_Formatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="print a short scripted story of a waiting line")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do (COMMAND --help: its options)",
+    )
+    commands.add_parser(
+        "demo",
+        help="print a short scripted story of a waiting line",
+        description="Print a short scripted story of one product's waiting line.",
+        formatter_class=_Formatter,
+    )
+    policy_help = (
+        "allocation policy; the stored book's when not given (partial for a new book or in memory)"
+    )
     play = commands.add_parser(
-        "replay", help="apply an event file (JSON Lines or CSV) and print the waiting lines"
+        "replay",
+        help="apply an event file (JSON Lines or CSV) and print the waiting lines",
+        description="Apply an event file to a book (in memory, or a SQLite book) and print "
+        "every SKU's waiting lines with their ETAs. A file with a bad line changes nothing.",
+        formatter_class=_Formatter,
     )
-    play.add_argument("events", type=Path, help="EVENTS.jsonl or EVENTS.csv")
-    play.add_argument("--policy", choices=sorted(POLICIES), default="partial")
-    play.add_argument("--db", type=Path, help="a SQLite book to apply it to (else in memory)")
+    play.add_argument("events", type=Path, help="the event file: EVENTS.jsonl or EVENTS.csv")
+    play.add_argument("--policy", choices=sorted(POLICIES), default=None, help=policy_help)
     play.add_argument(
-        "--skip-bad", action="store_true", help="apply the good lines, list the bad ones"
+        "--db",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a SQLite book to apply it to, created if missing (else in memory)",
     )
-    show = commands.add_parser("status", help="show a stored book, or one order in it")
-    show.add_argument("--db", type=Path, required=True, help="the SQLite book")
-    show.add_argument("order_id", nargs="?", help="an order id (else every SKU)")
-    show.add_argument("--policy", choices=sorted(POLICIES), default="partial")
+    play.add_argument(
+        "--skip-bad", action="store_true", help="apply the good lines and list the bad ones"
+    )
+    show = commands.add_parser(
+        "status",
+        help="show a stored book, or one order in it",
+        description="Show every SKU of a stored book, or the lines of one order with what "
+        "each waits for.",
+        formatter_class=_Formatter,
+    )
+    show.add_argument("--db", type=Path, required=True, metavar="FILE", help="the SQLite book")
+    show.add_argument("order_id", nargs="?", default=None, help="an order id (else every SKU)")
+    show.add_argument("--policy", choices=sorted(POLICIES), default=None, help=policy_help)
     sim = commands.add_parser(
-        "simulate", help="compare policies on an event file or on synthetic demand"
+        "simulate",
+        help="compare policies on an event file or on synthetic demand",
+        description="Run the same events through each policy and print service measures per "
+        "policy and tier.",
+        formatter_class=_Formatter,
     )
-    sim.add_argument("events", type=Path, nargs="?", help="EVENTS.jsonl|csv (else synthetic)")
     sim.add_argument(
-        "--policy", action="append", choices=sorted(POLICIES), default=[], dest="policies"
+        "events",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="EVENTS.jsonl or EVENTS.csv, every line with `at` (else synthetic demand)",
     )
-    sim.add_argument("--days", type=int, default=90)
-    sim.add_argument("--orders-per-day", type=float, default=40.0)
-    sim.add_argument("--fill-ratio", type=float, default=0.95)
-    sim.add_argument("--lateness-days", type=float, default=0.0)
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "--policy",
+        action="append",
+        choices=sorted(POLICIES),
+        default=[],
+        dest="policies",
+        help="a policy to compare (repeat for more; strict, partial and tiers when none)",
+    )
+    sim.add_argument(
+        "--skip-bad", action="store_true", help="simulate the good lines and list the bad ones"
+    )
+    sim.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="a named synthetic scenario; the options below override its settings",
+    )
+    defaults = inspect.signature(simulate_module.synthetic).parameters
+    for name, (kind, metavar, text) in _SYNTHETIC.items():
+        sim.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=None,
+            dest=name,
+            metavar=metavar,
+            help=f"{text} (default: {_default_of(defaults, name)}, or the preset's)",
+        )
+    sim.set_defaults(usage_error=sim.error)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 bad input, 2 usage).
+
+    Raises:
+        SystemExit: a usage error (code 2), or `--help` / `--version` (code 0).
+    """
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "simulate":
-        options = {
-            "days": args.days,
-            "orders_per_day": args.orders_per_day,
-            "fill_ratio": args.fill_ratio,
-            "lateness_days": args.lateness_days,
-            "seed": args.seed,
-        }
-        return run_simulation(args.events, args.policies, options)
+        return _simulate_command(args)
     if args.command == "replay":
         return replay(args.events, args.policy, args.db, args.skip_bad)
     if args.command == "status":
         return status(args.db, args.order_id, args.policy, sys.stdout, sys.stderr)
     demo()
     return 0
+
+
+def _simulate_command(args: argparse.Namespace) -> int:
+    from . import simulate as simulate_module
+
+    usage_error: Callable[[str], NoReturn] = args.usage_error
+    options = {name: getattr(args, name) for name in _SYNTHETIC if getattr(args, name) is not None}
+    if args.preset is not None:
+        if "preset" not in inspect.signature(simulate_module.synthetic).parameters:
+            usage_error("--preset: this version of backorder.simulate.synthetic has no presets")
+        presets = getattr(simulate_module, "PRESETS", None)
+        if presets is not None and args.preset not in presets:
+            usage_error(
+                f"--preset: choose from {', '.join(sorted(presets))}, got {shown(args.preset)}"
+            )
+        options = {"preset": args.preset, **options}
+    if args.events is not None and options:
+        given = ", ".join("--" + name.replace("_", "-") for name in options)
+        usage_error(f"{given}: synthetic demand settings, not for an event file")
+    return run_simulation(
+        args.events, args.policies, options, sys.stdout, sys.stderr, skip_bad=args.skip_bad
+    )

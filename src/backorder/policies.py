@@ -187,14 +187,19 @@ def policy_from_identity(identity: str) -> AllocationPolicy | None:
     """The built-in policy whose identity is `identity`, or None when it is
     not one (a custom policy: only its own code can make it again).
 
-    Reads the text without evaluating it: only the built-in names, tuples of
-    tier names and the `fill`/`preempt` arguments are understood.
+    Reads the text as a syntax tree, never evaluating it: only the built-in
+    names with their keyword arguments (tuples of tier names, `fill` of
+    `StrictFIFO()` or `PartialFill()`, literal values) are understood;
+    surrounding whitespace is ignored; texts over 10,000 characters are none.
 
     Cost: O(len(identity)).
     """
+    if not isinstance(identity, str) or len(identity) > 10_000:
+        return None
+    identity = identity.strip()
     try:
         tree = ast.parse(identity, mode="eval").body
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     policy = _policy_of(tree)
     if policy is None or policy_identity(policy) != identity:
@@ -213,16 +218,16 @@ def _policy_of(node: ast.expr) -> AllocationPolicy | None:
     for keyword in node.keywords:
         if keyword.arg == "fill":
             fill = _policy_of(keyword.value)
-            if fill is None:
+            if type(fill) not in (StrictFIFO, PartialFill):
                 return None
             arguments["fill"] = fill
         elif keyword.arg is not None:
             try:
                 arguments[keyword.arg] = ast.literal_eval(keyword.value)
-            except (ValueError, SyntaxError):
+            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
                 return None
     try:
         made: AllocationPolicy = kind(**arguments)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
     return made

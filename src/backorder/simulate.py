@@ -50,7 +50,7 @@ from typing import Any
 
 import attrs
 
-from ._eventfile import EventLine, FileError, _parse, _time, _when
+from ._eventfile import EventLine, FileError, _parse, read_time
 from ._synthetic import (
     PRESETS,
     InvalidScenario,
@@ -73,6 +73,7 @@ from .policies import AllocationPolicy
 
 __all__ = [
     "PRESETS",
+    "SIMULATED_ONLY",
     "InvalidScenario",
     "ScenarioTypeError",
     "ServiceMeasures",
@@ -390,6 +391,8 @@ _SPECIAL_FIELDS = {
     "withdraw": {"order_id", "if_waiting"},
     "reschedule": {"reference", "arriving"},
 }
+#: The kinds of event only the simulator reads (beside those of event files).
+SIMULATED_ONLY = frozenset(_SPECIAL_FIELDS)
 
 
 def _special(record: Mapping[str, Any], where: str) -> _Special:
@@ -399,10 +402,8 @@ def _special(record: Mapping[str, Any], where: str) -> _Special:
         raise InvalidArgument(f"{where}: a {kind} has no field {', '.join(map(str, unknown))}")
     if record.get("at") is None:
         raise InvalidArgument(f"{where}: a simulated event needs `at`")
-    try:
-        at = _time(record["at"], "at", where)
-    except FileError as exc:
-        raise InvalidArgument(str(exc)) from None
+    at = read_time(record["at"], "at", where)
+    assert isinstance(at, datetime)
     if kind == "dispatch":
         handling = record.get("handling_days", 0.0)
         if (
@@ -420,10 +421,7 @@ def _special(record: Mapping[str, Any], where: str) -> _Special:
             raise InvalidArgument(f"{where}: a reschedule needs reference (a non-empty str)")
         if "arriving" not in record:
             raise InvalidArgument(f"{where}: a reschedule needs arriving")
-        try:
-            arriving = _when(record["arriving"], "arriving", where)
-        except FileError as exc:
-            raise InvalidArgument(str(exc)) from None
+        arriving = read_time(record["arriving"], "arriving", where, dated=True)
         return _Special(where, kind, at, reference=reference, arriving=arriving)
     order_id = record.get("order_id")
     if not isinstance(order_id, str) or not order_id:
