@@ -371,6 +371,8 @@ class PostgresRepository:
         return not self._owned
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_conn"):  # (an error raised while it was being made)
+            return "<PostgresRepository, not opened>"
         state = "closed" if self._closed else "open"
         where = "caller's connection" if not self._owned else _redacted(self._conninfo)
         return f"<PostgresRepository {where} schema={self._schema!r} {state}>"
@@ -576,8 +578,7 @@ class PostgresRepository:
         # staged rows written first), in a read-only repeatable-read
         # transaction of our own, or (caller's transaction) in a savepoint,
         # again until the version is the same before and after.
-        with self._mapped(doing):
-            conn = self._connection()
+        def run(conn: psycopg.Connection[Any]) -> _T:
             if self._open:
                 if self._staged:
                     self._flush(conn)
@@ -600,6 +601,8 @@ class PostgresRepository:
             raise ConcurrencyConflict(
                 f"schema {self._schema!r} changed under every one of 20 reads; try again"
             )
+
+        return self._again(run, doing)
 
     def _read_version(self, conn: psycopg.Connection[Any]) -> int:
         row = conn.execute(f"SELECT value FROM {self._q}.meta WHERE name = 'version'").fetchone()
@@ -805,8 +808,7 @@ class PostgresRepository:
 
     def version(self) -> int:
         """The commit counter now (one indexed read). Cost: O(1)."""
-        with self._mapped("read the version"):
-            return self._read_version(self._connection())
+        return self._again(self._read_version, "read the version")
 
     # -- writing ----------------------------------------------------------------
 
@@ -821,44 +823,61 @@ class PostgresRepository:
 
         Cost: one round trip plus the wait for other writers.
         """
-        conn = self._connection()
         self._staged = []
         self._failed = None
-        with self._mapped("begin a unit of work"):
-            try:
-                if self._owned:
-                    with conn.pipeline():
-                        conn.execute("BEGIN")
-                        self._open = True
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
-                        cursor = conn.execute(
-                            f"SELECT value, nextval('{self._q}.versions') FROM {self._q}.meta"
-                            " WHERE name = 'version'"
-                        )
-                else:
-                    self._start(conn, _SAVEPOINT)
-                    self._open = True
-                    (old,) = conn.execute(
-                        "SELECT current_setting('lock_timeout')"
-                        " FROM set_config('lock_timeout', %s, true)",
-                        (self._lock_timeout(),),
-                    ).fetchone() or ("0",)
-                    with conn.pipeline():
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
-                        conn.execute("SELECT set_config('lock_timeout', %s, true)", (old,))
-                        cursor = conn.execute(
-                            f"SELECT value, nextval('{self._q}.versions') FROM {self._q}.meta"
-                            " WHERE name = 'version'"
-                        )
-                row = cursor.fetchone()
-            except BaseException:
-                self.rollback()
-                raise
+        row = self._again(self._begin, "begin a unit of work")
         if row is None:
             self.rollback()
             raise StorageCorrupted(f"schema {self._schema!r} has no version row")
         self._version, self._next = int(row[0]), int(row[1])
         return self._version
+
+    def _begin(self, conn: psycopg.Connection[Any]) -> Any:
+        # BEGIN (or a savepoint), the schema's lock, then the version and the
+        # number this unit of work commits as, read after the lock is held.
+        version = (
+            f"SELECT value, nextval('{self._q}.versions') FROM {self._q}.meta"
+            " WHERE name = 'version'"
+        )
+        try:
+            if self._owned:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    self._open = True
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
+                    cursor = conn.execute(version)
+            else:
+                # the lock timeout is ours only while waiting for the lock
+                self._start(conn, _SAVEPOINT)
+                self._open = True
+                with conn.pipeline():
+                    before = conn.execute("SELECT current_setting('lock_timeout')")
+                    conn.execute(
+                        "SELECT set_config('lock_timeout', %s, true)", (self._lock_timeout(),)
+                    )
+                (old,) = before.fetchone() or ("0",)
+                with conn.pipeline():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
+                    conn.execute("SELECT set_config('lock_timeout', %s, true)", (old,))
+                    cursor = conn.execute(version)
+            return cursor.fetchone()
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _again(self, call: Callable[[psycopg.Connection[Any]], _T], doing: str) -> _T:
+        # Run `call` on the connection; an owned connection found broken
+        # (the server restarted, the backend was terminated) before a unit of
+        # work started is made again once, and `call` run again on it.
+        again = self._owned and not self._open
+        for attempt in (1, 2):
+            try:
+                with self._mapped(doing):
+                    return call(self._connection())
+            except ConnectionLost:
+                if attempt == 2 or not again:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def write(self, changes: Changes) -> None:
         """Stage one operation's rows in the unit of work.
@@ -875,14 +894,11 @@ class PostgresRepository:
 
         Cost: O(1); O(rows) when it writes.
         """
-        conn = self._connection()
+        if self._failed is not None:
+            raise self._failure(self._failed, "an earlier write")
         if not self._open:
             raise ConcurrencyConflict("write() outside a unit of work: call begin() first")
-        if self._failed is not None:
-            raise StorageError(
-                f"an earlier write of this unit of work failed ({self._failed!r}); "
-                f"it was rolled back"
-            ) from self._failed
+        conn = self._connection()
         self._staged.append(changes)
         if len(self._staged) >= 2_000:
             with self._mapped("write rows"):
@@ -895,6 +911,9 @@ class PostgresRepository:
                 self._store(conn, staged)
         except BaseException as exc:
             self._failed = exc
+            if conn.closed or conn.broken:
+                self._failed = ConnectionLost(f"the connection was lost: {exc}")
+                self._failed.__cause__ = exc
             self._drop_unit()
             raise
 
@@ -935,6 +954,20 @@ class PostgresRepository:
                     [(value, name) for name, value in merged.counters.items()],
                 )
 
+    def _failure(self, failed: BaseException, which: str) -> StorageError:
+        # The error that a unit of work whose write failed ends with.
+        if isinstance(failed, ConnectionLost):
+            error: StorageError = ConnectionLost(
+                f"the connection to PostgreSQL was lost during {which} of this unit of work; "
+                f"nothing of it was committed: {failed}"
+            )
+        else:
+            error = StorageError(
+                f"{which} of this unit of work failed ({failed!r}); it was rolled back"
+            )
+        error.__cause__ = failed
+        return error
+
     def _drop_unit(self) -> None:
         # End the open unit of work after a failure (nothing of it stays).
         self._open = False
@@ -957,12 +990,10 @@ class PostgresRepository:
 
         Cost: O(rows staged), one round trip plus the server's commit.
         """
-        conn = self._connection()
         if self._failed is not None:
             failed, self._failed = self._failed, None
-            raise StorageError(
-                f"a write of this unit of work failed ({failed!r}); it was rolled back"
-            ) from failed
+            raise self._failure(failed, "a write")
+        conn = self._connection()
         if not self._open:
             raise ConcurrencyConflict("commit() outside a unit of work: call begin() first")
         version = self._next
@@ -1014,21 +1045,25 @@ class PostgresRepository:
         if limit is not None:
             query += " LIMIT %s"
         params = () if limit is None else (limit,)
-        with self._mapped("read the outbox"):
-            conn = self._connection()
-            return [(int(i), text) for i, text in self._run(conn, query, params)]
+        return self._again(
+            lambda conn: [(int(i), text) for i, text in self._run(conn, query, params)],
+            "read the outbox",
+        )
 
     def mark_published(self, ids: Sequence[int]) -> int:
         """Delete these events from the outbox (in the open unit of work, the
         caller's transaction, or one commit of its own). Cost: O(ids)."""
         wanted = [i for i in ids if -(2**63) <= i < 2**63]
         query = f"DELETE FROM {self._q}.outbox WHERE id = ANY(%s)"
-        with self._mapped("mark events published"):
-            conn = self._connection()
+
+        def delete(conn: psycopg.Connection[Any]) -> int:
             if self._open or self._owned:  # (owned, outside a unit: one autocommit statement)
                 return conn.execute(query, (wanted,)).rowcount
             with self._unit(conn, _READ_SAVEPOINT):
                 return conn.execute(query, (wanted,)).rowcount
+
+        # deleting again is harmless, so a lost connection is simply tried again
+        return self._again(delete, "mark events published")
 
     def close(self) -> None:
         """Close the connection (rolling back anything uncommitted); a
