@@ -57,8 +57,7 @@ def _sql(query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 def _dump(schema: str) -> str:
     # Everything in the schema, as pg_dump writes it (tables, rows, comments).
-    dsn = _pg().conninfo.conninfo_to_dict(DSN)
-    args = ["pg_dump", "--no-owner", "-n", schema, "-d", str(dsn.get("dbname", "test"))]
+    args = ["pg_dump", "--no-owner", "-n", schema, "-d", DSN]
     done = subprocess.run(args, capture_output=True, text=True, check=True)
     skipped = ("--", "\\restrict", "\\unrestrict")  # comments, the dump's random token
     return "\n".join(line for line in done.stdout.splitlines() if not line.startswith(skipped))

@@ -570,6 +570,16 @@ class PostgresRepository:
 
     # -- reading --------------------------------------------------------------
 
+    def _many(
+        self, conn: psycopg.Connection[Any], queries: dict[str, tuple[str, Any]]
+    ) -> dict[str, list[Any]]:
+        # Several reads in one round trip (pipelined), each one's rows by name.
+        with conn.pipeline():
+            cursors = {
+                name: conn.execute(query, params) for name, (query, params) in queries.items()
+            }
+        return {name: cursor.fetchall() for name, cursor in cursors.items()}
+
     def _run(self, conn: psycopg.Connection[Any], query: str, params: Any = ()) -> list[Any]:
         return conn.execute(query, params).fetchall()
 
@@ -627,8 +637,12 @@ class PostgresRepository:
                         f"version {since} of schema {self._schema!r} never committed "
                         f"(the caller's transaction was rolled back)"
                     )
-            counters = self._counters(conn)
-            rows = {table: self._run(conn, q, (since,)) for table, q in self._select.items()}
+            queries: dict[str, tuple[str, Any]] = {
+                table: (q, (since,)) for table, q in self._select.items()
+            }
+            queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
+            rows = self._many(conn, queries)
+            counters = {name: int(value) for name, value in rows.pop("meta")}
             return counters.pop("version"), counters, rows
 
         return self._reading(read, "read the book")
@@ -758,11 +772,11 @@ class PostgresRepository:
         )
 
         def read(conn: psycopg.Connection[Any]) -> Changes:
-            counters = self._counters(conn)
-            rows = {
-                table: [_KINDS[table]._make(row) for row in self._run(conn, q, {"skus": wanted})]
-                for table, q in queries
-            }
+            asked: dict[str, tuple[str, Any]] = {t: (q, {"skus": wanted}) for t, q in queries}
+            asked["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
+            got = self._many(conn, asked)
+            counters = {name: int(value) for name, value in got["meta"]}
+            rows = {table: [_KINDS[table]._make(row) for row in got[table]] for table, _ in queries}
             return Changes(
                 counters={name: counters.get(name, 0) for name in COUNTERS},
                 skus=rows["skus"],
