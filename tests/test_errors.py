@@ -55,9 +55,12 @@ STATUS = {
     "HoldExpired": 409,
     "PolicyMismatch": 409,
     "ConcurrencyConflict": 503,
-    "CommitRace": 503,
+    "CommitRace": 503,  # the internal "run it again" signal, a ConcurrencyConflict
+    "StaleCopy": 503,  # internal: a repository's "your copy holds work that did not commit"
+    "ConnectionLost": 503,
+    "CommitOutcomeUnknown": 503,
     "InvalidScenario": 400,
-    "ScenarioTypeError": 400,  # the internal "run it again" signal, a ConcurrencyConflict
+    "ScenarioTypeError": 400,
     "StorageError": 500,
     "NotABackorderDatabase": 500,
     "UnsupportedSchema": 500,

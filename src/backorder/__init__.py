@@ -3,6 +3,8 @@
 The public API. Everything else lives in private modules.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .book import BackorderBook, Clock
 from .codec import event_from_dict, event_to_dict
 from .domain import MAX_QUANTITY, LineStatus, Order, OrderLine, OrderStatus, StockLevel
@@ -11,7 +13,9 @@ from .errors import (
     BackorderError,
     BackorderLimitExceeded,
     CannotCancel,
+    CommitOutcomeUnknown,
     ConcurrencyConflict,
+    ConnectionLost,
     DuplicateHold,
     DuplicateOrder,
     DuplicateReceipt,
@@ -90,6 +94,9 @@ from .results import (
 from .storage import Changes, InMemoryRepository, Repository, Snapshot
 from .storage.sqlite import SQLiteRepository
 
+if TYPE_CHECKING:
+    from .storage.postgres import PostgresRepository
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -104,7 +111,9 @@ __all__ = [
     "CannotCancel",
     "Changes",
     "Clock",
+    "CommitOutcomeUnknown",
     "ConcurrencyConflict",
+    "ConnectionLost",
     "DuplicateHold",
     "DuplicateOrder",
     "DuplicateReceipt",
@@ -150,6 +159,7 @@ __all__ = [
     "PolicyChanged",
     "PolicyError",
     "PolicyMismatch",
+    "PostgresRepository",
     "PriorityTiers",
     "QuantityTypeError",
     "ReceiveResult",
@@ -183,3 +193,13 @@ __all__ = [
     "policy_from_identity",
     "policy_identity",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # `PostgresRepository` is imported on first use: it needs the optional
+    # psycopg (the `backorder[postgres]` extra).
+    if name == "PostgresRepository":
+        from .storage.postgres import PostgresRepository
+
+        return PostgresRepository
+    raise AttributeError(f"module 'backorder' has no attribute {name!r}")

@@ -116,9 +116,6 @@ class FileError(BackorderError, ValueError):
         self.reason = reason
         self.number = number
 
-    def __reduce__(self) -> tuple[Any, tuple[str, str, int]]:
-        return type(self), (self.where, self.reason, self.number)
-
 
 class _Bad(Exception):
     # a reason, before the parser knows where it is

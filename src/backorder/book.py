@@ -172,7 +172,10 @@ class BackorderBook(BookReads):
         timeout: float = 30.0,
     ) -> BackorderBook:
         """A durable book in the SQLite file at `path` (created if missing;
-        `":memory:"` for a private in-memory database).
+        `":memory:"` for a private in-memory database), or, for a
+        `postgresql://` (or `postgres://`) URL, in that PostgreSQL database
+        (a `PostgresRepository` in schema `backorder`; needs the
+        `backorder[postgres]` extra).
 
         Every operation is committed to the file before it returns; several
         processes may open the same file at once. Close the book with
@@ -196,9 +199,15 @@ class BackorderBook(BookReads):
         reading the SKUs it names (a SKU's rows: O(its lines log n)); a
         whole-book read loads everything (see docs/storage.md for figures).
         """
-        from .storage.sqlite import SQLiteRepository
+        repository: Repository
+        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+            from .storage.postgres import PostgresRepository
 
-        repository = SQLiteRepository(path, timeout=timeout)
+            repository = PostgresRepository(path, timeout=timeout)
+        else:
+            from .storage.sqlite import SQLiteRepository
+
+            repository = SQLiteRepository(path, timeout=timeout)
         try:
             return cls(policy, repository, clock)
         except BaseException:
@@ -335,11 +344,22 @@ class BackorderBook(BookReads):
         Returns:
             A callable that unsubscribes the handler.
 
+        A book working inside the caller's transaction
+        (`PostgresRepository(connection=...)`) has no subscribers: its work
+        is final only when the caller commits, so read the outbox then.
+
         Raises:
             ArgumentTypeError: `handler` is not callable.
+            InvalidArgument: the book works inside the caller's transaction.
 
         Cost: O(1).
         """
+        if getattr(self._repository, "in_caller_transaction", False) is True:
+            raise InvalidArgument(
+                "this book works inside the caller's transaction (PostgresRepository("
+                "connection=...)): a subscriber could hear of work the caller rolls back "
+                "later; read pending_events() after your commit instead"
+            )
         return self._subscribers.add(handler)
 
     def _now(self) -> datetime:

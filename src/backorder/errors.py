@@ -18,7 +18,8 @@ Every class has `http_status`, the HTTP status a web layer should answer with:
   `DuplicateHold`, `DuplicateReference`, `NotReadyToShip`, `CannotCancel`,
   `InsufficientStock`, `BackorderLimitExceeded`, `HoldExpired`, `PolicyMismatch`.
 - 503: `ConcurrencyConflict` (another writer held the store past the
-  timeout: try again).
+  timeout: try again), `ConnectionLost` and `CommitOutcomeUnknown` (the
+  database connection broke: try again once it is back).
 - 500, the server's side: `StorageError` and its family, `LedgerCorrupted`,
   `PolicyError` (a policy broke its contract), `EventHandlerError` (the
   operation succeeded, a subscriber failed).
@@ -40,7 +41,9 @@ __all__ = [
     "BackorderError",
     "BackorderLimitExceeded",
     "CannotCancel",
+    "CommitOutcomeUnknown",
     "ConcurrencyConflict",
+    "ConnectionLost",
     "DuplicateHold",
     "DuplicateOrder",
     "DuplicateReceipt",
@@ -244,6 +247,20 @@ class StorageCorrupted(StorageError):
 
 class RepositoryClosed(StorageError):
     """The book or repository was closed; open it again to go on."""
+
+
+class ConnectionLost(StorageError):
+    """The database connection broke before the operation committed: nothing
+    of it was written. A repository that can connect again does so on the
+    next operation."""
+
+    http_status = 503
+
+
+class CommitOutcomeUnknown(ConnectionLost):
+    """The database connection broke while the operation was committing: it
+    may or may not have committed. Read the state back (the next operation
+    catches up with whatever the database holds) before doing it again."""
 
 
 class PolicyError(BackorderError):

@@ -13,11 +13,17 @@ from ..events import Event
 from .mapping import apply_checked, apply_rows, changes_of, state_of, validate
 from .protocol import IncrementalRepository, LazyRepository, Repository
 
-__all__ = ["CommitRace", "RowStore"]
+__all__ = ["CommitRace", "RowStore", "StaleCopy"]
 
 
 class CommitRace(ConcurrencyConflict):
     """A commit lost a race with another writer: catch up and run the operation again."""
+
+
+class StaleCopy(ConcurrencyConflict):
+    """Raised by `load_changes(since)` when `since` is a version that never
+    committed (the caller's transaction the book worked in was rolled back):
+    the book's copy holds work the store does not, so it loads again."""
 
 
 class RowStore:
@@ -126,20 +132,27 @@ class RowStore:
         if not isinstance(repo, IncrementalRepository):
             self.reload()
             return
-        version, changes = repo.load_changes(self.version)
+        try:
+            version, changes = repo.load_changes(self.version)
+        except StaleCopy:  # what this copy committed was rolled back: start again
+            self._restart()
+            return
         try:
             elsewhere = apply_rows(self.state, changes, lazy=self.lazy)
             if elsewhere:
                 self.load(elsewhere)
         except Exception:  # rows this copy cannot place: start again from the store
-            if self.lazy:
-                self.start_lazy()
-                self.reloads += 1
-            else:
-                self.reload()
+            self._restart()
             return
         self.version = version
         self.catch_ups += 1
+
+    def _restart(self) -> None:
+        if self.lazy:
+            self.start_lazy()
+            self.reloads += 1
+        else:
+            self.reload()
 
     def begin(self) -> None:
         version = self.repo.begin()

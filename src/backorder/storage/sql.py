@@ -68,11 +68,13 @@ def sql_columns(table: str) -> list[str]:
 
 
 class Statements:
-    """The shared statements, written with one dialect's placeholder."""
+    """The shared statements, written with one dialect's placeholder; each
+    table name after `prefix` (a quoted schema and a dot, for a dialect whose
+    tables live in a schema; never a user's value unquoted)."""
 
     __slots__ = ("select", "select_changed", "upsert")
 
-    def __init__(self, mark: str) -> None:
+    def __init__(self, mark: str, prefix: str = "") -> None:
         self.upsert: dict[str, str] = {}
         self.select: dict[str, str] = {}
         self.select_changed: dict[str, str] = {}
@@ -80,7 +82,7 @@ class Statements:
             columns = sql_columns(name)
             written = [*columns, *(["gone"] if table.gone else []), *table.extra, "changed"]
             values = ", ".join("0" if column == "gone" else mark for column in written)
-            statement = f"INSERT INTO {name} ({', '.join(written)}) VALUES ({values})"
+            statement = f"INSERT INTO {prefix}{name} ({', '.join(written)}) VALUES ({values})"
             if name not in ("receipts", "ledger"):  # appended, never updated
                 updated = [c for c in written if c not in table.key and c not in table.fixed]
                 sets = ", ".join(
@@ -89,10 +91,10 @@ class Statements:
                 statement += f" ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {sets}"
             self.upsert[name] = statement
             read = ", ".join([*columns, *(["gone"] if table.gone else [])])
-            self.select[name] = f"SELECT {', '.join(columns)} FROM {name}"
-            self.select_changed[name] = f"SELECT {read} FROM {name} WHERE changed > {mark}"
+            self.select[name] = f"SELECT {', '.join(columns)} FROM {prefix}{name}"
+            self.select_changed[name] = f"SELECT {read} FROM {prefix}{name} WHERE changed > {mark}"
         self.select_changed["expired_holds"] = (
-            f"SELECT hold_id, gone FROM expired_holds WHERE changed > {mark}"
+            f"SELECT hold_id, gone FROM {prefix}expired_holds WHERE changed > {mark}"
         )
 
 

@@ -1,0 +1,1113 @@
+"""`PostgresRepository`: a book in PostgreSQL tables (psycopg 3).
+
+The rows, the merge of staged writes and the statements are the shared ones
+(`storage.sql`); this module adds only what is PostgreSQL's own: the DDL
+types, the schema the tables live in, locking, the `%s` placeholder, the
+caller's transaction (`connection=`) and the mapping of the driver's errors.
+
+How writers are kept apart (this version): every unit of work takes one
+transaction-level advisory lock of the book's schema (`pg_advisory_xact_lock`)
+before it reads the version, so writers of one book take turns, as they do
+on SQLite, and each catches up with what the others committed before it
+applies an operation. Readers never take it. See docs/postgres.md for why,
+and for what per-SKU locking needs beyond it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg import sql as pg_sql
+except ImportError as exc:  # pragma: no cover - the extra is not installed
+    raise ImportError(
+        "PostgresRepository needs psycopg 3: pip install 'backorder[postgres]'"
+    ) from exc
+
+from ..errors import (
+    ArgumentTypeError,
+    CommitOutcomeUnknown,
+    ConcurrencyConflict,
+    ConnectionLost,
+    InvalidArgument,
+    NotABackorderDatabase,
+    RepositoryClosed,
+    StorageCorrupted,
+    StorageError,
+    UnsupportedSchema,
+)
+from .loaded import CommitRace, StaleCopy
+from .rows import (
+    COUNTERS,
+    Changes,
+    Header,
+    LedgerRow,
+    LineRow,
+    OrderRow,
+    ReceiptRow,
+    SkuRow,
+    Snapshot,
+    merge,
+)
+from .sql import KINDS as _KINDS
+from .sql import Statements, statement_rows
+from .sqlite import _micros
+
+__all__ = ["SCHEMA_VERSION", "PostgresRepository"]
+
+_T = TypeVar("_T")
+
+# Forward migrations: MIGRATIONS[v] takes a schema from version v - 1 to v.
+# Only ever append; never edit a released migration. `{s}` is the quoted
+# schema name. Every row carries `changed`: the version of the commit that
+# last wrote it (indexed), so a book catches up by reading only what changed;
+# rows that go away are kept with `gone = 1` for the same reason. `skus.pos`
+# keeps the order SKUs were first written in. `commits` lists every version
+# committed (so a book inside a caller's transaction can tell that the
+# caller rolled its work back: its version is not there).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE {s}.meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "CREATE SEQUENCE {s}.versions",
+        """CREATE TABLE {s}.skus (
+            sku TEXT PRIMARY KEY,
+            on_hand BIGINT NOT NULL CHECK (on_hand >= 0),
+            allocated BIGINT NOT NULL CHECK (allocated >= 0 AND allocated <= on_hand),
+            slots BIGINT NOT NULL,
+            backorder_limit BIGINT,
+            lead_time_us BIGINT,
+            changed BIGINT NOT NULL,
+            pos BIGSERIAL NOT NULL)""",
+        """CREATE TABLE {s}.orders (
+            order_id TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL UNIQUE,
+            rank BIGINT NOT NULL,
+            body TEXT NOT NULL,
+            changed BIGINT NOT NULL)""",
+        """CREATE TABLE {s}.lines (
+            order_id TEXT NOT NULL REFERENCES {s}.orders (order_id),
+            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
+            rank BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            slot BIGINT NOT NULL,
+            ordered BIGINT NOT NULL CHECK (ordered > 0),
+            allocated BIGINT NOT NULL CHECK (allocated >= 0),
+            shipped BIGINT NOT NULL CHECK (shipped >= 0),
+            cancelled BIGINT NOT NULL CHECK (cancelled >= 0),
+            changed BIGINT NOT NULL,
+            CHECK (allocated + shipped + cancelled <= ordered),
+            PRIMARY KEY (order_id, sku))""",
+        "CREATE INDEX lines_by_sku ON {s}.lines (sku, rank, seq)",
+        "CREATE INDEX lines_by_order ON {s}.lines (order_id)",
+        """CREATE TABLE {s}.receipts (
+            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
+            reference TEXT NOT NULL,
+            quantity BIGINT NOT NULL CHECK (quantity > 0),
+            changed BIGINT NOT NULL,
+            PRIMARY KEY (sku, reference))""",
+        """CREATE TABLE {s}.holds (
+            hold_id TEXT PRIMARY KEY,
+            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
+            quantity BIGINT NOT NULL CHECK (quantity > 0),
+            expires_at TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            gone INTEGER NOT NULL,
+            changed BIGINT NOT NULL)""",
+        "CREATE INDEX holds_live ON {s}.holds (gone)",
+        """CREATE TABLE {s}.expired_holds (
+            hold_id TEXT PRIMARY KEY,
+            gone INTEGER NOT NULL,
+            changed BIGINT NOT NULL)""",
+        """CREATE TABLE {s}.expected (
+            reference TEXT PRIMARY KEY,
+            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
+            quantity BIGINT NOT NULL CHECK (quantity > 0),
+            arriving TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            gone INTEGER NOT NULL,
+            changed BIGINT NOT NULL)""",
+        """CREATE TABLE {s}.deadlines (
+            order_id TEXT PRIMARY KEY REFERENCES {s}.orders (order_id),
+            deadline TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            gone INTEGER NOT NULL,
+            due_us BIGINT NOT NULL,
+            changed BIGINT NOT NULL)""",
+        "CREATE INDEX deadlines_due ON {s}.deadlines (gone, due_us)",
+        """CREATE TABLE {s}.ledger (
+            seq BIGINT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
+            on_hand_delta BIGINT NOT NULL,
+            allocated_delta BIGINT NOT NULL,
+            order_id TEXT,
+            reference TEXT,
+            at TEXT NOT NULL,
+            on_hand BIGINT NOT NULL,
+            allocated BIGINT NOT NULL,
+            changed BIGINT NOT NULL)""",
+        "CREATE INDEX ledger_by_sku ON {s}.ledger (sku, seq)",
+        """CREATE TABLE {s}.outbox (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            event TEXT NOT NULL)""",
+        "CREATE TABLE {s}.commits (version BIGINT PRIMARY KEY)",
+        *(
+            f"CREATE INDEX {table}_changed ON {{s}}.{table} (changed)"
+            for table in (
+                "skus",
+                "orders",
+                "lines",
+                "receipts",
+                "holds",
+                "expired_holds",
+                "expected",
+                "deadlines",
+                "ledger",
+            )
+        ),
+        "INSERT INTO {s}.meta (name, value) VALUES "
+        "('version', 0), ('seq', 0), ('hold_seq', 0), ('expected_seq', 0)",
+    ),
+}
+
+# Version 2: a book records the identity of its policy (`settings`).
+MIGRATIONS[2] = (
+    """CREATE TABLE {s}.settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        changed BIGINT NOT NULL)""",
+    "CREATE INDEX settings_changed ON {s}.settings (changed)",
+)
+
+#: The schema version this library writes.
+SCHEMA_VERSION = max(MIGRATIONS)
+
+#: The comment on `schema_version` that marks a schema as a backorder book.
+MARK = "backorder book"
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_GONE_KEYS = {"holds": "hold_id", "expected": "reference", "deadlines": "order_id"}
+_ORDER = {"skus": " ORDER BY pos", "orders": " ORDER BY seq", "holds": " ORDER BY seq"}
+_ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
+_SAVEPOINT = "backorder_work"
+_READ_SAVEPOINT = "backorder_read"
+
+
+def _lock_key(schema: str) -> int:
+    # The advisory lock of a book's schema: a stable signed 64-bit number.
+    digest = hashlib.blake2b(f"backorder:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _redacted(conninfo: str) -> str:
+    # The connection string without its password, for messages.
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "<unreadable connection string>"
+    parts.pop("password", None)
+    return " ".join(f"{key}={value}" for key, value in sorted(parts.items())) or "(defaults)"
+
+
+class PostgresRepository:
+    """A book kept in PostgreSQL tables, in one schema (psycopg 3).
+
+    Two ways to use it:
+
+    * `PostgresRepository("postgresql://...")`: the repository opens its
+      own connection, commits every operation (durable when it returns, as
+      the server's `synchronous_commit` says) and connects again after a lost
+      connection.
+    * `PostgresRepository(connection=conn)`: the book works inside the
+      caller's transaction on the caller's psycopg connection. It never
+      commits or rolls back that transaction: each of its units of work is a
+      savepoint, released on success and rolled back on failure, so a failed
+      operation undoes only its own part. Its rows and outbox rows commit or
+      roll back with the caller's; after the caller rolls back, the book's
+      next operation sees the database as it is. The book does not call
+      subscribers (they could hear of work that is rolled back later): read
+      the outbox after the caller's commit instead. Use PostgreSQL's default
+      isolation level (READ COMMITTED) for that transaction.
+
+    Several processes and machines may open one schema: each unit of work
+    takes the schema's transaction-level advisory lock, so writers take turns
+    (no table is locked, readers never wait); a writer that waits longer
+    than `timeout` gets `ConcurrencyConflict`. Inside a caller's transaction
+    the lock is held until that transaction ends.
+
+    The tables live in `schema` (created on first open, with a
+    `schema_version` table; older versions are migrated forward). A schema
+    that holds anything else, or a newer version, is refused untouched.
+    Every value is passed as a parameter; the schema name is checked as an
+    identifier and quoted.
+
+    Args:
+        conninfo: a libpq connection string or `postgresql://` URL ("" for
+            the libpq defaults and environment).
+        connection: a caller's open `psycopg.Connection` instead (not in
+            autocommit mode, or inside a transaction it opened).
+        schema: the schema of the book's tables.
+        timeout: seconds to wait for another writer (and to connect).
+        lazy: a book over this repository loads SKUs as operations need them.
+
+    Raises:
+        ArgumentTypeError: an argument of the wrong type.
+        InvalidArgument: both `conninfo` and `connection`, a schema name that
+            is not a plain identifier, `timeout` out of 0..86400.
+        ConnectionLost: the server cannot be reached.
+        NotABackorderDatabase: the schema holds tables of something else.
+        UnsupportedSchema: the schema was written by a newer version.
+        StorageError: the server refused (permissions, ...).
+
+    Cost: opening one connection and a few catalogue reads (plus the
+    migration once).
+    """
+
+    __slots__ = (
+        "_closed",
+        "_conn",
+        "_conninfo",
+        "_failed",
+        "_key",
+        "_next",
+        "_open",
+        "_owned",
+        "_q",
+        "_schema",
+        "_select",
+        "_sql",
+        "_staged",
+        "_timeout",
+        "_version",
+        "lazy",
+    )
+
+    def __init__(
+        self,
+        conninfo: str = "",
+        *,
+        connection: psycopg.Connection[Any] | None = None,
+        schema: str = "backorder",
+        timeout: float = 30.0,
+        lazy: bool = True,
+    ) -> None:
+        """Open (or create) the book in `schema`. Cost: see the class text."""
+        if type(lazy) is not bool:
+            raise ArgumentTypeError(f"lazy must be a bool, got {type(lazy).__name__} {lazy!r}")
+        if not isinstance(conninfo, str):
+            raise ArgumentTypeError(
+                f"conninfo must be a str, got {type(conninfo).__name__} {conninfo!r}"
+            )
+        if connection is not None:
+            if not isinstance(connection, psycopg.Connection):
+                raise ArgumentTypeError(
+                    f"connection must be a psycopg.Connection, got "
+                    f"{type(connection).__name__} {connection!r}"
+                )
+            if conninfo:
+                raise InvalidArgument(
+                    "give conninfo or connection, not both "
+                    f"(got conninfo {_redacted(conninfo)!r} and a connection)"
+                )
+        if not isinstance(schema, str):
+            raise ArgumentTypeError(f"schema must be a str, got {type(schema).__name__} {schema!r}")
+        if not _IDENTIFIER.fullmatch(schema) or schema.lower().startswith("pg_"):
+            raise InvalidArgument(
+                f"schema must be a plain identifier (letters, digits, _; not pg_...), "
+                f"got {schema!r}"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ArgumentTypeError(f"timeout must be a number >= 0, got {timeout!r}")
+        if not math.isfinite(timeout) or timeout > 86_400:
+            raise InvalidArgument(
+                f"timeout must be a number of seconds from 0 to 86400, got {timeout!r}"
+            )
+        #: a book over this repository loads SKUs as operations need them
+        self.lazy = lazy
+        self._conninfo = conninfo
+        self._owned = connection is None
+        self._schema = schema
+        self._timeout = float(timeout)
+        self._key = _lock_key(schema)
+        quoted = pg_sql.Identifier(schema).as_string(None)
+        self._q = quoted
+        self._sql = Statements("%s", prefix=quoted + ".")
+        self._select = {
+            table: query + _ORDER.get(table, "")
+            for table, query in self._sql.select_changed.items()
+        }
+        self._select["settings"] = f"SELECT name, value FROM {self._q}.settings WHERE changed > %s"
+        self._staged: list[Changes] = []
+        self._failed: BaseException | None = None
+        self._version = 0
+        self._next = 0
+        self._open = False
+        self._closed = False
+        self._conn: psycopg.Connection[Any] | None = connection
+        if connection is not None:
+            self._check_caller(connection)
+        try:
+            conn = self._connection()
+            self._migrate(conn)
+        except BaseException:
+            self._drop()
+            raise
+
+    # -- connection -----------------------------------------------------------
+
+    @property
+    def schema(self) -> str:
+        """The schema the book's tables live in. Cost: O(1)."""
+        return self._schema
+
+    @property
+    def channel(self) -> str:
+        """The `LISTEN` channel notified (in the same commit) whenever events
+        reach the outbox: `LISTEN "<channel>"` to wait for new events without
+        polling. Cost: O(1)."""
+        return f"{self._schema}_events"
+
+    @property
+    def in_caller_transaction(self) -> bool:
+        """Whether the book works inside the caller's transaction
+        (`connection=`): then it does not call subscribers. Cost: O(1)."""
+        return not self._owned
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "_conn"):  # (an error raised while it was being made)
+            return "<PostgresRepository, not opened>"
+        state = "closed" if self._closed else "open"
+        where = "caller's connection" if not self._owned else _redacted(self._conninfo)
+        return f"<PostgresRepository {where} schema={self._schema!r} {state}>"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=max(1, math.ceil(self._timeout)),
+            )
+        except psycopg.Error as exc:
+            raise ConnectionLost(
+                f"cannot connect to PostgreSQL ({_redacted(self._conninfo)}): {exc}"
+            ) from exc
+        try:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (self._lock_timeout(),))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _lock_timeout(self) -> str:
+        # PostgreSQL's lock_timeout: 0 there means "wait forever", so no wait is 1 ms.
+        return f"{max(1, round(self._timeout * 1000))}ms"
+
+    def _check_caller(self, conn: psycopg.Connection[Any]) -> None:
+        if conn.closed or conn.broken:
+            raise ConnectionLost("the caller's connection is closed")
+        status = conn.info.transaction_status
+        if conn.autocommit and status == psycopg.pq.TransactionStatus.IDLE:
+            raise InvalidArgument(
+                "connection is in autocommit mode with no transaction open: the book works "
+                "inside the caller's transaction, so open one (with conn.transaction():) "
+                "or use a connection with autocommit off"
+            )
+        if status == psycopg.pq.TransactionStatus.INERROR:
+            raise StorageError(
+                "the caller's transaction has failed (a statement raised): roll it back first"
+            )
+        level = conn.isolation_level
+        if level not in (None, psycopg.IsolationLevel.READ_COMMITTED):
+            raise InvalidArgument(
+                f"connection isolation level must be READ COMMITTED (the default), got {level!r}: "
+                f"the book reads what other writers committed while it waits for its lock"
+            )
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        # The connection to use now; an owned one is made again when it broke
+        # (between units of work: inside one, losing it is an error).
+        if self._closed:
+            raise RepositoryClosed(f"the repository {self!r} is closed")
+        conn = self._conn
+        if conn is not None and not (conn.closed or conn.broken):
+            return conn
+        if not self._owned:
+            raise ConnectionLost("the caller's connection is closed or broken")
+        if self._open:
+            raise ConnectionLost("the connection broke inside a unit of work: nothing committed")
+        if conn is not None:
+            conn.close()
+        self._conn = None
+        self._conn = self._connect()
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self._closed = True
+        if conn is not None and self._owned:
+            conn.close()
+
+    @contextmanager
+    def _mapped(self, doing: str) -> Iterator[None]:
+        # The driver's errors as the library's.
+        try:
+            yield
+        except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
+            raise CommitRace(f"PostgreSQL chose this unit of work to {doing} again: {exc}") from exc
+        except pg_errors.LockNotAvailable as exc:
+            raise ConcurrencyConflict(
+                f"schema {self._schema!r} stayed locked by another writer past the timeout "
+                f"({self._timeout:g} s): {exc}"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            conn = self._conn
+            if conn is None or conn.closed or conn.broken:
+                raise ConnectionLost(
+                    f"the connection to PostgreSQL was lost while trying to {doing}; "
+                    f"nothing of it was committed: {exc}"
+                ) from exc
+            raise StorageError(f"PostgreSQL could not {doing}: {exc}") from exc
+        except psycopg.DataError as exc:
+            raise StorageCorrupted(f"PostgreSQL could not {doing}: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL refused to {doing}: {exc}") from exc
+
+    # -- schema ---------------------------------------------------------------
+
+    def _inspect(self, conn: psycopg.Connection[Any]) -> int | None:
+        # The schema's book version, read without changing anything: None when
+        # the schema does not exist, 0 when it is empty. Raises for a schema
+        # that holds something else, or a newer version.
+        schema = self._schema
+        row = conn.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        if row is None:
+            return None
+        names = [
+            name
+            for (name,) in conn.execute(
+                "SELECT relname FROM pg_class WHERE relnamespace = %s AND relkind <> 'i'"
+                " UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = %s"
+                " UNION ALL SELECT typname FROM pg_type WHERE typnamespace = %s"
+                " AND typrelid = 0 AND typelem = 0 ORDER BY 1",
+                (row[0], row[0], row[0]),
+            )
+        ]
+        if not names:
+            return 0
+        mark = conn.execute(
+            "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c"
+            " WHERE c.relnamespace = %s AND c.relname = 'schema_version' AND c.relkind = 'r'",
+            (row[0],),
+        ).fetchone()
+        if mark is None or mark[0] != MARK:
+            raise NotABackorderDatabase(
+                f"schema {schema!r} holds something other than a backorder book "
+                f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}); it was left "
+                f"untouched: choose another schema"
+            )
+        (version,) = conn.execute(
+            pg_sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(
+                pg_sql.Identifier(schema)
+            )
+        ).fetchone() or (0,)
+        if version > SCHEMA_VERSION:
+            raise UnsupportedSchema(
+                f"schema {schema!r} has book schema version {version}, newer than "
+                f"{SCHEMA_VERSION} which this version of backorder knows; upgrade backorder"
+            )
+        return int(version)
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        with self._mapped("read the schema"):
+            if self._inspect(conn) == SCHEMA_VERSION:
+                return
+        with self._mapped("create or migrate the schema"), self._unit(conn):
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
+            current = self._inspect(conn)  # again, under the lock
+            s = self._q
+            if current is None:
+                conn.execute(f"CREATE SCHEMA {s}")
+            if not current:
+                conn.execute(f"CREATE TABLE {s}.schema_version (version INTEGER NOT NULL)")
+                conn.execute(f"COMMENT ON TABLE {s}.schema_version IS '{MARK}'")
+                current = 0
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement.replace("{s}", s))
+                conn.execute(f"INSERT INTO {s}.schema_version (version) VALUES (%s)", (version,))
+
+    @contextmanager
+    def _unit(self, conn: psycopg.Connection[Any], name: str = _SAVEPOINT) -> Iterator[None]:
+        # A transaction of our own (owned connection) or a savepoint in the
+        # caller's transaction, ended here.
+        self._start(conn, name)
+        try:
+            yield
+        except BaseException:
+            self._undo(conn, name)
+            raise
+        self._end(conn, name)
+
+    def _start(self, conn: psycopg.Connection[Any], name: str) -> None:
+        if self._owned:
+            conn.execute("BEGIN")
+        else:
+            self._check_caller(conn)
+            conn.execute(f"SAVEPOINT {name}")
+
+    def _end(self, conn: psycopg.Connection[Any], name: str) -> None:
+        conn.execute("COMMIT" if self._owned else f"RELEASE SAVEPOINT {name}")
+
+    def _undo(self, conn: psycopg.Connection[Any], name: str) -> None:
+        if conn.closed or conn.broken:
+            return
+        try:
+            if self._owned:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+        except psycopg.Error:
+            if self._owned:
+                conn.close()  # a connection in an unknown state is made again
+
+    # -- reading --------------------------------------------------------------
+
+    def _many(
+        self, conn: psycopg.Connection[Any], queries: dict[str, tuple[str, Any]]
+    ) -> dict[str, list[Any]]:
+        # Several reads in one round trip (pipelined), each one's rows by name.
+        with conn.pipeline():
+            cursors = {
+                name: conn.execute(query, params) for name, (query, params) in queries.items()
+            }
+        return {name: cursor.fetchall() for name, cursor in cursors.items()}
+
+    def _run(self, conn: psycopg.Connection[Any], query: str, params: Any = ()) -> list[Any]:
+        return conn.execute(query, params).fetchall()
+
+    def _reading(self, read: Callable[[psycopg.Connection[Any]], _T], doing: str) -> _T:
+        # Run `read` on one consistent view: inside the open unit of work (its
+        # staged rows written first), in a read-only repeatable-read
+        # transaction of our own, or (caller's transaction) in a savepoint,
+        # again until the version is the same before and after.
+        def run(conn: psycopg.Connection[Any]) -> _T:
+            if self._open:
+                if self._staged:
+                    self._flush(conn)
+                return read(conn)
+            if self._owned:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    result = read(conn)
+                except BaseException:
+                    self._undo(conn, "")
+                    raise
+                conn.execute("COMMIT")
+                return result
+            for _ in range(20):
+                with self._unit(conn, _READ_SAVEPOINT):
+                    before = self._read_version(conn)
+                    result = read(conn)
+                    if self._read_version(conn) == before:
+                        return result
+            raise ConcurrencyConflict(
+                f"schema {self._schema!r} changed under every one of 20 reads; try again"
+            )
+
+        return self._again(run, doing)
+
+    def _read_version(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute(f"SELECT value FROM {self._q}.meta WHERE name = 'version'").fetchone()
+        if row is None:
+            raise StorageCorrupted(f"schema {self._schema!r} has no version row")
+        return int(row[0])
+
+    def _counters(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
+        return {
+            name: int(value)
+            for name, value in self._run(conn, f"SELECT name, value FROM {self._q}.meta")
+        }
+
+    def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
+        def read(conn: psycopg.Connection[Any]) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
+            if since > 0 and not self._owned:
+                found = conn.execute(
+                    f"SELECT 1 FROM {self._q}.commits WHERE version = %s", (since,)
+                ).fetchone()
+                if found is None:
+                    raise StaleCopy(
+                        f"version {since} of schema {self._schema!r} never committed "
+                        f"(the caller's transaction was rolled back)"
+                    )
+            queries: dict[str, tuple[str, Any]] = {
+                table: (q, (since,)) for table, q in self._select.items()
+            }
+            queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
+            rows = self._many(conn, queries)
+            counters = {name: int(value) for name, value in rows.pop("meta")}
+            return counters.pop("version"), counters, rows
+
+        return self._reading(read, "read the book")
+
+    def load(self) -> Snapshot:
+        """Every row, read in one snapshot, with the version.
+
+        Raises:
+            StorageCorrupted: a row this library never writes.
+            ConnectionLost: the server cannot be reached.
+
+        Cost: O(rows).
+        """
+        version, counters, rows = self._read(-1)
+        made = {
+            table: [kind._make(row[: len(kind._fields)]) for row in rows[table]]
+            for table, kind in _KINDS.items()
+        }
+        for table in ("holds", "expected", "deadlines"):  # the last column is `gone`
+            made[table] = [
+                kind_row
+                for kind_row, row in zip(made[table], rows[table], strict=True)
+                if not row[-1]
+            ]
+        return Snapshot(
+            policy=dict(rows["settings"]).get("policy"),
+            version=version,
+            counters=counters,
+            skus=made["skus"],
+            orders=made["orders"],
+            lines=made["lines"],
+            receipts=made["receipts"],
+            holds=made["holds"],
+            expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
+            expected=made["expected"],
+            deadlines=made["deadlines"],
+            ledger=made["ledger"],
+        )
+
+    def load_changes(self, since: int) -> tuple[int, Changes]:
+        """What every commit after version `since` wrote, as one `Changes`
+        (rows as they are now; keys that went away in the `*_deleted` lists),
+        with the version it brings the reader to.
+
+        Raises:
+            StaleCopy: (inside a caller's transaction) `since` never
+                committed: the caller rolled back the book's work; the book
+                loads again.
+            StorageCorrupted: a row this library never writes.
+
+        Cost: O(rows written since `since`) (indexed on `changed`).
+        """
+        version, counters, rows = self._read(since)
+        split: dict[str, tuple[list[Any], list[str]]] = {}
+        for table in ("holds", "expected", "deadlines"):
+            kind = _KINDS[table]
+            width = len(kind._fields)
+            split[table] = (
+                [kind._make(row[:width]) for row in rows[table] if not row[-1]],
+                [row[0] for row in rows[table] if row[-1]],
+            )
+        return version, Changes(
+            policy=dict(rows["settings"]).get("policy"),
+            counters=counters,
+            skus=[SkuRow._make(row) for row in rows["skus"]],
+            orders=[OrderRow._make(row) for row in rows["orders"]],
+            lines=[LineRow._make(row) for row in rows["lines"]],
+            receipts=[ReceiptRow._make(row) for row in rows["receipts"]],
+            holds=split["holds"][0],
+            holds_deleted=split["holds"][1],
+            expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
+            expired_holds_deleted=[hold_id for hold_id, gone in rows["expired_holds"] if gone],
+            expected=split["expected"][0],
+            expected_deleted=split["expected"][1],
+            deadlines=split["deadlines"][0],
+            deadlines_deleted=split["deadlines"][1],
+            ledger=[LedgerRow._make(row) for row in rows["ledger"]],
+        )
+
+    # -- lazy loading -----------------------------------------------------------
+
+    def load_header(self) -> Header:
+        """What a lazily loaded book needs before any SKU: the version, the
+        counters, the last ledger entry's number, the ids of expired holds and
+        the SKUs with an active hold. Cost: O(holds)."""
+        s = self._q
+
+        def read(conn: psycopg.Connection[Any]) -> Header:
+            counters = self._counters(conn)
+            (ledger_seq,) = conn.execute(
+                f"SELECT coalesce(max(seq), 0) FROM {s}.ledger"
+            ).fetchone() or (0,)
+            query = f"SELECT hold_id FROM {s}.expired_holds WHERE gone = 0"
+            expired = [i for (i,) in self._run(conn, query)]
+            held = [
+                sku
+                for (sku,) in self._run(conn, f"SELECT DISTINCT sku FROM {s}.holds WHERE gone = 0")
+            ]
+            policy = conn.execute(
+                f"SELECT value FROM {s}.settings WHERE name = 'policy'"
+            ).fetchone()
+            return Header(
+                counters["version"],
+                {name: counters.get(name, 0) for name in COUNTERS},
+                int(ledger_seq),
+                expired,
+                held,
+                None if policy is None else str(policy[0]),
+            )
+
+        return self._reading(read, "read the book's header")
+
+    def load_skus(self, names: Sequence[str]) -> Changes:
+        """Everything about these SKUs, read consistently: their rows, every
+        line on them, the orders of those lines with all their lines, the
+        orders' deadlines, and the SKUs' receipts, active holds, scheduled
+        receipts and ledger entries. Cost: O(rows returned) (indexed)."""
+        wanted = list(names)
+        select = self._sql.select
+        of_orders = f"SELECT order_id FROM {self._q}.lines WHERE sku = ANY(%(skus)s)"
+        queries = (
+            ("skus", select["skus"] + " WHERE sku = ANY(%(skus)s) ORDER BY pos"),
+            ("orders", select["orders"] + f" WHERE order_id IN ({of_orders}) ORDER BY seq"),
+            ("lines", select["lines"] + f" WHERE order_id IN ({of_orders})"),
+            ("receipts", select["receipts"] + " WHERE sku = ANY(%(skus)s)"),
+            ("holds", select["holds"] + " WHERE gone = 0 AND sku = ANY(%(skus)s) ORDER BY seq"),
+            (
+                "expected",
+                select["expected"] + " WHERE gone = 0 AND sku = ANY(%(skus)s) ORDER BY seq",
+            ),
+            ("deadlines", select["deadlines"] + f" WHERE gone = 0 AND order_id IN ({of_orders})"),
+            ("ledger", select["ledger"] + " WHERE sku = ANY(%(skus)s) ORDER BY seq"),
+        )
+
+        def read(conn: psycopg.Connection[Any]) -> Changes:
+            asked: dict[str, tuple[str, Any]] = {t: (q, {"skus": wanted}) for t, q in queries}
+            asked["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
+            got = self._many(conn, asked)
+            counters = {name: int(value) for name, value in got["meta"]}
+            rows = {table: [_KINDS[table]._make(row) for row in got[table]] for table, _ in queries}
+            return Changes(
+                counters={name: counters.get(name, 0) for name in COUNTERS},
+                skus=rows["skus"],
+                orders=rows["orders"],
+                lines=rows["lines"],
+                receipts=rows["receipts"],
+                holds=rows["holds"],
+                expected=rows["expected"],
+                deadlines=rows["deadlines"],
+                ledger=rows["ledger"],
+            )
+
+        return self._reading(read, "read SKUs")
+
+    def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
+        """The SKUs of these orders' lines and of these scheduled receipts.
+        Cost: O(result) (indexed)."""
+        s = self._q
+
+        def read(conn: psycopg.Connection[Any]) -> list[str]:
+            found = self._run(
+                conn,
+                f"SELECT sku FROM {s}.lines WHERE order_id = ANY(%s)"
+                f" UNION SELECT sku FROM {s}.expected WHERE gone = 0 AND reference = ANY(%s)",
+                (list(order_ids), list(references)),
+            )
+            return sorted(sku for (sku,) in found)
+
+        return self._reading(read, "find SKUs")
+
+    def due(self, until: str) -> list[str]:
+        """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
+        Cost: O(result) (indexed)."""
+        s = self._q
+        query = (
+            f"SELECT DISTINCT l.sku FROM {s}.deadlines d JOIN {s}.lines l"
+            " ON l.order_id = d.order_id WHERE d.gone = 0 AND d.due_us <= %s"
+        )
+        micros = _micros(until)
+        return self._reading(
+            lambda conn: [sku for (sku,) in self._run(conn, query, (micros,))], "find deadlines"
+        )
+
+    def version(self) -> int:
+        """The commit counter now (one indexed read). Cost: O(1)."""
+        return self._again(self._read_version, "read the version")
+
+    # -- writing ----------------------------------------------------------------
+
+    def begin(self) -> int:
+        """Start a unit of work: take the schema's write lock and return the
+        version it starts from. An owned connection that broke is made again.
+
+        Raises:
+            ConcurrencyConflict: another writer held the lock past the timeout.
+            ConnectionLost: the server cannot be reached.
+            RepositoryClosed: closed.
+
+        Cost: one round trip plus the wait for other writers.
+        """
+        self._staged = []
+        self._failed = None
+        row = self._again(self._begin, "begin a unit of work")
+        if row is None:
+            self.rollback()
+            raise StorageCorrupted(f"schema {self._schema!r} has no version row")
+        self._version, self._next = int(row[0]), int(row[1])
+        return self._version
+
+    def _begin(self, conn: psycopg.Connection[Any]) -> Any:
+        # BEGIN (or a savepoint), the schema's lock, then the version and the
+        # number this unit of work commits as, read after the lock is held.
+        version = (
+            f"SELECT value, nextval('{self._q}.versions') FROM {self._q}.meta"
+            " WHERE name = 'version'"
+        )
+        try:
+            if self._owned:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    self._open = True
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
+                    cursor = conn.execute(version)
+            else:
+                # the lock timeout is ours only while waiting for the lock
+                self._start(conn, _SAVEPOINT)
+                self._open = True
+                with conn.pipeline():
+                    before = conn.execute("SELECT current_setting('lock_timeout')")
+                    conn.execute(
+                        "SELECT set_config('lock_timeout', %s, true)", (self._lock_timeout(),)
+                    )
+                (old,) = before.fetchone() or ("0",)
+                with conn.pipeline():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
+                    conn.execute("SELECT set_config('lock_timeout', %s, true)", (old,))
+                    cursor = conn.execute(version)
+            return cursor.fetchone()
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _again(self, call: Callable[[psycopg.Connection[Any]], _T], doing: str) -> _T:
+        # Run `call` on the connection; an owned connection found broken
+        # (the server restarted, the backend was terminated) before a unit of
+        # work started is made again once, and `call` run again on it.
+        again = self._owned and not self._open
+        for attempt in (1, 2):
+            try:
+                with self._mapped(doing):
+                    return call(self._connection())
+            except ConnectionLost:
+                if attempt == 2 or not again:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def write(self, changes: Changes) -> None:
+        """Stage one operation's rows in the unit of work.
+
+        Rows are kept and written at `commit()` (or every 2,000 operations
+        in a long batch, or before a read inside the unit of work), merged
+        per key, one `executemany` per table, pipelined. If writing fails,
+        the unit of work is rolled back and this and every later
+        `write`/`commit` of it raises.
+
+        Raises:
+            ConcurrencyConflict: no unit of work is open.
+            StorageError: an earlier write of this unit of work failed.
+
+        Cost: O(1); O(rows) when it writes.
+        """
+        if self._failed is not None:
+            raise self._failure(self._failed, "an earlier write")
+        if not self._open:
+            raise ConcurrencyConflict("write() outside a unit of work: call begin() first")
+        conn = self._connection()
+        self._staged.append(changes)
+        if len(self._staged) >= 2_000:
+            with self._mapped("write rows"):
+                self._flush(conn)
+
+    def _flush(self, conn: psycopg.Connection[Any]) -> None:
+        staged, self._staged = self._staged, []
+        try:
+            with conn.pipeline():
+                self._store(conn, staged)
+        except BaseException as exc:
+            self._failed = exc
+            if conn.closed or conn.broken:
+                self._failed = ConnectionLost(f"the connection was lost: {exc}")
+                self._failed.__cause__ = exc
+            self._drop_unit()
+            raise
+
+    def _store(self, conn: psycopg.Connection[Any], staged: list[Changes]) -> None:
+        merged = merge(staged)
+        s = self._q
+        changed = self._next
+        extra = {"deadlines": lambda row: (_micros(row[1]),)}
+        with conn.cursor() as cur:
+            run = cur.executemany
+            for table, rows in statement_rows(merged, changed, extra):
+                if table.endswith(":gone"):
+                    name = table[: -len(":gone")]
+                    key = _GONE_KEYS[name]
+                    # table and key names come from this module, never from a user
+                    run(f"UPDATE {s}.{name} SET gone = 1, changed = %s WHERE {key} = %s", rows)
+                else:
+                    run(self._sql.upsert[table], rows)
+            if merged.expired_holds:
+                run(
+                    f"INSERT INTO {s}.expired_holds (hold_id, gone, changed) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (hold_id) DO UPDATE SET gone = excluded.gone,"
+                    " changed = excluded.changed",
+                    [
+                        (hold_id, int(not still), changed)
+                        for hold_id, still in merged.expired_holds.items()
+                    ],
+                )
+            if merged.events:
+                run(
+                    f"INSERT INTO {s}.outbox (event) VALUES (%s)",
+                    [(text,) for text in merged.events],
+                )
+                cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
+            if merged.policy is not None:
+                cur.execute(
+                    f"INSERT INTO {s}.settings (name, value, changed) VALUES ('policy', %s, %s)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+                    " changed = excluded.changed",
+                    (merged.policy, changed),
+                )
+            if merged.counters:
+                run(
+                    f"UPDATE {s}.meta SET value = %s WHERE name = %s",
+                    [(value, name) for name, value in merged.counters.items()],
+                )
+
+    def _failure(self, failed: BaseException, which: str) -> StorageError:
+        # The error that a unit of work whose write failed ends with.
+        if isinstance(failed, ConnectionLost):
+            error: StorageError = ConnectionLost(
+                f"the connection to PostgreSQL was lost during {which} of this unit of work; "
+                f"nothing of it was committed: {failed}"
+            )
+        else:
+            error = StorageError(
+                f"{which} of this unit of work failed ({failed!r}); it was rolled back"
+            )
+        error.__cause__ = failed
+        return error
+
+    def _drop_unit(self) -> None:
+        # End the open unit of work after a failure (nothing of it stays).
+        self._open = False
+        self._staged = []
+        conn = self._conn
+        if conn is not None:
+            self._undo(conn, _SAVEPOINT)
+
+    def commit(self) -> int:
+        """Write what was staged, set the version and commit (inside a
+        caller's transaction: release the savepoint). All or nothing.
+
+        Raises:
+            StorageError: a write of this unit of work failed (rolled back).
+            ConnectionLost: the connection broke before the commit was sent
+                (nothing was committed).
+            CommitOutcomeUnknown: the connection broke while committing: it
+                may or may not have committed.
+            CommitRace: PostgreSQL found a deadlock (the book runs it again).
+
+        Cost: O(rows staged), one round trip plus the server's commit.
+        """
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise self._failure(failed, "a write")
+        conn = self._connection()
+        if not self._open:
+            raise ConcurrencyConflict("commit() outside a unit of work: call begin() first")
+        version = self._next
+        s = self._q
+        with self._mapped("commit"):
+            staged, self._staged = self._staged, []
+            try:
+                with conn.pipeline():
+                    if staged:
+                        self._store(conn, staged)
+                    conn.execute(
+                        f"UPDATE {s}.meta SET value = %s WHERE name = 'version'", (version,)
+                    )
+                    conn.execute(f"INSERT INTO {s}.commits (version) VALUES (%s)", (version,))
+            except BaseException:
+                self._drop_unit()
+                raise
+            try:
+                self._end(conn, _SAVEPOINT)
+            except psycopg.OperationalError as exc:
+                self._open = False
+                if conn.closed or conn.broken:
+                    raise CommitOutcomeUnknown(
+                        f"the connection to PostgreSQL was lost while committing: the operation "
+                        f"may or may not have committed (version {version}): {exc}"
+                    ) from exc
+                self._drop_unit()
+                raise
+            except BaseException:
+                self._drop_unit()
+                raise
+        self._open = False
+        self._version = version
+        return version
+
+    def rollback(self) -> None:
+        """Drop the open unit of work, if any (inside a caller's transaction:
+        roll back to its savepoint). Cost: O(1)."""
+        self._staged = []
+        self._failed = None
+        if self._open:
+            self._drop_unit()
+
+    # -- the outbox -------------------------------------------------------------
+
+    def pending_events(self, limit: int | None = None) -> list[tuple[int, str]]:
+        """`(id, event JSON)` of the outbox, oldest first. Cost: O(returned)."""
+        query = f"SELECT id, event FROM {self._q}.outbox ORDER BY id"
+        if limit is not None:
+            query += " LIMIT %s"
+        params = () if limit is None else (limit,)
+        return self._again(
+            lambda conn: [(int(i), text) for i, text in self._run(conn, query, params)],
+            "read the outbox",
+        )
+
+    def mark_published(self, ids: Sequence[int]) -> int:
+        """Delete these events from the outbox (in the open unit of work, the
+        caller's transaction, or one commit of its own). Cost: O(ids)."""
+        wanted = [i for i in ids if -(2**63) <= i < 2**63]
+        query = f"DELETE FROM {self._q}.outbox WHERE id = ANY(%s)"
+
+        def delete(conn: psycopg.Connection[Any]) -> int:
+            if self._open or self._owned:  # (owned, outside a unit: one autocommit statement)
+                return conn.execute(query, (wanted,)).rowcount
+            with self._unit(conn, _READ_SAVEPOINT):
+                return conn.execute(query, (wanted,)).rowcount
+
+        # deleting again is harmless, so a lost connection is simply tried again
+        return self._again(delete, "mark events published")
+
+    def close(self) -> None:
+        """Close the connection (rolling back anything uncommitted); a
+        caller's connection is left open (its savepoint rolled back).
+        Harmless when already closed. Cost: O(1)."""
+        if self._closed:
+            return
+        if self._open:
+            self.rollback()
+        self._drop()

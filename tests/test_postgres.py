@@ -1,0 +1,379 @@
+"""PostgreSQL: opening, schemas refused untouched, the caller's transaction,
+lost connections, writers in several processes.
+
+Each test works in schemas of its own, dropped afterwards; without a server
+the tests skip (or fail, with BACKORDER_REQUIRE_POSTGRES=1).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from backorder import (
+    BackorderBook,
+    ConcurrencyConflict,
+    ConnectionLost,
+    InvalidArgument,
+    NotABackorderDatabase,
+    Order,
+    OrderLine,
+    OrderPlaced,
+    UnknownOrder,
+    UnsupportedSchema,
+)
+from backorder.errors import ArgumentTypeError
+
+from .pg import DSN, need_server, new_schema, schema, schemas
+from .pg_workers import event_json, hold_batch, random_ops
+
+__all__ = ["schema", "schemas"]  # the fixtures
+
+
+def _pg() -> Any:
+    import psycopg
+
+    return psycopg
+
+
+def _repo(schema: str, **kwargs: Any) -> Any:
+    from backorder.storage.postgres import PostgresRepository
+
+    if "connection" in kwargs:
+        return PostgresRepository(schema=schema, **kwargs)
+    return PostgresRepository(DSN, schema=schema, **kwargs)
+
+
+def _sql(query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with _pg().connect(DSN, autocommit=True) as conn:
+        cursor = conn.execute(query, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _dump(schema: str) -> str:
+    # Everything in the schema, as pg_dump writes it (tables, rows, comments).
+    args = ["pg_dump", "--no-owner", "-n", schema, "-d", DSN]
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    skipped = ("--", "\\restrict", "\\unrestrict")  # comments, the dump's random token
+    return "\n".join(line for line in done.stdout.splitlines() if not line.startswith(skipped))
+
+
+# -- opening -----------------------------------------------------------------
+
+
+def test_bad_arguments_are_refused_by_name(schema: str) -> None:
+    from backorder.storage.postgres import PostgresRepository
+
+    with pytest.raises(InvalidArgument, match="schema"):
+        PostgresRepository(DSN, schema="a; DROP TABLE x")
+    with pytest.raises(InvalidArgument, match="schema"):
+        PostgresRepository(DSN, schema="pg_catalog")
+    with pytest.raises(ArgumentTypeError, match="schema"):
+        PostgresRepository(DSN, schema=3)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match="connection"):
+        PostgresRepository(connection="dbname=test")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="timeout"):
+        PostgresRepository(DSN, schema=schema, timeout=float("inf"))
+    with pytest.raises(ArgumentTypeError, match="lazy"):
+        PostgresRepository(DSN, schema=schema, lazy=1)  # type: ignore[arg-type]
+    with _pg().connect(DSN) as conn, pytest.raises(InvalidArgument, match="not both"):
+        PostgresRepository(DSN, connection=conn, schema=schema)
+    assert _sql("SELECT 1 FROM pg_namespace WHERE nspname = %s", schema) == []
+
+
+def test_an_unreachable_server_is_a_connection_error() -> None:
+    need_server()
+    from backorder.storage.postgres import PostgresRepository
+
+    with pytest.raises(ConnectionLost, match="cannot connect"):
+        PostgresRepository("host=127.0.0.1 port=1 dbname=test", timeout=1)
+
+
+def test_open_takes_a_postgresql_url(schemas: list[str]) -> None:
+    from backorder.storage.postgres import PostgresRepository
+
+    if _sql("SELECT 1 FROM pg_namespace WHERE nspname = 'backorder'"):
+        pytest.skip("schema 'backorder' exists in the test database: not touching it")
+    schemas.append("backorder")
+    dbname = _pg().conninfo.conninfo_to_dict(DSN).get("dbname", "test")
+    for scheme in ("postgresql", "postgres"):
+        with BackorderBook.open(f"{scheme}:///{dbname}") as book:
+            assert isinstance(book.repository, PostgresRepository)
+            assert book.repository.schema == "backorder"
+            book.place(Order(f"A-{scheme}", [OrderLine("MUG", 1)]))
+    with BackorderBook.open(f"postgresql:///{dbname}") as book:
+        assert tuple(book.order_ids()) == ("A-postgresql", "A-postgres")
+
+
+def test_a_schema_of_something_else_is_refused_untouched(schemas: list[str]) -> None:
+    foreign = new_schema("shop")
+    schemas.append(foreign)
+    with _pg().connect(DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{foreign}"')
+        conn.execute(f'CREATE TABLE "{foreign}".orders (id TEXT PRIMARY KEY, total INT)')
+        conn.execute(f"INSERT INTO \"{foreign}\".orders VALUES ('o-1', 10)")
+    before = _dump(foreign)
+    with pytest.raises(NotABackorderDatabase, match="something other"):
+        _repo(foreign)
+    assert _dump(foreign) == before
+    # a table named schema_version is not enough to pass for a book
+    with _pg().connect(DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{foreign}".schema_version (version INT)')
+    before = _dump(foreign)
+    with pytest.raises(NotABackorderDatabase):
+        _repo(foreign)
+    assert _dump(foreign) == before
+
+
+def test_a_newer_schema_version_is_refused_untouched(schema: str) -> None:
+    with BackorderBook(None, _repo(schema)) as book:
+        book.place(Order("A-1", [OrderLine("MUG", 1)]))
+    _sql(f'INSERT INTO "{schema}".schema_version (version) VALUES (99)')
+    before = _dump(schema)
+    with pytest.raises(UnsupportedSchema, match="99"):
+        _repo(schema)
+    assert _dump(schema) == before
+
+
+def test_an_empty_schema_of_the_users_is_used(schema: str) -> None:
+    _sql(f'CREATE SCHEMA "{schema}"')
+    with BackorderBook(None, _repo(schema)) as book:
+        book.receive("MUG", 2)
+    with BackorderBook(None, _repo(schema)) as book:
+        assert book.stock("MUG").on_hand == 2
+
+
+def test_the_outbox_notifies_listeners(schema: str) -> None:
+    repo = _repo(schema)
+    with _pg().connect(DSN, autocommit=True) as listener:
+        listener.execute(f'LISTEN "{repo.channel}"')
+        with BackorderBook(None, repo) as book:
+            book.receive("MUG", 2)
+        received = list(listener.notifies(timeout=5, stop_after=1))
+    assert [note.channel for note in received] == [repo.channel]
+
+
+# -- the caller's transaction ----------------------------------------------------
+
+
+def _shop(schema: str) -> str:
+    # the shop's own table, in a schema of its own (dropped with the test's)
+    shop = f"{schema}_shop"
+    _sql(f'CREATE SCHEMA "{shop}"')
+    _sql(f'CREATE TABLE "{shop}".orders (id TEXT PRIMARY KEY)')
+    return shop
+
+
+def test_inside_the_callers_transaction_commit(schemas: list[str], schema: str) -> None:
+    shop = _shop(schema)
+    schemas.append(shop)
+    _repo(schema).close()  # made beforehand (else other writers wait for the caller's commit)
+    with _pg().connect(DSN) as conn:
+        book = BackorderBook(None, _repo(schema, connection=conn))
+        with pytest.raises(InvalidArgument, match="caller's transaction"):
+            book.subscribe(print)
+        conn.execute(f'INSERT INTO "{shop}".orders (id) VALUES (%s)', ("A-1",))
+        book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        book.receive("MUG", 1, reference="GRN-1")
+        # not committed yet: another process sees neither the shop's row nor the book's
+        with BackorderBook(None, _repo(schema)) as other:
+            assert tuple(other.order_ids()) == ()
+            assert other.pending_events() == ()
+        assert _sql(f'SELECT id FROM "{shop}".orders') == []
+        conn.commit()
+        with BackorderBook(None, _repo(schema)) as other:
+            assert other.line("A-1", "MUG").allocated == 1
+            assert len(other.pending_events()) == len(book.pending_events()) > 0
+            other.ledger.verify()
+        assert _sql(f'SELECT id FROM "{shop}".orders') == [("A-1",)]
+        book.close()
+        assert not conn.closed  # the caller's connection stays the caller's
+
+
+def test_inside_the_callers_transaction_rollback(schemas: list[str], schema: str) -> None:
+    shop = _shop(schema)
+    schemas.append(shop)
+    with BackorderBook(None, _repo(schema)) as first:
+        first.place(Order("A-0", [OrderLine("MUG", 1)]))
+    with _pg().connect(DSN) as conn:
+        book = BackorderBook(None, _repo(schema, connection=conn))
+        conn.execute(f'INSERT INTO "{shop}".orders (id) VALUES (%s)', ("A-1",))
+        book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        assert book.status("A-1").lines[0].backordered == 2
+        conn.rollback()
+        # the book's next operation sees the database as it is
+        with pytest.raises(UnknownOrder):
+            book.status("A-1")
+        assert tuple(book.order_ids()) == ("A-0",)
+        # a failed operation rolls back only its own part of the caller's transaction
+        conn.execute(f'INSERT INTO "{shop}".orders (id) VALUES (%s)', ("A-2",))
+        with pytest.raises(UnknownOrder):
+            book.cancel("NO-SUCH-ORDER")
+        book.place(Order("A-2", [OrderLine("MUG", 1)]))
+        # a savepoint of the caller's, rolled back, takes the book's work with it
+        with pytest.raises(RuntimeError), conn.transaction():  # noqa: PT012
+            book.place(Order("A-3", [OrderLine("CUP", 1)]))
+            raise RuntimeError("the shop changed its mind")
+        assert tuple(book.order_ids()) == ("A-0", "A-2")
+        conn.commit()
+        book.close()
+    assert _sql(f'SELECT id FROM "{shop}".orders') == [("A-2",)]
+    with BackorderBook(None, _repo(schema)) as again:
+        assert tuple(again.order_ids()) == ("A-0", "A-2")
+        placed = [
+            p.event.order_id for p in again.pending_events() if isinstance(p.event, OrderPlaced)
+        ]
+        assert placed == ["A-0", "A-2"]  # no event of work that did not commit
+        again.inspect().check()
+        again.ledger.verify()
+
+
+def test_an_autocommit_connection_outside_a_transaction_is_refused(schema: str) -> None:
+    with _pg().connect(DSN, autocommit=True) as conn:
+        with pytest.raises(InvalidArgument, match="autocommit"):
+            _repo(schema, connection=conn)
+        with conn.transaction(), BackorderBook(None, _repo(schema, connection=conn)) as book:
+            book.receive("MUG", 1)
+    with BackorderBook(None, _repo(schema)) as book:
+        assert book.stock("MUG").on_hand == 1
+
+
+# -- lost connections ------------------------------------------------------------
+
+
+def _terminate(repo: Any) -> None:
+    pid = repo._conn.info.backend_pid
+    _sql("SELECT pg_terminate_backend(%s)", pid)
+    for _ in range(100):
+        if not _sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid):
+            return
+        time.sleep(0.01)
+
+
+def test_a_terminated_connection_is_made_again(schema: str) -> None:
+    book = BackorderBook(None, _repo(schema))
+    book.place(Order("A-1", [OrderLine("MUG", 2)]))
+    _terminate(book.repository)
+    book.place(Order("A-2", [OrderLine("MUG", 1)]))  # connects again, nothing lost
+    _terminate(book.repository)
+    assert book.position("A-2", "MUG") == 2
+    book.close()
+    with BackorderBook(None, _repo(schema)) as again:
+        assert tuple(again.order_ids()) == ("A-1", "A-2")
+
+
+def test_a_connection_lost_mid_batch_commits_nothing(schema: str) -> None:
+    book = BackorderBook(None, _repo(schema))
+    book.place(Order("A-1", [OrderLine("MUG", 2)]))
+    with pytest.raises(ConnectionLost), book.batch():  # noqa: PT012
+        book.place(Order("A-2", [OrderLine("MUG", 1)]))
+        _terminate(book.repository)
+        book.place(Order("A-3", [OrderLine("MUG", 1)]))
+    # the book goes on, on a new connection, with what the database holds
+    assert tuple(book.order_ids()) == ("A-1",)
+    book.receive("MUG", 2)
+    book.close()
+    with BackorderBook(None, _repo(schema)) as again:
+        assert tuple(again.order_ids()) == ("A-1",)
+        assert again.line("A-1", "MUG").allocated == 2
+        again.ledger.verify()
+
+
+# -- several processes -------------------------------------------------------------
+
+
+def _spawn() -> Any:
+    return multiprocessing.get_context("spawn")
+
+
+@pytest.fixture
+def held_x(schema: str) -> Any:
+    """Process A holds a batch open on SKU X (its lock held) until released."""
+    with BackorderBook(None, _repo(schema)) as book:  # the schema exists before A starts
+        book.receive("Y", 1)
+    ctx = _spawn()
+    ready, release = ctx.Event(), ctx.Event()
+    process = ctx.Process(target=hold_batch, args=(DSN, schema, "X", ready, release))
+    process.start()
+    try:
+        assert ready.wait(30), "process A did not open its batch"
+        yield release
+    finally:
+        release.set()
+        process.join(30)
+    assert process.exitcode == 0
+
+
+def test_a_writer_on_the_same_sku_waits_for_the_batch(schema: str, held_x: Any) -> None:
+    with BackorderBook(None, _repo(schema, timeout=0.5)) as book:
+        started = time.monotonic()
+        with pytest.raises(ConcurrencyConflict, match="past the timeout"):
+            book.place(Order("B-1", [OrderLine("X", 1)]))
+        assert time.monotonic() - started >= 0.4
+        held_x.set()  # A commits: B's operation on X goes through after it
+    with BackorderBook(None, _repo(schema, timeout=30)) as book:
+        book.place(Order("B-1", [OrderLine("X", 1)]))
+        assert book.position("HELD-1", "X") == 1
+        assert book.position("B-1", "X") == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ConcurrencyConflict,
+    reason="this version serializes every writer of a schema (one advisory lock)",
+)
+def test_a_writer_on_another_sku_does_not_wait(schema: str, held_x: Any) -> None:
+    with BackorderBook(None, _repo(schema, timeout=1)) as book:
+        started = time.monotonic()
+        book.receive("Y", 1)
+        assert time.monotonic() - started < 1
+
+
+def test_processes_writing_at_once_keep_every_invariant(schema: str) -> None:
+    skus = ["MUG", "CUP", "TEE"]
+    with BackorderBook(None, _repo(schema)) as book:
+        book.receive("MUG", 1)
+        told = [event_json(p.event) for p in book.pending_events()]
+    with _spawn().Pool(4) as pool:
+        results = pool.starmap(random_ops, [(DSN, schema, seed, 100, skus) for seed in range(4)])
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        book.inspect().check()
+        book.ledger.verify()
+        outbox = [event_json(p.event) for p in book.pending_events()]
+        everything = told + [event for result in results for event in result]
+        assert Counter(outbox) == Counter(everything)
+        for result in results:  # each process's events, in its order, in the outbox
+            at = iter(outbox)
+            assert all(event in at for event in result)
+        for sku in skus:
+            level = book.stock(sku)
+            assert 0 <= level.allocated <= level.on_hand
+
+
+def test_a_stored_book_keeps_its_policy_on_postgresql(schema: str) -> None:
+    from backorder import PartialFill, PolicyMismatch, PriorityTiers, StrictFIFO
+    from backorder.storage.postgres import PostgresRepository
+
+    def repository() -> PostgresRepository:
+        return PostgresRepository(DSN, schema=schema)
+
+    with BackorderBook(PriorityTiers(), repository()) as book:
+        book.place(Order("S-1", [OrderLine("LAMP", 1)]))
+        book.place(Order("V-1", [OrderLine("LAMP", 1)], tier="vip"))
+    refused = repository()
+    with pytest.raises(PolicyMismatch):
+        BackorderBook(PartialFill(), refused)
+    refused.close()  # (a repository given to a book that refused it stays the caller's)
+    with BackorderBook(None, repository()) as book:
+        assert book.policy == PriorityTiers()
+        other = BackorderBook(None, repository())
+        book.change_policy(StrictFIFO())
+        other.place(Order("S-2", [OrderLine("LAMP", 1)]))  # follows the switch
+        assert other.policy == StrictFIFO()
+        assert [line.order_id for line in other.waiting("LAMP")] == ["S-1", "V-1", "S-2"]
+        other.close()
