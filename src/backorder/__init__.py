@@ -3,6 +3,7 @@
 The public API. Everything else lives in private modules.
 """
 
+from .async_book import AsyncBackorderBook
 from .book import BackorderBook, Clock
 from .codec import event_from_dict, event_to_dict
 from .domain import MAX_QUANTITY, LineStatus, Order, OrderLine, OrderStatus, StockLevel
@@ -87,6 +88,7 @@ __all__ = [
     "AdjustResult",
     "AllocationPolicy",
     "ArgumentTypeError",
+    "AsyncBackorderBook",
     "BackorderBook",
     "BackorderError",
     "BackorderLimitExceeded",
