@@ -211,7 +211,8 @@ class RepositoryContract:
         second = other.claim_events(limit=len(pending), lease=timedelta(seconds=90))
         assert first == pending[:3]
         assert second == pending[3:]
-        assert book.claim_events() == () and other.claim_events() == ()
+        assert book.claim_events() == ()
+        assert other.claim_events() == ()
         assert book.pending_events() == pending  # a look ignores leases
         assert other.mark_published(second[:2]) == 2
         clock.now += timedelta(seconds=31)  # the first lease ran out
