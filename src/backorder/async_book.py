@@ -217,7 +217,7 @@ class AsyncBackorderBook:
         (when `function` holds the book: in a `batch()` block, say).
 
         Raises:
-            Whatever `function` raises.
+            Exception: whatever `function` raises.
 
         Cost: that of `function`.
         """
@@ -230,7 +230,8 @@ class AsyncBackorderBook:
 
         Raises:
             ArgumentTypeError: `atomic` is not a bool.
-            Whatever `function` raises (with `atomic`, nothing of it is kept).
+            Exception: whatever `function` raises (with `atomic`, nothing of
+                it is kept).
 
         Cost: as `BackorderBook.batch`.
         """
