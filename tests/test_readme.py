@@ -24,8 +24,33 @@ def test_examples_run(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # examples that open "shop.db" write it here
     for block in python_blocks(page):
+        if block.startswith(SNIPPET):
+            continue  # an example file, run by its own tests (see below)
         exec(compile(block, str(page), "exec"), {"__name__": "__example__"})
     capsys.readouterr()
+
+
+SNIPPET = "--8<-- "
+
+
+def test_included_example_files_exist_and_are_what_the_server_tests_run() -> None:
+    # The web page's apps are included from files (pymdownx.snippets); the
+    # server tests start exactly those files.
+    included = [
+        line[len(SNIPPET) :].strip().strip('"')
+        for page in PAGES
+        for block in python_blocks(page)
+        for line in block.splitlines()
+        if line.startswith(SNIPPET)
+    ]
+    assert "docs/examples/web/fastapi_app.py" in included
+    for name in included:
+        path = ROOT / name
+        assert path.is_file(), name
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    servers = (ROOT / "tests" / "test_servers.py").read_text(encoding="utf-8")
+    for app in ("fastapi_app:app", "flask_app:app", "manage.py"):
+        assert app in servers
 
 
 def test_the_readme_has_an_example() -> None:

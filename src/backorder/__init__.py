@@ -5,6 +5,7 @@ The public API. Everything else lives in private modules.
 
 from typing import TYPE_CHECKING, Any
 
+from .async_book import AsyncBackorderBook
 from .book import BackorderBook, Clock
 from .codec import event_from_dict, event_to_dict
 from .domain import MAX_QUANTITY, LineStatus, Order, OrderLine, OrderStatus, StockLevel
@@ -104,6 +105,7 @@ __all__ = [
     "AdjustResult",
     "AllocationPolicy",
     "ArgumentTypeError",
+    "AsyncBackorderBook",
     "BackorderBook",
     "BackorderError",
     "BackorderLimitExceeded",

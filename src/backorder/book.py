@@ -45,7 +45,7 @@ from .results import (
 from .storage.memory import InMemoryRepository
 from .storage.protocol import Repository
 from .subscribers import Handler, Subscribers
-from .unit_of_work import UnitOfWork, outbox_ids, reads, writes
+from .unit_of_work import UnitOfWork, locked, outbox_ids, reads, writes
 
 __all__ = ["BackorderBook", "Clock"]
 
@@ -91,6 +91,18 @@ def _policy_for(state: State, given: AllocationPolicy | None) -> AllocationPolic
     return built_in
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MAX_LEASE = timedelta(days=36_525)  # about 100 years, as every other duration
+
+
+def _lease_micros(lease: object) -> int:
+    if not isinstance(lease, timedelta):
+        raise ArgumentTypeError(f"lease must be a timedelta, got {type(lease).__name__} {lease!r}")
+    if lease <= timedelta(0) or lease > _MAX_LEASE:
+        raise InvalidArgument(f"lease must be positive and at most 100 years, got {lease!r}")
+    return max(1, lease // timedelta(microseconds=1))
+
+
 class BackorderBook(BookReads):
     """The backorders of a shop: every order's lines, each SKU's line of
     customers, the stock on hand, and the ledger of every movement.
@@ -130,7 +142,7 @@ class BackorderBook(BookReads):
     (2, 1)
     """
 
-    __slots__ = ("_clock", "_engine", "_publish", "_repository", "_subscribers", "_work")
+    __slots__ = ("_clock", "_engine", "_repository", "_subscribers", "_work")
 
     def __init__(
         self,
@@ -157,9 +169,8 @@ class BackorderBook(BookReads):
         self._repository = repository
         self._clock: Clock = _utc_now if clock is None else clock
         self._subscribers = Subscribers()
-        self._publish = self._subscribers.publish
         self._engine = Engine(State(), PartialFill() if policy is None else policy, self._now)
-        self._work = UnitOfWork(repository, self._engine)
+        self._work = UnitOfWork(repository, self._engine, self._subscribers)
         self._engine.set_policy(_policy_for(self._engine.state, policy))
 
     @classmethod
@@ -234,11 +245,12 @@ class BackorderBook(BookReads):
         Cost: O(1).
         """
         work = self._work
-        if work.batched is not None:
-            raise InvalidArgument("close() inside a batch() block; leave the block first")
-        if not work.closed:
-            work.closed = True
-            work.store.close()
+        with work.lock:
+            if work.batched is not None:
+                raise InvalidArgument("close() inside a batch() block; leave the block first")
+            if not work.closed:
+                work.closed = True
+                work.store.close()
 
     def __enter__(self) -> BackorderBook:
         """The book itself, closed again when the `with` block ends. Cost: O(1)."""
@@ -246,8 +258,9 @@ class BackorderBook(BookReads):
 
     def __exit__(self, *exc_info: object) -> None:
         """Close the book (see `close`). Cost: O(1)."""
-        if self._work.batched is None:
-            self.close()
+        with self._work.lock:
+            if self._work.batched is None:
+                self.close()
 
     @contextmanager
     def batch(self, *, atomic: bool = False) -> Iterator[BackorderBook]:
@@ -283,8 +296,14 @@ class BackorderBook(BookReads):
             raise ArgumentTypeError(
                 f"atomic must be a bool, got {type(atomic).__name__} {shown(atomic)}"
             )
-        with self._work.batch(atomic, self._publish):
-            yield self
+        work = self._work
+        with work.lock:
+            try:
+                with work.batch(atomic):
+                    yield self
+            finally:
+                if work.outgoing and not work.depth:
+                    work.deliver()
 
     def pending_events(self, limit: int | None = None) -> tuple[OutboxEvent, ...]:
         """Events not yet marked published (the outbox), oldest first.
@@ -303,10 +322,57 @@ class BackorderBook(BookReads):
         """
         if limit is not None:
             check_quantity(limit, "limit")
-        self._work.check_open()
-        return tuple(
-            OutboxEvent(event_id, event) for event_id, event in self._work.store.pending(limit)
-        )
+        work = self._work
+        with work.lock:
+            work.check_open()
+            pending = work.store.pending(limit)
+            return tuple(OutboxEvent(event_id, event) for event_id, event in pending)
+
+    def claim_events(
+        self, limit: int = 100, lease: timedelta = timedelta(seconds=60)
+    ) -> tuple[OutboxEvent, ...]:
+        """Lease the oldest unpublished events no running lease holds, for one sender.
+
+        For several senders (threads, worker processes, machines) emptying
+        one outbox: each calls `claim_events`, sends what it got, then
+        `mark_published`. Two claims never return the same event while its
+        lease runs, in any threads or processes; an event whose lease ran
+        out without `mark_published` (its sender died or hung) is claimed
+        again, so every event is sent at least once and none is lost. Send
+        within the lease, or an event may be sent twice. The lease is
+        measured on the book's clock (every sender must share one clock).
+        `pending_events` still shows leased events (a look, not a claim).
+
+        With an `InMemoryRepository` the outbox exists only with
+        `outbox=True`; a third-party repository without `claim_events`
+        gets leases kept by this book alone (disjoint among the threads
+        using this book, not across processes).
+
+        Args:
+            limit: at most this many events (1 to 2**63 - 1).
+            lease: how long they are held for this sender: a positive `timedelta`.
+
+        Returns:
+            The claimed events, oldest first (empty when there are none).
+
+        Raises:
+            QuantityTypeError, InvalidQuantity: `limit` is not a positive int.
+            ArgumentTypeError, InvalidArgument: `lease` is not a positive
+                `timedelta` (of at most 100 years).
+            RepositoryClosed: the book is closed.
+
+        Cost: O(returned events) plus those skipped as leased; one write
+        transaction with SQLite (`BEGIN IMMEDIATE`: it waits for a writer).
+        """
+        check_quantity(limit, "limit")
+        lease_us = _lease_micros(lease)
+        work = self._work
+        with work.lock:
+            work.check_open()
+            now = self._now()
+            now_us = (now - _EPOCH) // timedelta(microseconds=1)
+            claimed = work.store.claim(limit, lease_us, now_us)
+            return tuple(OutboxEvent(event_id, event) for event_id, event in claimed)
 
     def mark_published(self, events: Iterable[OutboxEvent | int] | OutboxEvent | int) -> int:
         """Take events (or their ids; one, or an iterable of them) out of the
@@ -319,9 +385,12 @@ class BackorderBook(BookReads):
         Cost: O(events), one commit with SQLite.
         """
         ids = outbox_ids(events)
-        self._work.check_open()
-        return self._work.store.published(ids)
+        work = self._work
+        with work.lock:
+            work.check_open()
+            return work.store.published(ids)
 
+    @locked
     def __repr__(self) -> str:
         state = self._engine.state
         waiting = sum(len(sku.queue) for sku in state.skus.values())
@@ -352,6 +421,12 @@ class BackorderBook(BookReads):
             ArgumentTypeError: `handler` is not callable.
             InvalidArgument: the book works inside the caller's transaction.
 
+        Handlers run in the thread of the call that caused the events, after
+        its unit of work has ended, holding the book: a handler may call the
+        book (that call runs after the one that caused the event, and its
+        events are handed out after the rest), while other threads wait.
+        Keep handlers short; send slow work through the outbox.
+
         Cost: O(1).
         """
         if getattr(self._repository, "in_caller_transaction", False) is True:
@@ -360,7 +435,8 @@ class BackorderBook(BookReads):
                 "connection=...)): a subscriber could hear of work the caller rolls back "
                 "later; read pending_events() after your commit instead"
             )
-        return self._subscribers.add(handler)
+        with self._work.lock:
+            return self._subscribers.add(handler)
 
     def _now(self) -> datetime:
         if self._clock is _utc_now:
@@ -403,7 +479,7 @@ class BackorderBook(BookReads):
         outcome = orders.place(self._engine, order)
         assert outcome is not None
         if isinstance(outcome, Applied):
-            return self._work.finish(outcome, self._publish)
+            return self._work.finish(outcome)
         return outcome  # a retry: nothing changed
 
     @reads
@@ -469,7 +545,7 @@ class BackorderBook(BookReads):
         """
         outcome = stock.receive(self._engine, sku, quantity, reference, against)
         if isinstance(outcome, Applied):
-            return self._work.finish(outcome, self._publish)
+            return self._work.finish(outcome)
         return outcome  # redelivered: nothing changed
 
     @writes
@@ -504,7 +580,7 @@ class BackorderBook(BookReads):
         >>> book.line("A-1", "MUG").backordered
         1
         """
-        return self._work.finish(stock.adjust(self._engine, sku, delta, reason), self._publish)
+        return self._work.finish(stock.adjust(self._engine, sku, delta, reason))
 
     @writes
     def cancel(
@@ -541,7 +617,7 @@ class BackorderBook(BookReads):
         2
         """
         outcome = orders.cancel(self._engine, order_id, sku, quantity)
-        return self._work.finish(outcome, self._publish)
+        return self._work.finish(outcome)
 
     @writes
     def ship(
@@ -574,7 +650,7 @@ class BackorderBook(BookReads):
         >>> book.stock("MUG").on_hand
         0
         """
-        return self._work.finish(orders.ship(self._engine, order_id, sku, quantity), self._publish)
+        return self._work.finish(orders.ship(self._engine, order_id, sku, quantity))
 
     @writes
     def change_tier(self, order_id: str, tier: str) -> TierResult:
@@ -594,7 +670,7 @@ class BackorderBook(BookReads):
         """
         outcome = orders.change_tier(self._engine, order_id, tier)
         if isinstance(outcome, Applied):
-            return self._work.finish(outcome, self._publish)
+            return self._work.finish(outcome)
         return outcome  # the tier it has: nothing changed
 
     @writes
@@ -617,7 +693,7 @@ class BackorderBook(BookReads):
         Cost: O(log r), plus O(n) to find the ETAs that moved.
         """
         outcome = supply.expect(self._engine, sku, quantity, arriving, reference)
-        return self._work.finish(outcome, self._publish)
+        return self._work.finish(outcome)
 
     @writes
     def update_expected(
@@ -639,7 +715,7 @@ class BackorderBook(BookReads):
         Cost: O(log r), plus O(n) to find the ETAs that moved.
         """
         outcome = supply.update_expected(self._engine, reference, quantity, arriving)
-        return self._work.finish(outcome, self._publish)
+        return self._work.finish(outcome)
 
     @writes
     def cancel_expected(self, reference: str) -> ExpectResult:
@@ -650,7 +726,7 @@ class BackorderBook(BookReads):
 
         Cost: O(log r), plus O(n) to find the ETAs that moved.
         """
-        return self._work.finish(supply.cancel_expected(self._engine, reference), self._publish)
+        return self._work.finish(supply.cancel_expected(self._engine, reference))
 
     @writes
     def set_lead_time(self, sku: str, lead_time: timedelta | None) -> SettingResult:
@@ -667,7 +743,7 @@ class BackorderBook(BookReads):
         Cost: O(n) to find the ETAs that moved.
         """
         outcome = supply.set_lead_time(self._engine, sku, lead_time)
-        return self._work.finish(outcome, self._publish)
+        return self._work.finish(outcome)
 
     @writes
     def set_backorder_limit(self, sku: str, units: int | None) -> SettingResult:
@@ -689,7 +765,7 @@ class BackorderBook(BookReads):
         Cost: O(1).
         """
         outcome = controls.set_backorder_limit(self._engine, sku, units)
-        return self._work.finish(outcome, self._publish)
+        return self._work.finish(outcome)
 
     def change_policy(self, policy: AllocationPolicy) -> SettingResult:
         """Switch the book to another policy: the one way to change the policy
@@ -721,7 +797,7 @@ class BackorderBook(BookReads):
         self._work.load_everything()
         outcome = controls.change_policy(self._engine, policy)
         if isinstance(outcome, Applied):
-            return self._work.finish(outcome, self._publish)
+            return self._work.finish(outcome)
         return outcome
 
     @writes
@@ -747,7 +823,7 @@ class BackorderBook(BookReads):
         at = self._now()
         when = at if now is None else check_aware(now, "now")
         self._work.store.ensure_due(when)  # a lazily loaded book loads the orders due
-        return self._work.finish(controls.expire(self._engine, at, when), self._publish)
+        return self._work.finish(controls.expire(self._engine, at, when))
 
     @writes
     def hold(
@@ -778,7 +854,7 @@ class BackorderBook(BookReads):
         Cost: O(log h) for h active holds.
         """
         outcome = controls.hold(self._engine, sku, quantity, ttl, hold_id)
-        return self._work.finish(outcome, self._publish)
+        return self._work.finish(outcome)
 
     @writes
     def release_hold(self, hold_id: str) -> HoldResult:
@@ -791,7 +867,7 @@ class BackorderBook(BookReads):
 
         Cost: O(log h) plus the fill.
         """
-        return self._work.finish(controls.release_hold(self._engine, hold_id), self._publish)
+        return self._work.finish(controls.release_hold(self._engine, hold_id))
 
     @writes
     def confirm_hold(self, hold_id: str, order: Order) -> PlaceResult:
@@ -812,7 +888,7 @@ class BackorderBook(BookReads):
         Cost: that of `place`.
         """
         outcome = controls.confirm_hold(self._engine, hold_id, order)
-        return self._work.finish(outcome, self._publish)
+        return self._work.finish(outcome)
 
     # -- self-check ------------------------------------------------------------
 

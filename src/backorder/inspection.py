@@ -32,25 +32,29 @@ class BookInspector:
         indexes, counters, holds, deadlines, the ledger, work conservation);
         raise AssertionError naming the first broken. O(orders + lines +
         ledger entries)."""
-        check(self._engine.state, self._engine.policy)
+        with self._work.lock:
+            check(self._engine.state, self._engine.policy)
 
     def loaded_skus(self) -> tuple[str, ...]:
         """The SKUs the book holds in memory (all of them unless lazily loaded). O(SKUs)."""
-        return tuple(self._engine.state.skus)
+        with self._work.lock:
+            return tuple(self._engine.state.skus)
 
     def loaded_orders(self) -> tuple[str, ...]:
         """The orders held in memory whose every line's SKU is loaded. O(lines)."""
-        state = self._engine.state
-        return tuple(
-            order_id
-            for order_id, record in state.orders.items()
-            if all(line.sku in state.skus for line in record.lines)
-        )
+        with self._work.lock:
+            state = self._engine.state
+            return tuple(
+                order_id
+                for order_id, record in state.orders.items()
+                if all(line.sku in state.skus for line in record.lines)
+            )
 
     def arrival(self, order_id: str, sku: str) -> tuple[int, int]:
         """The `(rank, arrival number)` a line is served by. Raises UnknownOrder
         / UnknownSku. O(lines of the order)."""
-        rank, seq = unpack(self._engine.line(order_id, sku).key)
+        with self._work.lock:
+            rank, seq = unpack(self._engine.line(order_id, sku).key)
         return rank, seq
 
     @property
@@ -71,6 +75,10 @@ class BookInspector:
         schedules, holds and their expiry, expired hold ids, deadlines,
         tiers and ranks. Two books agree exactly when these (and the public
         reads) do. O(orders + lines)."""
+        with self._work.lock:
+            return self._internals()
+
+    def _internals(self) -> dict[str, Any]:
         state = self._engine.state
         skus = state.skus
         return {

@@ -20,7 +20,7 @@ from .eta import Eta
 from .ledger import StockLedger
 from .reports import book_records, sku_records, waiting_records
 from .results import ExpectResult, OrderEta
-from .unit_of_work import UnitOfWork, reads
+from .unit_of_work import UnitOfWork, locked, reads
 
 __all__ = ["BookReads"]
 
@@ -39,10 +39,16 @@ class BookReads:
     @property
     def ledger(self) -> StockLedger:
         """The book's `StockLedger`: every stock movement, append-only. Cost:
-        O(1) (a lazily loaded book loads everything first: O(rows))."""
-        self._work.catch_up()
-        self._work.load_everything()
-        return self._engine.state.ledger
+        O(1) (a lazily loaded book loads everything first: O(rows)).
+
+        It is the book's live ledger: while other threads write to the book,
+        read it through the book (`book.ledger.verify()` sees a consistent
+        prefix of the movements) or under `book.batch()`."""
+        work = self._work
+        with work.lock:
+            work.catch_up()
+            work.load_everything()
+            return self._engine.state.ledger
 
     @reads
     def __len__(self) -> int:
@@ -252,6 +258,7 @@ class BookReads:
 
     # -- tables for notebooks and reports -----------------------------------
 
+    @locked
     def to_records(self) -> list[dict[str, Any]]:
         """Every order line as a plain dict (`order_id`, `sku`, `tier`,
         `placed_at`, `ship_complete`, `ordered`, `allocated`, `shipped`,
@@ -262,6 +269,7 @@ class BookReads:
         """
         return book_records(self)
 
+    @locked
     def waiting_records(self, sku: str | None = None) -> list[dict[str, Any]]:
         """Every waiting line (of `sku`, or of every SKU) as a plain dict
         (`sku`, `position`, `order_id`, `tier`, `backordered`, `allocated`,
@@ -274,6 +282,7 @@ class BookReads:
         """
         return waiting_records(self, sku)
 
+    @locked
     def sku_records(self) -> list[dict[str, Any]]:
         """Every SKU as a plain dict (`sku`, `on_hand`, `allocated`,
         `available`, `waiting_lines`, `backordered`, `next_receipt`,
@@ -296,6 +305,7 @@ class BookReads:
         ]  # fmt: skip
         return data_frame(self.to_records(), columns)
 
+    @locked
     def _repr_html_(self) -> str:
         """A compact HTML summary for notebooks: one row per SKU (see `sku_records`)."""
         return html_table(repr(self), self.sku_records())

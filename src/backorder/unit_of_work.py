@@ -5,12 +5,21 @@ other writers), load what it names (a lazily loaded book), apply it in the
 engine, commit; on a lost commit race it runs again. A `batch()` block is
 one unit of work for many operations. This module is the skeleton of that,
 written once; the book's operations only say which engine function to run.
+
+Threads: every public method of a book runs holding the book's lock (a
+`threading.RLock`, `UnitOfWork.lock`), so the operations of one book run one
+at a time, whichever thread calls them. Events are handed to subscribers
+only after the unit of work has ended (committed, the store closed), still
+holding the lock re-entrantly: a subscriber that calls the book starts a
+unit of work of its own, after the one that called it, on every repository
+alike, and its events are handed out after the rest of the first's.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -18,23 +27,22 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from .domain import Order
 from .engine.changes import UndoLog
 from .engine.core import Applied, Engine
-from .errors import ArgumentTypeError, PolicyMismatch, RepositoryClosed, shown
+from .errors import ArgumentTypeError, EventHandlerError, PolicyMismatch, RepositoryClosed, shown
 from .events import Event
 from .policies import policy_from_identity
 from .results import OutboxEvent
 from .storage.loaded import CommitRace, RowStore
 from .storage.memory import InMemoryRepository, LiveStore
 from .storage.protocol import Repository
+from .subscribers import Subscribers
 
-__all__ = ["RETRIES", "UnitOfWork", "outbox_ids", "reads", "writes"]
+__all__ = ["RETRIES", "UnitOfWork", "locked", "outbox_ids", "reads", "writes"]
 
 #: How many times an operation is run again after losing a commit race.
 RETRIES = 5
 
 _R = TypeVar("_R")
 _P = ParamSpec("_P")
-
-Publish = Callable[[tuple[Event, ...], object], None]
 
 
 class _Host(Protocol):
@@ -59,14 +67,37 @@ class UnitOfWork:
     """A book's side of its repository: the store, the open unit of work,
     the batch being gathered, and the engine kept on the store's state."""
 
-    __slots__ = ("batch_logs", "batched", "closed", "depth", "engine", "store")
+    __slots__ = (
+        "batch_logs",
+        "batched",
+        "closed",
+        "delivering",
+        "depth",
+        "engine",
+        "lock",
+        "outgoing",
+        "store",
+        "subscribers",
+    )
 
-    def __init__(self, repository: Repository | InMemoryRepository, engine: Engine) -> None:
+    def __init__(
+        self, repository: Repository | InMemoryRepository, engine: Engine, subscribers: Subscribers
+    ) -> None:
+        #: held by every public method of the book (re-entrant: a subscriber,
+        #: a batch block and the book's own reads call back in). Two books over
+        #: one `InMemoryRepository` share its lock, as they share its state.
+        self.lock: threading.RLock = (
+            repository.lock if isinstance(repository, InMemoryRepository) else threading.RLock()
+        )
         self.store: LiveStore | RowStore = (
             LiveStore(repository)
             if isinstance(repository, InMemoryRepository)
             else RowStore(repository)
         )
+        self.subscribers = subscribers
+        # (events, result) of finished operations not yet handed to subscribers
+        self.outgoing: list[tuple[tuple[Event, ...], object]] = []
+        self.delivering = False
         self.engine = engine
         engine.state = self.store.state
         self.closed = False
@@ -128,10 +159,11 @@ class UnitOfWork:
                 self.depth = 0
                 store.end()
 
-    def finish(self, outcome: Applied[_R], publish: Publish) -> _R:
+    def finish(self, outcome: Applied[_R]) -> _R:
         """End an operation: commit what the engine applied (or roll it back
-        and raise), build the result from the committed state, then hand out
-        the events (at the end of the batch, inside one)."""
+        and raise), build the result from the committed state, and queue the
+        events for the subscribers (`deliver` hands them out once the unit of
+        work has ended; at the end of the batch, inside one)."""
         log = outcome.log
         batching = self.batched is not None
         try:
@@ -145,12 +177,38 @@ class UnitOfWork:
         if self.batched is not None:
             self.batched.append((events, result))
             self.batch_logs.append(log)
-        else:
-            publish(events, result)
+        elif events and self.subscribers.handlers:
+            self.outgoing.append((events, result))
         return result
 
+    def deliver(self) -> None:
+        """Hand the queued events to the subscribers, oldest operation first.
+
+        Called with the lock held, after the unit of work has ended. A
+        subscriber that calls the book queues that call's events behind the
+        rest (they are handed out by this same loop, not nested in it). Every
+        queued operation's events reach every handler; then the first
+        `EventHandlerError` is raised."""
+        if self.delivering:
+            return  # a subscriber's own call: the loop below hands its events out
+        self.delivering = True
+        failed: EventHandlerError | None = None
+        outgoing = self.outgoing
+        try:
+            while outgoing:
+                events, result = outgoing.pop(0)
+                try:
+                    self.subscribers.publish(events, result)
+                except EventHandlerError as exc:
+                    if failed is None:
+                        failed = exc
+        finally:
+            self.delivering = False
+        if failed is not None:
+            raise failed
+
     @contextmanager
-    def batch(self, atomic: bool, publish: Publish) -> Iterator[None]:
+    def batch(self, atomic: bool) -> Iterator[None]:
         """Many operations in one unit of work (see `BackorderBook.batch`)."""
         self.check_open()
         if self.batched is not None:
@@ -181,9 +239,8 @@ class UnitOfWork:
             if not abandoned:
                 store.finish_batch()
             self._sync()
-            if not abandoned:
-                for events, result in done:
-                    publish(events, result)
+            if not abandoned and self.subscribers.handlers:
+                self.outgoing.extend(item for item in done if item[0])
 
 
 def _prefetcher(
@@ -222,12 +279,21 @@ def writes(
     @functools.wraps(method)
     def run(self: _B, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         work = self._work
-        if work.store.live and not work.closed:
-            return method(self, *args, **kwargs)
-        return work.run(
-            functools.partial(method, self, *args, **kwargs),
-            functools.partial(prefetch, self, args, kwargs),
-        )
+        lock = work.lock
+        lock.acquire()  # (cheaper than `with` on the hot path)
+        try:
+            if work.store.live and not work.closed:
+                result = method(self, *args, **kwargs)
+            else:
+                result = work.run(
+                    functools.partial(method, self, *args, **kwargs),
+                    functools.partial(prefetch, self, args, kwargs),
+                )
+            if work.outgoing and not work.depth:
+                work.deliver()
+            return result
+        finally:
+            lock.release()
 
     return run
 
@@ -242,10 +308,29 @@ def reads(
     @functools.wraps(method)
     def run(self: _B, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         work = self._work
-        if not work.store.live or work.closed:
-            work.catch_up()
-            prefetch(self, args, kwargs)
-        return method(self, *args, **kwargs)
+        lock = work.lock
+        lock.acquire()  # (cheaper than `with` on the hot path)
+        try:
+            if not work.store.live or work.closed:
+                work.catch_up()
+                prefetch(self, args, kwargs)
+            return method(self, *args, **kwargs)
+        finally:
+            lock.release()
+
+    return run
+
+
+def locked(
+    method: Callable[Concatenate[_B, _P], _R],
+) -> Callable[Concatenate[_B, _P], _R]:
+    """Mark a book method that only needs the book to itself while it runs
+    (it calls the book's reads, or the outbox): hold the book's lock."""
+
+    @functools.wraps(method)
+    def run(self: _B, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._work.lock:
+            return method(self, *args, **kwargs)
 
     return run
 

@@ -21,12 +21,15 @@ a repository without it).
 Modules: `rows` (row types, `Changes`, `merge`), `protocol` (the
 protocols), `mapping` (state to rows and back), `loaded` (the book's copy),
 `memory` (in-memory), `sql` (the SQL every SQL adapter shares), `sqlite`.
+
+Every built-in repository also implements `ClaimingRepository` (outbox
+leases for several senders).
 """
 
 from __future__ import annotations
 
 from .memory import InMemoryRepository
-from .protocol import IncrementalRepository, LazyRepository, Repository
+from .protocol import ClaimingRepository, IncrementalRepository, LazyRepository, Repository
 from .rows import (
     COUNTERS,
     Changes,
@@ -48,6 +51,7 @@ from .sqlite import SQLiteRepository
 __all__ = [
     "COUNTERS",
     "Changes",
+    "ClaimingRepository",
     "DeadlineRow",
     "ExpectedRow",
     "Header",

@@ -11,7 +11,7 @@ from ..engine.state import State
 from ..errors import ConcurrencyConflict, StorageCorrupted
 from ..events import Event
 from .mapping import apply_checked, apply_rows, changes_of, state_of, validate
-from .protocol import IncrementalRepository, LazyRepository, Repository
+from .protocol import ClaimingRepository, IncrementalRepository, LazyRepository, Repository
 
 __all__ = ["CommitRace", "RowStore", "StaleCopy"]
 
@@ -39,7 +39,7 @@ class RowStore:
     (`everything`) turns it into a whole copy.
     """
 
-    __slots__ = ("catch_ups", "lazy", "open", "reloads", "repo", "state", "version")
+    __slots__ = ("catch_ups", "lazy", "leases", "open", "reloads", "repo", "state", "version")
     live = False
 
     def __init__(self, repo: Repository) -> None:
@@ -47,6 +47,7 @@ class RowStore:
         self.open = False
         self.reloads = 0  # whole re-loads (for tests: catching up should not need them)
         self.catch_ups = 0
+        self.leases: dict[int, int] = {}  # for a repository without claim_events
         self.lazy = isinstance(repo, LazyRepository) and repo.lazy is True
         if self.lazy:
             self.start_lazy()
@@ -215,7 +216,24 @@ class RowStore:
                 raise StorageCorrupted(f"outbox event {event_id} cannot be read: {exc!r}") from exc
         return out
 
+    def claim(self, limit: int, lease_us: int, now_us: int) -> list[tuple[int, Event]]:
+        repo = self.repo
+        if isinstance(repo, ClaimingRepository):
+            claimed = repo.claim_events(limit, lease_us, now_us)
+        else:  # leases kept here: disjoint among this book's threads only
+            leases = self.leases
+            claimed = []
+            for event_id, text in repo.pending_events():
+                if len(claimed) >= limit:
+                    break
+                if leases.get(event_id, now_us) <= now_us:
+                    leases[event_id] = now_us + lease_us
+                    claimed.append((event_id, text))
+        return [(event_id, text_event(text)) for event_id, text in claimed]
+
     def published(self, ids: list[int]) -> int:
+        for event_id in ids:
+            self.leases.pop(event_id, None)
         return self.repo.mark_published(ids)
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -19,11 +20,13 @@ class MemoryOutbox:
     Cost: O(1) per event added or published.
     """
 
-    __slots__ = ("events", "last_id")
+    __slots__ = ("events", "last_id", "leases")
 
     def __init__(self) -> None:
         self.events: dict[int, Event] = {}
         self.last_id = 0
+        # id -> leased until (microseconds since the epoch), of claimed events
+        self.leases: dict[int, int] = {}
 
     def add(self, event: Event) -> None:
         """Keep one event under the next id. O(1)."""
@@ -40,10 +43,30 @@ class MemoryOutbox:
                 items.append(item)
         return items
 
+    def claim(self, limit: int, lease_us: int, now_us: int) -> list[tuple[int, Event]]:
+        """Lease the oldest events no running lease holds (see
+        `Repository.claim_events`). O(returned + skipped as leased)."""
+        leases = self.leases
+        until = now_us + lease_us
+        claimed: list[tuple[int, Event]] = []
+        for event_id, event in self.events.items():
+            if len(claimed) >= limit:
+                break
+            if leases.get(event_id, now_us) <= now_us:
+                leases[event_id] = until
+                claimed.append((event_id, event))
+        return claimed
+
     def publish(self, ids: Iterable[int]) -> int:
         """Drop these events; return how many were kept. O(ids)."""
         events = self.events
-        return sum(events.pop(event_id, None) is not None for event_id in ids)
+        leases = self.leases
+        count = 0
+        for event_id in ids:
+            if events.pop(event_id, None) is not None:
+                count += 1
+            leases.pop(event_id, None)
+        return count
 
     def __len__(self) -> int:
         return len(self.events)
@@ -69,7 +92,7 @@ class InMemoryRepository:
     events waiting in the outbox when `outbox=True`.
     """
 
-    __slots__ = ("_keep", "events", "state")
+    __slots__ = ("_keep", "events", "lock", "state")
 
     def __init__(self, outbox: bool = False) -> None:
         """Make an empty repository. Cost: O(1)."""
@@ -82,6 +105,8 @@ class InMemoryRepository:
         #: the events kept until marked published (empty unless `outbox`)
         self.events = MemoryOutbox()
         self._keep = outbox
+        #: the lock of every book over this repository (they share the state)
+        self.lock = threading.RLock()
 
     @property
     def outbox(self) -> bool:
@@ -140,6 +165,9 @@ class LiveStore:
 
     def pending(self, limit: int | None) -> list[tuple[int, Event]]:
         return self.repo.events.pending(limit)
+
+    def claim(self, limit: int, lease_us: int, now_us: int) -> list[tuple[int, Event]]:
+        return self.repo.events.claim(limit, lease_us, now_us)
 
     def published(self, ids: list[int]) -> int:
         return self.repo.events.publish(ids)

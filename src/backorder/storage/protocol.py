@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from .rows import Changes, Header, Snapshot
 
-__all__ = ["IncrementalRepository", "LazyRepository", "Repository"]
+__all__ = ["ClaimingRepository", "IncrementalRepository", "LazyRepository", "Repository"]
 
 
 @runtime_checkable
@@ -75,6 +75,33 @@ class Repository(Protocol):
 
     def close(self) -> None:
         """Release the store (a connection, a file). Harmless when already closed."""
+        ...
+
+
+@runtime_checkable
+class ClaimingRepository(Repository, Protocol):
+    """A repository whose outbox serves several senders (optional; every
+    built-in repository has it). A book over a repository without it keeps
+    leases in the book (disjoint among the book's threads only)."""
+
+    def claim_events(self, limit: int, lease_us: int, now_us: int) -> list[tuple[int, str]]:
+        """Lease the oldest events no running lease holds, atomically.
+
+        Return `(id, event JSON)` of at most `limit` unpublished events,
+        oldest first, whose lease is none or ran out (`leased until <=
+        now_us`), and lease each until `now_us + lease_us` (microseconds
+        since the epoch, on the caller's clock), all in one transaction.
+        Two calls, from any threads, processes or machines, never return
+        the same event while its lease runs; an event whose lease ran out
+        is returned again. `mark_published` removes an event whatever its
+        lease; `pending_events` ignores leases. Outside any unit of work
+        (the book never claims inside one).
+
+        A SQL store: `UPDATE outbox SET leased_until_us = :until WHERE id IN
+        (SELECT id FROM outbox WHERE leased_until_us IS NULL OR
+        leased_until_us <= :now ORDER BY id LIMIT :limit [FOR UPDATE SKIP
+        LOCKED]) RETURNING id, event` (SQLite takes its write lock instead).
+        """
         ...
 
 

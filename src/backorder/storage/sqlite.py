@@ -145,10 +145,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "INSERT INTO meta (name, value) VALUES "
         "('version', 0), ('seq', 0), ('hold_seq', 0), ('expected_seq', 0)",
     ),
+    # Outbox leases for several senders (`claim_events`): until when an event
+    # is held by the sender that claimed it (microseconds since the epoch).
+    2: ("ALTER TABLE outbox ADD COLUMN leased_until_us INTEGER",),
 }
 
-# Version 2: a book records the identity of its policy (`settings`).
-MIGRATIONS[2] = (
+# Version 3: a book records the identity of its policy (`settings`).
+MIGRATIONS[3] = (
     "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, changed INTEGER NOT NULL)",
     "CREATE INDEX settings_changed ON settings (changed)",
 )
@@ -157,6 +160,8 @@ MIGRATIONS[2] = (
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _SQL = Statements("?")
+# Connections a forked child inherited and must not close (see `close`).
+_FORKED_AWAY: list[sqlite3.Connection] = []
 _GONE_KEYS = {"holds": "hold_id", "expected": "reference", "deadlines": "order_id"}
 _ORDER = {"skus": " ORDER BY rowid", "orders": " ORDER BY seq", "holds": " ORDER BY seq"}
 _ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
@@ -312,7 +317,7 @@ class SQLiteRepository:
     Cost: opening O(1) (plus a migration once); see each method.
     """
 
-    __slots__ = ("_conn", "_failed", "_path", "_staged", "_version", "lazy")
+    __slots__ = ("_conn", "_failed", "_path", "_pid", "_staged", "_version", "lazy")
 
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 30.0, lazy: bool = True
@@ -344,8 +349,12 @@ class SQLiteRepository:
                 _inspect(self._path)
             except (sqlite3.Error, UnicodeError) as exc:  # a damaged header or schema
                 raise StorageCorrupted(f"{self._path!r} cannot be read: {str(exc)[:200]}") from exc
+        # Any thread may use the connection: the book runs one call at a time
+        # (its lock), which is what sqlite3's same-thread check stood for.
         try:
-            conn = sqlite3.connect(self._path, timeout=timeout, isolation_level=None)
+            conn = sqlite3.connect(
+                self._path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise _storage_error(exc, self._path) from exc
         try:
@@ -361,6 +370,7 @@ class SQLiteRepository:
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
+        self._pid = os.getpid()
         self._version = 0
         self._staged: list[Changes] = []
         self._failed: BaseException | None = None
@@ -427,6 +437,13 @@ class SQLiteRepository:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RepositoryClosed(f"the repository {self._path!r} is closed")
+        if os.getpid() != self._pid:
+            raise StorageError(
+                f"this book of {self._path!r} was opened in process {self._pid} and is "
+                f"used in process {os.getpid()} after a fork; a SQLite connection must "
+                f"not cross a fork: open the book in each worker process after it "
+                f"forked (e.g. on its first request, or in a post-fork hook)"
+            )
         return self._conn
 
     def _read_version(self, conn: sqlite3.Connection) -> int:
@@ -806,6 +823,41 @@ class SQLiteRepository:
         return list(conn.execute("SELECT id, event FROM outbox ORDER BY id LIMIT ?", (limit,)))
 
     @_mapped
+    def claim_events(self, limit: int, lease_us: int, now_us: int) -> list[tuple[int, str]]:
+        """Lease the oldest events no running lease holds (see
+        `ClaimingRepository.claim_events`), under the write lock (`BEGIN
+        IMMEDIATE`), so claims of every process are disjoint.
+
+        Raises:
+            ConcurrencyConflict: another writer held the lock past the timeout.
+
+        Cost: O(returned + skipped as leased), one commit.
+        """
+        conn = self._connection()
+        own = not conn.in_transaction
+        if own:
+            self._lock(conn)
+        try:
+            claimed: list[tuple[int, str]] = list(
+                conn.execute(
+                    "SELECT id, event FROM outbox WHERE leased_until_us IS NULL"
+                    " OR leased_until_us <= ? ORDER BY id LIMIT ?",
+                    (now_us, limit),
+                )
+            )
+            conn.executemany(
+                "UPDATE outbox SET leased_until_us = ? WHERE id = ?",
+                [(now_us + lease_us, event_id) for event_id, _ in claimed],
+            )
+            if own:
+                conn.execute("COMMIT")
+        except BaseException:
+            if own and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return claimed
+
+    @_mapped
     def mark_published(self, ids: Sequence[int]) -> int:
         """Delete these events from the outbox, in one commit. Cost: O(ids)."""
         conn = self._connection()
@@ -825,8 +877,14 @@ class SQLiteRepository:
         return removed
 
     def close(self) -> None:
-        """Close the connection (rolling back anything uncommitted). Cost: O(1)."""
+        """Close the connection (rolling back anything uncommitted). Cost: O(1).
+
+        In a process forked after the book was opened, the connection belongs
+        to the parent: it is left alone (kept, never closed here)."""
         conn, self._conn = self._conn, None
+        if conn is not None and os.getpid() != self._pid:
+            _FORKED_AWAY.append(conn)  # closing it here could disturb the parent's
+            return
         if conn is not None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

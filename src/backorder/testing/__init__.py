@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +44,13 @@ class _Rows:
         self.ledger: list[Any] = []
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.outbox: dict[int, str] = {}
+        self.leases: dict[int, int] = {}  # event id -> leased until (microseconds)
         self.next_event = 0
         self.version = 0
         self.policy: str | None = None
+        # Handles on one store may be used by books in several threads: each
+        # commit, claim and publish is one step under this lock.
+        self.lock = threading.Lock()
 
 
 class DictRepository:
@@ -126,6 +131,10 @@ class DictRepository:
         Cost: O(rows staged).
         """
         rows = self._open()
+        with rows.lock:
+            return self._commit(rows)
+
+    def _commit(self, rows: _Rows) -> int:
         started, staged = self._started, self._staged
         self._started, self._staged = None, []
         if started != rows.version:
@@ -174,10 +183,30 @@ class DictRepository:
         items = list(self._open().outbox.items())
         return items if limit is None else items[:limit]
 
+    def claim_events(self, limit: int, lease_us: int, now_us: int) -> list[tuple[int, str]]:
+        """Lease the oldest events no running lease holds, until `now_us +
+        lease_us` (see `backorder.storage.ClaimingRepository`). Cost:
+        O(returned + skipped as leased)."""
+        rows = self._open()
+        claimed: list[tuple[int, str]] = []
+        with rows.lock:
+            for event_id, text in rows.outbox.items():
+                if len(claimed) >= limit:
+                    break
+                if rows.leases.get(event_id, now_us) <= now_us:
+                    rows.leases[event_id] = now_us + lease_us
+                    claimed.append((event_id, text))
+        return claimed
+
     def mark_published(self, ids: Sequence[int]) -> int:
-        """Remove events from the outbox. Cost: O(ids)."""
-        outbox = self._open().outbox
-        return sum(outbox.pop(event_id, None) is not None for event_id in ids)
+        """Remove events from the outbox (and their leases). Cost: O(ids)."""
+        rows = self._open()
+        with rows.lock:
+            count = 0
+            for event_id in ids:
+                count += rows.outbox.pop(event_id, None) is not None
+                rows.leases.pop(event_id, None)
+            return count
 
     def close(self) -> None:
         """Refuse every later call on this handle (the rows stay). Cost: O(1)."""

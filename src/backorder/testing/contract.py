@@ -23,7 +23,8 @@ published, two books on one store see each other's commits, a batch is
 stored whole, and — the stateful machine — any random sequence of
 operations, reopens and second-handle writes leaves the stored book equal to
 an in-memory twin that did the same operations, with every invariant of the
-design holding after every step.
+design holding after every step. A repository with `claim_events` (optional)
+leases outbox events to one sender at a time, and again once a lease ran out.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ..domain import Order, OrderLine
 from ..errors import BackorderError, RepositoryClosed
 from ..events import Event
 from ..policies import AllocationPolicy, PriorityTiers
-from ..storage import IncrementalRepository, InMemoryRepository, Repository
+from ..storage import ClaimingRepository, IncrementalRepository, InMemoryRepository, Repository
 from . import snapshot
 
 __all__ = ["OpenStore", "RepositoryContract", "StorageMachine"]
@@ -195,6 +196,31 @@ class RepositoryContract:
         with _reopen(open_store, "fail", self.policy, clock) as again:
             assert snapshot(again) == before
             assert _events(again) == pending
+
+    def test_claims_lease_events_to_one_sender_at_a_time(self, open_store: OpenStore) -> None:
+        repository = open_store("claims")
+        if not isinstance(repository, (ClaimingRepository, InMemoryRepository)):
+            repository.close()
+            pytest.skip("the repository has no claim_events (optional)")
+        clock = _Clock()
+        book = BackorderBook(self.policy, repository, clock)
+        _scenario(book, clock)
+        pending = book.pending_events()
+        other = _reopen(open_store, "claims", self.policy, clock)  # a second sender
+        first = book.claim_events(limit=3, lease=timedelta(seconds=30))
+        second = other.claim_events(limit=len(pending), lease=timedelta(seconds=90))
+        assert first == pending[:3]
+        assert second == pending[3:]
+        assert book.claim_events() == ()
+        assert other.claim_events() == ()
+        assert book.pending_events() == pending  # a look ignores leases
+        assert other.mark_published(second[:2]) == 2
+        clock.now += timedelta(seconds=31)  # the first lease ran out
+        assert other.claim_events() == first
+        clock.now += timedelta(seconds=60)  # and the second, and the re-claim's
+        assert book.claim_events(limit=len(pending)) == (*first, *second[2:])
+        book.close()
+        other.close()
 
     def test_the_outbox_keeps_every_event_until_published(self, open_store: OpenStore) -> None:
         clock = _Clock()
