@@ -24,6 +24,7 @@ __all__ = [
     "Merged",
     "OrderRow",
     "ReceiptRow",
+    "ReturnRow",
     "SkuRow",
     "Snapshot",
     "merge",
@@ -71,11 +72,24 @@ class LineRow(NamedTuple):
     allocated: int
     shipped: int
     cancelled: int
+    #: of the allocated units, those marked firm
+    firm: int = 0
+    #: of the shipped units, those that came back
+    returned: int = 0
 
 
 class ReceiptRow(NamedTuple):
     """A goods receipt already counted (key: `sku`, `reference`); never changes."""
 
+    sku: str
+    reference: str
+    quantity: int
+
+
+class ReturnRow(NamedTuple):
+    """A return already counted (key: `order_id`, `sku`, `reference`); never changes."""
+
+    order_id: str
     sku: str
     reference: str
     quantity: int
@@ -144,6 +158,7 @@ class Snapshot:
     expected: Sequence[ExpectedRow]
     deadlines: Sequence[DeadlineRow]
     ledger: Sequence[LedgerRow]
+    returns: Sequence[ReturnRow] = ()
 
 
 @attrs.frozen(slots=True)
@@ -151,8 +166,9 @@ class Changes:
     """What one operation (or one batch) changed, for `Repository.write`.
 
     Rows under a key replace the row stored under that key (or add it);
-    `*_deleted` name keys to remove; `ledger` rows, `expired_holds` and
-    `events` (JSON text, one event each, in order) are appended.
+    `*_deleted` name keys to remove; `ledger` rows, `receipts`, `returns`,
+    `expired_holds` and `events` (JSON text, one event each, in order) are
+    appended.
     `counters` holds the new value of every counter in `COUNTERS`.
     """
 
@@ -171,6 +187,7 @@ class Changes:
     deadlines_deleted: Sequence[str] = ()
     ledger: Sequence[LedgerRow] = ()
     events: Sequence[str] = ()
+    returns: Sequence[ReturnRow] = ()
 
 
 class Header(NamedTuple):
@@ -188,7 +205,7 @@ class Header(NamedTuple):
 class Merged:
     """The changes of one unit of work folded per key: the last write of a
     key wins; None (or False for an expired hold id) means it went away.
-    Appended rows (receipts, ledger, events) keep their order."""
+    Appended rows (receipts, returns, ledger, events) keep their order."""
 
     __slots__ = (
         "counters",
@@ -201,6 +218,7 @@ class Merged:
         "lines",
         "orders",
         "receipts",
+        "returns",
         "skus",
     )
 
@@ -212,6 +230,7 @@ class Merged:
         self.expected: dict[str, ExpectedRow | None] = {}
         self.deadlines: dict[str, DeadlineRow | None] = {}
         self.receipts: list[ReceiptRow] = []
+        self.returns: list[ReturnRow] = []
         self.expired_holds: dict[str, bool] = {}  # id -> still expired
         self.ledger: list[LedgerRow] = []
         self.events: list[str] = []
@@ -232,6 +251,7 @@ def merge(staged: Sequence[Changes]) -> Merged:
         for line in changes.lines:
             lines[line.order_id, line.sku] = line
         merged.receipts.extend(changes.receipts)
+        merged.returns.extend(changes.returns)
         for hold in changes.holds:
             holds[hold.hold_id] = hold
         for hold_id in changes.holds_deleted:

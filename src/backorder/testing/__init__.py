@@ -37,7 +37,16 @@ class _Rows:
     def __init__(self) -> None:
         self.tables: dict[str, dict[Any, Any]] = {
             name: {}
-            for name in ("skus", "orders", "lines", "receipts", "holds", "expected", "deadlines")
+            for name in (
+                "skus",
+                "orders",
+                "lines",
+                "receipts",
+                "holds",
+                "expected",
+                "deadlines",
+                "returns",
+            )
         }
         self.expired_holds: dict[str, None] = {}
         self.ledger: list[Any] = []
@@ -96,6 +105,7 @@ class DictRepository:
             expected=list(tables["expected"].values()),
             deadlines=list(tables["deadlines"].values()),
             ledger=list(rows.ledger),
+            returns=list(tables["returns"].values()),
         )
 
     def version(self) -> int:
@@ -138,6 +148,8 @@ class DictRepository:
         tables["lines"].update(merged.lines)
         for receipt in merged.receipts:
             tables["receipts"][receipt.sku, receipt.reference] = receipt
+        for counted in merged.returns:
+            tables["returns"][counted.order_id, counted.sku, counted.reference] = counted
         for name, keyed in (
             ("holds", merged.holds),
             ("expected", merged.expected),
@@ -192,7 +204,7 @@ def snapshot(book: BackorderBook) -> dict[str, Any]:
 
     Two snapshots are equal exactly when nothing differs: every order's
     status, every SKU's stock, queue and positions, the ledger, the arrival
-    counters, receipt references counted, holds, scheduled receipts, lead
+    counters, receipt and return references counted, holds, scheduled receipts, lead
     times, caps and fill-by deadlines.
 
     A lazily loaded book loads everything (and stays loaded).
