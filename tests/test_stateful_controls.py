@@ -8,7 +8,8 @@ while a line waits on its SKU; after `expire` no order whose deadline has
 passed has units backordered, and only orders that had short units expire (a
 ship-complete one whole); a tier change never breaks arrival order within a
 tier; with a preempting policy every one of these moves stock between orders
-(and invariant 9 is checked after each); ETAs never go back in time along the line. An order expires once for the
+(and invariant 9 is checked after each); ETAs never go back in time along the
+line. An order expires once for the
 units short at its deadline; a count correction that makes it short again
 afterwards gets those units expired at the next `expire()`. Every invariant of
 the base machine is still checked after every step.
