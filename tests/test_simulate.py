@@ -154,3 +154,18 @@ def test_the_simulate_command(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["simulate", "--policy", "fastest"])
     assert caught.value.code == 2
+
+
+def test_preemption_compared_with_queue_order_only() -> None:
+    # the same demand through tiers that only order the queue and tiers that preempt
+    events = synthetic(days=30, orders_per_day=30, fill_ratio=0.8, seed=3)
+    result = simulate(events, {"queue": PriorityTiers(), "preempt": PriorityTiers(preempt=True)})
+    queue, preempt = result.get("queue", "contract"), result.get("preempt", "contract")
+    assert queue.orders == preempt.orders
+    # contract orders are served from standard lines at once: more filled on the spot
+    assert preempt.fill_rate > queue.fill_rate
+    assert preempt.backordered_share <= queue.backordered_share
+    # ... and standard orders pay for it
+    assert result.get("preempt", "standard").fill_rate <= result.get("queue", "standard").fill_rate
+    # over all tiers, no unit is made up or lost
+    assert result.get("queue").units == result.get("preempt").units

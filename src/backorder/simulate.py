@@ -347,7 +347,10 @@ def _run(
                     elif order.promise is None or eta.at > order.promise:
                         order.promise = eta.at
             elif kind is LineReleased:  # allocated units back: open again (or cancelled next)
-                orders[change.order_id].open += change.quantity
+                order = orders[change.order_id]
+                order.open += change.quantity
+                if change.reason == "rebalance":  # a preempting policy took them: waits again
+                    order.short, order.filled = True, None
             elif kind is LineCancelled:
                 orders[change.order_id].open -= change.quantity
     tiers: dict[str, list[_Order]] = {}
