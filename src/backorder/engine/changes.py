@@ -500,6 +500,7 @@ class UndoLog:
         "lines",
         "mark",
         "seq",
+        "settled",
         "skus",
         "state",
     )
@@ -522,6 +523,8 @@ class UndoLog:
         self.eta_tail: dict[SkuState, tuple[int, float, Any, timedelta | None]] = {}
         # every other change, in order; undone newest first
         self.changes: list[Change] = []
+        # True once a preempting policy's rebalance ran after the last change
+        self.settled = False
 
     def __enter__(self) -> UndoLog:
         return self

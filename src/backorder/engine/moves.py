@@ -138,8 +138,9 @@ def rebalance_sku(engine: Engine, sku: SkuState, log: UndoLog) -> tuple[int, int
 
 def settle(engine: Engine, log: UndoLog) -> None:
     """With a preempting policy: rebalance every SKU the operation touched
-    (O(ranks + log n) per SKU when nothing moves). Nothing otherwise."""
-    if engine.preempts:
+    (O(ranks + log n) per SKU when nothing moves), unless the operation did
+    so after its last change (`log.settled`). Nothing otherwise."""
+    if engine.preempts and not log.settled:
         for sku in list(log.skus):
             rebalance_sku(engine, sku, log)
 

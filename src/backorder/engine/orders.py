@@ -95,6 +95,7 @@ def place(
             from .moves import settle
 
             settle(engine, log)
+            log.settled = True  # nothing changes below: the unit of work need not again
         engine.backordered_events(log, lines)
     if dry_run:
         log.rollback()
