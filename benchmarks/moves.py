@@ -85,9 +85,7 @@ def main() -> None:
         print(f"{n:>10,} " + " ".join(f"{c:>9.1f}" for c in costs))
     print()
     print("place (us per order)")
-    print(
-        f"{'n lines':>10} {'preempt=False':>14} {'preempt, none moves':>20} {'preempt, 1 moves':>17}"
-    )
+    print(f"{'n lines':>10} {'preempt=False':>14} {'preempt, none moves':>20} {'one moves':>10}")
     for n in args.lines:
         plain = place_cost(n, False, args.places, args.repeat, "standard")
         still = place_cost(n, True, args.places, args.repeat, "standard")
