@@ -51,3 +51,21 @@ def test_bad_arguments() -> None:
         check_policy(PartialFill(), tiers=())
     with pytest.raises(InvalidArgument, match="steps"):
         check_policy(PartialFill(), steps=0)
+
+
+class PreemptingWaitsForThree(WaitsForThree):
+    """A custom preempting policy: the book rebalances whatever it touches."""
+
+    preempts = True
+
+
+def test_preempting_policies_pass() -> None:
+    check_policy(PreemptingWaitsForThree(), max_examples=20)
+    check_policy(
+        PriorityTiers(preempt=True), tiers=("contract", "vip", "standard"), max_examples=20
+    )
+    check_policy(
+        PriorityTiers(fill=StrictFIFO(), preempt=True),
+        tiers=("contract", "standard"),
+        max_examples=20,
+    )

@@ -304,7 +304,7 @@ def test_the_identity_the_book_records_is_read_back() -> None:
     assert policy_from_identity(f"  {identity}\n") == PriorityTiers()
     preempting = identity.replace("preempt=False", "preempt=True")
     if "preempt" in inspect.signature(PriorityTiers).parameters:
-        assert policy_from_identity(preempting) == PriorityTiers(preempt=True)  # type: ignore[call-arg]
+        assert policy_from_identity(preempting) == PriorityTiers(preempt=True)
     else:
         assert policy_from_identity(preempting) is None
 

@@ -196,6 +196,7 @@ _ETAS = st.builds(Eta, st.none() | _times(), _BASES, st.none() | _times(), st.no
 _BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
     "str": _TEXT,
     "str | None": st.none() | _TEXT,
+    "bool": st.booleans(),
     "datetime": _times(),
     "Order": _orders(),
     "Eta": _ETAS,

@@ -441,3 +441,18 @@ def test_the_html_table_is_built_from_the_measures_not_the_text() -> None:
     assert all(row.count("<td>") + row.count("<th>") == len(result.rows()[0]) for row in rows)
     assert "<td>50.0%</td>" in html  # fill rate: 1 of 2
     assert "<td>-</td>" in html  # refused on the tier's row
+
+
+def test_preemption_compared_with_queue_order_only() -> None:
+    # the same demand through tiers that only order the queue and tiers that preempt
+    events = synthetic(days=30, orders_per_day=30, fill_ratio=0.8, seed=3)
+    result = simulate(events, {"queue": PriorityTiers(), "preempt": PriorityTiers(preempt=True)})
+    queue, preempt = result.get("queue", "contract"), result.get("preempt", "contract")
+    assert queue.orders == preempt.orders
+    # contract orders are served from standard lines at once: more filled on the spot
+    assert preempt.fill_rate > queue.fill_rate
+    assert preempt.backordered_share <= queue.backordered_share
+    # ... and standard orders pay for it
+    assert result.get("preempt", "standard").fill_rate <= result.get("queue", "standard").fill_rate
+    # over all tiers, no unit is made up or lost
+    assert result.get("queue").units == result.get("preempt").units

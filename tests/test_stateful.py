@@ -2,10 +2,13 @@
 
 A hypothesis `RuleBasedStateMachine` drives a book with places (including
 retries and conflicting duplicates), receipts (with repeated references),
-adjustments, cancels (whole, line, partial), ships, reopen steps and bad calls,
-under each built-in policy. After every step it checks: never served out of
-order, no oversell, conservation, nothing lost, work-conserving, ledger agrees;
-and every bad call must leave the book exactly as it was.
+adjustments, cancels (whole, line, partial), ships, firms, rebalances, returns
+(restocked or not, with repeated references), reopen steps and bad calls,
+under each built-in policy, preempting or not. After every step it checks:
+never served out of order, no oversell, conservation, nothing lost,
+work-conserving, ledger agrees, priority-consistent (invariant 9, preempting
+policies), firm is firm (invariant 10); and every bad call must leave the
+book exactly as it was.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ from backorder import (
     BackorderBook,
     BackorderError,
     CannotCancel,
+    CannotFirm,
+    CannotReturn,
     DuplicateOrder,
     DuplicateReceipt,
+    DuplicateReturn,
     Event,
     HoldConfirmed,
     InMemoryRepository,
@@ -35,13 +41,16 @@ from backorder import (
     InvalidArgument,
     InvalidQuantity,
     LineAllocated,
+    LineReleased,
     LineShipped,
+    LineStatus,
     NotReadyToShip,
     Order,
     OrderLine,
     PartialFill,
     PriorityTiers,
     Repository,
+    ReturnResult,
     SQLiteRepository,
     StrictFIFO,
     UnknownOrder,
@@ -56,6 +65,20 @@ from .strategies import SKUS, bad_quantities, order_lines, orders, quantities, s
 pytestmark = pytest.mark.property
 
 REFERENCES = st.sampled_from([None, "GRN-1", "GRN-2", "GRN-3"])
+RETURN_REFERENCES = st.sampled_from([None, "RMA-1", "RMA-2"])
+
+
+class AtMostTwo:
+    """A custom preempting policy: tiers as `PriorityTiers`, the head takes at most 2 units."""
+
+    preempts = True
+    policy_id = "tests.AtMostTwo"
+
+    def rank(self, order: Order) -> int:
+        return PriorityTiers().rank(order)
+
+    def allot(self, line: LineStatus, available: int) -> int:
+        return min(2, line.backordered, available)
 
 
 class BookMachine(RuleBasedStateMachine):
@@ -80,6 +103,8 @@ class BookMachine(RuleBasedStateMachine):
         self.adjusted: dict[str, int] = defaultdict(int)
         self.shipped: dict[str, int] = defaultdict(int)
         self.refs: dict[tuple[str, str], int] = {}
+        self.restocked: dict[str, int] = defaultdict(int)
+        self.return_refs: dict[tuple[str, str, str], int] = {}
         self.heard: list[Event] = []
         self.told: list[Event] = []
         self.book.subscribe(self.heard.append)
@@ -131,6 +156,14 @@ class BookMachine(RuleBasedStateMachine):
     def pick(self, data: st.DataObject) -> str:
         return data.draw(st.sampled_from(self.placed), label="order_id")
 
+    def firm_units(self) -> dict[tuple[str, str], int]:
+        """The firm units of every line."""
+        return {
+            (order_id, line.sku): line.firm
+            for order_id in self.placed
+            for line in self.book.status(order_id).lines
+        }
+
     # -- rules -------------------------------------------------------------------
 
     @initialize(sku=skus, quantity=quantities)
@@ -149,10 +182,12 @@ class BookMachine(RuleBasedStateMachine):
             rank = self.policy.rank(order)
         except UnknownTier:  # pragma: no cover - the strategy draws known tiers
             raise
+        firm = self.firm_units()
         result = self.book.place(order)
         if self.mirror:
             self.naive.place(order)
         assert not result.replayed
+        assert {k: v for k, v in self.firm_units().items() if k in firm} == firm
         self.seq += 1
         self.placed.append(order_id)
         self.orders[order_id] = order
@@ -275,6 +310,95 @@ class BookMachine(RuleBasedStateMachine):
             assert result.shipped == wanted
         self.served(result.events)
 
+    @rule(data=st.data(), mode=st.sampled_from(["order", "line", "part"]))
+    def firm(self, data: st.DataObject, mode: str) -> None:
+        if not self.placed:
+            return
+        order_id = self.pick(data)
+        status = self.book.status(order_id)
+        if mode == "order":
+            can = sum(ln.allocated - ln.firm for ln in status.lines)
+            if can == 0:
+                self.refused(CannotFirm, lambda: self.book.firm(order_id))
+                return
+            result = self.book.firm(order_id)
+            assert not self.mirror or self.naive.firm(order_id) == can
+            assert result.firmed == can
+            assert all(ln.firm == ln.allocated for ln in result.status.lines)
+        else:
+            line = data.draw(st.sampled_from(status.lines), label="line")
+            can = line.allocated - line.firm
+            quantity = None if mode == "line" else data.draw(quantities, label="quantity")
+            wanted = can if quantity is None else quantity
+            if wanted == 0 or wanted > can:
+                self.refused(CannotFirm, lambda: self.book.firm(order_id, line.sku, quantity))
+                return
+            result = self.book.firm(order_id, line.sku, quantity)
+            assert not self.mirror or self.naive.firm(order_id, line.sku, quantity) == wanted
+            assert result.firmed == wanted
+            assert self.book.line(order_id, line.sku).firm == line.firm + wanted
+        self.served(result.events)
+
+    @rule(sku=st.none() | skus)
+    def rebalance(self, sku: str | None) -> None:
+        firm = self.firm_units()
+        entries = len(self.book.ledger)
+        result = self.book.rebalance(sku)
+        if self.mirror:
+            self.naive.rebalance(sku)
+        assert self.firm_units() == firm  # invariant 10: never takes a firm unit
+        released = sum(
+            e.quantity
+            for e in result.events
+            if isinstance(e, LineReleased) and e.reason == "rebalance"
+        )
+        assert result.moved == released
+        # a reallocation is a release and an allocation, never a receipt
+        for entry in list(self.book.ledger)[entries:]:
+            assert entry.kind in ("release", "allocation"), entry
+            assert entry.reference == "rebalance", entry
+        self.served(result.events)
+
+    @rule(
+        data=st.data(),
+        quantity=st.integers(min_value=1, max_value=4),
+        reference=RETURN_REFERENCES,
+        restock=st.booleans(),
+    )
+    def receive_return(
+        self, data: st.DataObject, quantity: int, reference: str | None, restock: bool
+    ) -> None:
+        if not self.placed:
+            return
+        order_id = self.pick(data)
+        line = data.draw(st.sampled_from(self.book.status(order_id).lines), label="line")
+        seen = None if reference is None else self.return_refs.get((order_id, line.sku, reference))
+
+        def call() -> ReturnResult:
+            return self.book.receive_return(order_id, line.sku, quantity, reference, restock)
+
+        if seen is not None and seen != quantity:
+            self.refused(DuplicateReturn, call)
+            return
+        if seen is not None:
+            before = snapshot(self.book)
+            assert call().replayed
+            assert snapshot(self.book) == before
+            return
+        if quantity > line.shipped - line.returned:
+            self.refused(CannotReturn, call)
+            return
+        result = call()
+        if self.mirror:
+            self.naive.receive_return(order_id, line.sku, quantity, reference, restock)
+        assert not result.replayed
+        assert self.book.line(order_id, line.sku).returned == line.returned + quantity
+        if reference is not None:
+            self.return_refs[order_id, line.sku, reference] = quantity
+        if restock:
+            self.restocked[line.sku] += quantity
+        self.served(result.events)
+
     @rule()
     def reopen(self) -> None:
         before = snapshot(self.book)
@@ -283,7 +407,7 @@ class BookMachine(RuleBasedStateMachine):
         self.book.subscribe(self.heard.append)
         assert snapshot(self.book) == before
 
-    @rule(data=st.data(), which=st.integers(min_value=0, max_value=11))
+    @rule(data=st.data(), which=st.integers(min_value=0, max_value=16))
     def bad_call(self, data: st.DataObject, which: int) -> None:
         book = self.book
         gold = Order("NEW-TIER", [OrderLine("MUG", 1)], tier="gold")
@@ -310,9 +434,21 @@ class BookMachine(RuleBasedStateMachine):
                 UnknownTier,
                 lambda: book.place(gold),
             ),
+            (UnknownOrder, lambda: book.firm("NO-SUCH-ORDER")),
+            (UnknownOrder, lambda: book.receive_return("NO-SUCH-ORDER", "MUG", 1)),
+            (InvalidArgument, lambda: book.rebalance("")),
+            (UnknownSku, lambda: book.firm(self.placed[0], "NO-SUCH-SKU")),
+            (
+                InvalidQuantity,
+                lambda: book.receive_return(
+                    self.placed[0],
+                    self.orders[self.placed[0]].lines[0].sku,
+                    data.draw(bad_quantities.filter(lambda q: q is not None)),
+                ),
+            ),
         ]
         error, call = calls[which]
-        if which >= 7 and not self.placed:
+        if which in (7, 8, 9, 10, 11, 15, 16) and not self.placed:
             return
         if error is UnknownTier and not isinstance(self.policy, PriorityTiers):
             return
@@ -345,7 +481,9 @@ class BookMachine(RuleBasedStateMachine):
             stock = self.book.stock(sku)
             assert 0 <= stock.allocated <= stock.on_hand
             assert stock.available == stock.on_hand - stock.allocated
-            assert stock.on_hand == self.received[sku] + self.adjusted[sku] - self.shipped[sku]
+            assert stock.on_hand == (
+                self.received[sku] + self.restocked[sku] + self.adjusted[sku] - self.shipped[sku]
+            )
             state = self.book._state.skus.get(sku)
             allocated = sum(h.quantity for h in state.holds.values()) if state else 0
             for order_id in self.placed:
@@ -387,6 +525,34 @@ class BookMachine(RuleBasedStateMachine):
             receipts = sum(e.on_hand_delta for e in entries if e.kind == "receipt")
             assert receipts == self.received[sku]
             assert all(e.kind != "receipt" for e in entries if e.order_id is not None)
+            returns = sum(e.on_hand_delta for e in entries if e.kind == "return")
+            assert returns == self.restocked[sku]
+
+    @invariant()
+    def priority_consistent_and_firm_is_firm(self) -> None:
+        # invariant 10: 0 <= firm <= allocated (and 0 <= returned <= shipped)
+        for order_id in self.placed:
+            for line in self.book.status(order_id).lines:
+                assert 0 <= line.firm <= line.allocated
+                assert 0 <= line.returned <= line.shipped
+        if not getattr(self.policy, "preempts", False):
+            return
+        # invariant 9, from the public reads
+        for sku in SKUS:
+            waiting = self.book.waiting(sku)
+            if not waiting:
+                continue
+            head = waiting[0]
+            movable = sum(
+                line.allocated - line.firm
+                for order_id in self.placed
+                if self.key[order_id] > self.key[head.order_id]
+                for line in self.book.status(order_id).lines
+                if line.sku == sku
+            )
+            offer = self.book.stock(sku).available + movable
+            if offer > 0:
+                assert self.policy.allot(head, offer) == 0, (sku, head, offer)
 
     @invariant()
     def every_event_heard_once_in_order(self) -> None:
@@ -409,6 +575,18 @@ class TiersStrictMachine(BookMachine):
     policy = PriorityTiers(fill=StrictFIFO())
 
 
+class TiersPreemptPartialMachine(BookMachine):
+    policy = PriorityTiers(preempt=True)
+
+
+class TiersPreemptStrictMachine(BookMachine):
+    policy = PriorityTiers(fill=StrictFIFO(), preempt=True)
+
+
+class CustomPreemptMachine(BookMachine):
+    policy = AtMostTwo()
+
+
 class SQLiteMachine(BookMachine):
     """The same machine over a SQLite file, reopened from the file at reopen steps."""
 
@@ -429,7 +607,15 @@ class SQLiteTiersStrictMachine(SQLiteMachine):
     policy = PriorityTiers(fill=StrictFIFO())
 
 
+class SQLitePreemptMachine(SQLiteMachine):
+    policy = PriorityTiers(preempt=True)
+
+
 TestSQLiteTiersStrict = SQLiteTiersStrictMachine.TestCase
+TestSQLitePreempt = SQLitePreemptMachine.TestCase
+TestTiersPreemptPartial = TiersPreemptPartialMachine.TestCase
+TestTiersPreemptStrict = TiersPreemptStrictMachine.TestCase
+TestCustomPreempt = CustomPreemptMachine.TestCase
 TestStrictFIFO = StrictFIFOMachine.TestCase
 TestPartialFill = PartialFillMachine.TestCase
 TestTiersPartial = TiersPartialMachine.TestCase

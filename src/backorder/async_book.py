@@ -40,11 +40,14 @@ from .results import (
     CancelResult,
     ExpectResult,
     ExpireResult,
+    FirmResult,
     HoldResult,
     OrderEta,
     OutboxEvent,
     PlaceResult,
+    RebalanceResult,
     ReceiveResult,
+    ReturnResult,
     SettingResult,
     ShipResult,
     TierResult,
@@ -328,6 +331,29 @@ class AsyncBackorderBook:
     async def set_backorder_limit(self, sku: str, units: int | None) -> SettingResult:
         """Await `BackorderBook.set_backorder_limit` (see there)."""
         return await self._call(self._book.set_backorder_limit, sku, units)
+
+    async def firm(
+        self, order_id: str, sku: str | None = None, quantity: int | None = None
+    ) -> FirmResult:
+        """Await `BackorderBook.firm` (see there)."""
+        return await self._call(self._book.firm, order_id, sku, quantity)
+
+    async def rebalance(self, sku: str | None = None) -> RebalanceResult:
+        """Await `BackorderBook.rebalance` (see there)."""
+        return await self._call(self._book.rebalance, sku)
+
+    async def receive_return(
+        self,
+        order_id: str,
+        sku: str,
+        quantity: int,
+        reference: str | None = None,
+        restock: bool = True,
+    ) -> ReturnResult:
+        """Await `BackorderBook.receive_return` (see there)."""
+        return await self._call(
+            self._book.receive_return, order_id, sku, quantity, reference, restock
+        )
 
     async def change_policy(self, policy: AllocationPolicy) -> SettingResult:
         """Await `BackorderBook.change_policy` (see there)."""

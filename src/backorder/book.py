@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
 from .domain import Order, check_aware, check_quantity
-from .engine import controls, orders, stock, supply
+from .engine import controls, moves, orders, stock, supply
 from .engine.checks import check
 from .engine.core import Applied, Engine
 from .engine.state import State
@@ -34,10 +34,13 @@ from .results import (
     CancelResult,
     ExpectResult,
     ExpireResult,
+    FirmResult,
     HoldResult,
     OutboxEvent,
     PlaceResult,
+    RebalanceResult,
     ReceiveResult,
+    ReturnResult,
     SettingResult,
     ShipResult,
     TierResult,
@@ -398,7 +401,7 @@ class BackorderBook(BookReads):
         closed = ", closed" if self._work.closed else ""
         return (
             f"<BackorderBook {loaded}{len(state.orders)} orders, {len(state.skus)} SKUs, "
-            f"{waiting} lines waiting, policy={shown(self._engine.policy)}{closed}>"
+            f"{waiting} lines waiting, policy={self._engine.policy!r}{closed}>"
         )
 
     # -- events --------------------------------------------------------------
@@ -651,6 +654,139 @@ class BackorderBook(BookReads):
         0
         """
         return self._work.finish(orders.ship(self._engine, order_id, sku, quantity))
+
+    @writes
+    def firm(
+        self, order_id: str, sku: str | None = None, quantity: int | None = None
+    ) -> FirmResult:
+        """Mark allocated units firm: they are being picked or packed.
+
+        Firm units are never taken by `rebalance` (nor by a preempting
+        policy); a count correction (`adjust`) takes them only after every
+        unit of the SKU that is not firm. They still ship (firm units ship
+        first), cancel (after the units that are not firm) and expire as
+        before. Marks every allocated unit of the order that is not firm
+        yet, of one line (`sku`), or `quantity` more units of that line
+        (so calling it twice with a quantity firms twice as many).
+        `LineStatus.firm` counts them; `0 <= firm <= allocated` always.
+        Events: a `LineFirmed` per line.
+
+        Raises:
+            UnknownOrder, UnknownSku: no such order or line.
+            InvalidArgument: `quantity` without `sku`; ids not non-empty str.
+            QuantityTypeError, InvalidQuantity: `quantity` not an int from 1 to
+                2**63 - 1.
+            CannotFirm: `quantity` above the line's allocated units that are
+                not firm yet (the message says how many can be firmed), or
+                nothing at all can be.
+
+        Cost: O(lines of the order * log n) (the first firm on a SKU also
+        builds its movable index: O(a log a) for a lines allocated).
+
+        >>> from backorder import BackorderBook, Order, OrderLine
+        >>> book = BackorderBook()
+        >>> _ = book.receive("MUG", 3)
+        >>> _ = book.place(Order("A-1", [OrderLine("MUG", 3)]))
+        >>> book.firm("A-1", "MUG", 2).firmed
+        2
+        >>> book.line("A-1", "MUG").firm
+        2
+        """
+        return self._work.finish(moves.firm(self._engine, order_id, sku, quantity))
+
+    @writes
+    def rebalance(self, sku: str | None = None) -> RebalanceResult:
+        """Move allocated stock to the lines first in line, for one SKU or all.
+
+        While the SKU's first short line H exists: let A be the available
+        units and M the movable units (allocated, not firm) of the lines
+        after H; H is offered `policy.allot(H, A + M)`; if that is n > 0,
+        `max(0, n - A)` units are taken from the lines after H, last in line
+        first (each is short again at its own place), and n are allocated to
+        H. So the policy still decides (a strict-FIFO head takes its whole
+        shortfall or nothing), held units (checkout holds) and firm units
+        are nobody's to take, and no line's backordered total grows past
+        what it was (caps hold). Recorded as a `"release"` (reason
+        `"rebalance"`) from each line that gave units and an `"allocation"`
+        to the line served, never a receipt. Events: `LineReleased` (reason
+        `"rebalance"`), `LineAllocated`, `LineBackordered` for each line
+        made short again, and `EtaChanged` for waiting lines whose ETA
+        moved. A preempting policy (`PriorityTiers(preempt=True)`) runs this
+        on every SKU each operation touches. An unknown SKU changes nothing.
+
+        Raises:
+            ArgumentTypeError, InvalidArgument: `sku` is not None or a
+                non-empty str.
+            PolicyError: a custom policy's allot returned a bad value.
+
+        Cost: O(ranks + log n) per SKU when nothing moves, O(k log n) for k
+        units moved (the first rebalance of a SKU also builds its movable
+        index: O(a log a) for a lines allocated); `sku=None` visits every
+        SKU (and a lazily loaded book loads everything).
+
+        >>> from backorder import BackorderBook, Order, OrderLine, PriorityTiers
+        >>> book = BackorderBook(PriorityTiers())
+        >>> _ = book.receive("MUG", 2)
+        >>> _ = book.place(Order("S-1", [OrderLine("MUG", 2)]))
+        >>> _ = book.place(Order("C-1", [OrderLine("MUG", 1)], tier="contract"))
+        >>> book.rebalance("MUG").moved
+        1
+        >>> book.line("C-1", "MUG").allocated, book.line("S-1", "MUG").backordered
+        (1, 1)
+        """
+        if sku is None:
+            self._work.load_everything()
+        return self._work.finish(moves.rebalance(self._engine, sku))
+
+    @writes
+    def receive_return(
+        self,
+        order_id: str,
+        sku: str,
+        quantity: int,
+        reference: str | None = None,
+        restock: bool = True,
+    ) -> ReturnResult:
+        """Shipped units of a line came back (a customer return).
+
+        `LineStatus.returned` grows by `quantity` (at most what was shipped
+        and not returned yet; `shipped` stays as it was, so the line is not
+        served again). With `restock` the units go back on hand (a
+        `"return"` ledger entry, with the order id and reference) and the
+        fill loop serves the next in line from them; without, they are
+        written off (counted on the line only, no stock moves). An
+        `(order_id, sku, reference)` already received is a no-op returning
+        `replayed=True`. Events: `StockReturned`, then a `LineAllocated` per
+        allocation.
+
+        Raises:
+            UnknownOrder, UnknownSku: no such order or line.
+            ArgumentTypeError, InvalidArgument: ids or `reference` not
+                non-empty str; `restock` not a bool.
+            QuantityTypeError, InvalidQuantity: `quantity` not an int from 1 to
+                2**63 - 1, or on hand would pass 2**63 - 1.
+            CannotReturn: `quantity` above the shipped units not returned yet
+                (the message says how many can come back).
+            DuplicateReturn: the reference was received for this line with
+                another quantity (the message names both).
+            PolicyError: a custom policy's allot returned a bad value.
+
+        Cost: O(1), plus O(k log n) for k allocations with `restock`.
+
+        >>> from backorder import BackorderBook, Order, OrderLine
+        >>> book = BackorderBook()
+        >>> _ = book.receive("MUG", 1)
+        >>> _ = book.place(Order("A-1", [OrderLine("MUG", 1)]))
+        >>> _ = book.ship("A-1")
+        >>> _ = book.place(Order("A-2", [OrderLine("MUG", 1)]))
+        >>> _ = book.receive_return("A-1", "MUG", 1, reference="RMA-1")
+        >>> book.line("A-1", "MUG").returned, book.line("A-2", "MUG").allocated
+        (1, 1)
+        """
+        outcome = moves.receive_return(self._engine, order_id, sku, quantity, reference, restock)
+        if isinstance(outcome, Applied):
+            return self._work.finish(outcome)
+        return outcome  # already received: nothing changed
 
     @writes
     def change_tier(self, order_id: str, tier: str) -> TierResult:

@@ -526,6 +526,13 @@ class LineStatus:
     """Where one order line stands.
 
     `backordered = ordered - allocated - shipped - cancelled` always holds.
+
+    Attributes:
+        firm: of the `allocated` units, those marked firm (being picked or
+            packed, see `BackorderBook.firm`): `0 <= firm <= allocated`;
+            `rebalance` never takes them.
+        returned: of the `shipped` units, those that came back
+            (`BackorderBook.receive_return`): `0 <= returned <= shipped`.
     """
 
     order_id: str
@@ -536,6 +543,8 @@ class LineStatus:
     shipped: int
     cancelled: int
     backordered: int
+    firm: int = 0
+    returned: int = 0
 
 
 @attrs.frozen(slots=True)

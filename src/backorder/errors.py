@@ -15,7 +15,8 @@ Every class has `http_status`, the HTTP status a web layer should answer with:
 - 404, something named does not exist: `UnknownOrder`, `UnknownSku`,
   `UnknownHold`, `UnknownReference`.
 - 409, a conflict with the state: `DuplicateOrder`, `DuplicateReceipt`,
-  `DuplicateHold`, `DuplicateReference`, `NotReadyToShip`, `CannotCancel`,
+  `DuplicateHold`, `DuplicateReference`, `DuplicateReturn`, `NotReadyToShip`,
+  `CannotCancel`, `CannotFirm`, `CannotReturn`,
   `InsufficientStock`, `BackorderLimitExceeded`, `HoldExpired`, `PolicyMismatch`.
 - 503: `ConcurrencyConflict` (another writer held the store past the
   timeout: try again), `ConnectionLost` and `CommitOutcomeUnknown` (the
@@ -41,6 +42,8 @@ __all__ = [
     "BackorderError",
     "BackorderLimitExceeded",
     "CannotCancel",
+    "CannotFirm",
+    "CannotReturn",
     "CommitOutcomeUnknown",
     "ConcurrencyConflict",
     "ConnectionLost",
@@ -48,6 +51,7 @@ __all__ = [
     "DuplicateOrder",
     "DuplicateReceipt",
     "DuplicateReference",
+    "DuplicateReturn",
     "EventHandlerError",
     "HoldExpired",
     "InsufficientStock",
@@ -213,6 +217,25 @@ class NotReadyToShip(BackorderError):
 
 class CannotCancel(BackorderError, ValueError):
     """More units were to be cancelled than are not yet shipped or cancelled."""
+
+    http_status = 409
+
+
+class CannotFirm(BackorderError, ValueError):
+    """More units were to be marked firm than are allocated and not yet firm."""
+
+    http_status = 409
+
+
+class CannotReturn(BackorderError, ValueError):
+    """More units were to come back than were shipped and not yet returned."""
+
+    http_status = 409
+
+
+class DuplicateReturn(DuplicateReceipt):
+    """An `(order_id, sku, reference)` return already received came again
+    with another quantity."""
 
     http_status = 409
 

@@ -23,6 +23,7 @@ __all__ = [
     "LineAllocated",
     "LineBackordered",
     "LineCancelled",
+    "LineFirmed",
     "LineReleased",
     "LineShipped",
     "OrderCancelled",
@@ -32,6 +33,7 @@ __all__ = [
     "StockAdjusted",
     "StockHeld",
     "StockReceived",
+    "StockReturned",
     "SupplyCancelled",
     "SupplyExpected",
     "TierChanged",
@@ -82,14 +84,27 @@ class LineBackordered(Event):
 class LineReleased(Event):
     """`quantity` allocated units were taken back from a line.
 
-    `reason` is `"cancel"` (the units were cancelled and went back to stock) or
-    `"adjustment"` (a count correction took them; the line is backordered again).
+    `reason` is `"cancel"` (the units were cancelled and went back to stock),
+    `"adjustment"` (a count correction took them; the line is backordered
+    again) or `"rebalance"` (`rebalance`, or a preempting policy, gave them to
+    a line earlier in line; this one is backordered again at its own place).
     """
 
     order_id: str
     sku: str
     quantity: int
     reason: str
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class LineFirmed(Event):
+    """`quantity` allocated units of a line were marked firm (being picked):
+    `rebalance` never takes them back."""
+
+    order_id: str
+    sku: str
+    quantity: int
     at: datetime
 
 
@@ -129,6 +144,23 @@ class StockReceived(Event):
     sku: str
     quantity: int
     reference: str | None
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class StockReturned(Event):
+    """`quantity` shipped units of a line came back (a customer return).
+
+    `restocked` is True when they went back on hand (a `"return"` ledger
+    entry; the line is then served from them), False when they were
+    written off (counted on the line only).
+    """
+
+    order_id: str
+    sku: str
+    quantity: int
+    reference: str | None
+    restocked: bool
     at: datetime
 
 

@@ -70,7 +70,7 @@ class BookInspector:
 
     def internals(self) -> dict[str, Any]:
         """The private counters and indexes as plain values: arrival counters,
-        receipt references counted, each SKU's queue keys, allocated keys,
+        receipt and return references counted, each SKU's queue keys, allocated keys,
         backordered total, cap, lead time, slots, scheduled receipts and
         schedules, holds and their expiry, expired hold ids, deadlines,
         tiers and ranks. Two books agree exactly when these (and the public
@@ -84,6 +84,7 @@ class BookInspector:
         return {
             "seq": state.seq,
             "receipts": {name: dict(sku.receipts) for name, sku in skus.items()},
+            "returns": {name: dict(sku.returns) for name, sku in skus.items()},
             "queues": {name: list(sku.queue) for name, sku in skus.items()},
             "held": {name: sorted(sku.allocated_keys) for name, sku in skus.items()},
             "short": {name: sku.backordered for name, sku in skus.items()},

@@ -20,9 +20,10 @@ ALLOCATION = "allocation"
 RELEASE = "release"
 SHIPMENT = "shipment"
 HOLD = "hold"
+RETURN = "return"
 
 #: The kinds of entry the ledger records.
-KINDS = (RECEIPT, ADJUSTMENT, ALLOCATION, RELEASE, SHIPMENT, HOLD)
+KINDS = (RECEIPT, ADJUSTMENT, ALLOCATION, RELEASE, SHIPMENT, HOLD, RETURN)
 
 # One entry, stored lean; `LedgerEntry` values are built only when read.
 # (seq, kind, sku, on_hand_delta, allocated_delta, order_id, reference, at,
@@ -37,13 +38,17 @@ class LedgerEntry:
     Attributes:
         seq: the entry's number in the whole ledger, from 1, gap-free.
         kind: `"receipt"`, `"adjustment"`, `"allocation"`, `"release"`,
-            `"shipment"` or `"hold"` (units reserved for a checkout).
+            `"shipment"`, `"hold"` (units reserved for a checkout) or
+            `"return"` (shipped units that came back and went on hand).
         sku: the SKU that moved.
         on_hand_delta: change of units on hand.
         allocated_delta: change of units allocated.
-        order_id: the order concerned (allocation, release, shipment), else None.
-        reference: the receipt reference, adjustment reason, release reason, or
-            hold id (a hold, and the release of a hold).
+        order_id: the order concerned (allocation, release, shipment,
+            return), else None.
+        reference: the receipt reference, adjustment reason, release reason
+            (`"cancel"`, `"adjustment"`, `"rebalance"`), `"rebalance"` for an
+            allocation a rebalance made, hold id (a hold, and the release of
+            a hold), or the return's reference.
         at: when it happened (the book's clock).
         on_hand, allocated, available: the SKU's balances after the entry.
     """
@@ -73,6 +78,7 @@ _SIGNS: dict[str, tuple[int, int]] = {
     RELEASE: (0, -1),
     SHIPMENT: (-1, -1),
     HOLD: (0, 1),
+    RETURN: (1, 0),
 }
 
 

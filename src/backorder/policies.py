@@ -35,6 +35,10 @@ class AllocationPolicy(Protocol):
     Implement both methods; neither may change the book. The book checks
     every value returned and raises `PolicyError` (changing nothing) when one
     is out of range.
+
+    Optionally, a policy may have a `preempts` attribute: when it is true the
+    book runs `rebalance` on every SKU an operation touches (`allot` is then
+    also offered the units it could take from lines after the head).
     """
 
     def rank(self, order: Order) -> int:
@@ -104,10 +108,17 @@ class PriorityTiers:
         tiers: tier names, first served first (at least one, no repeats).
         fill: decides how much the head takes (`PartialFill()` by default;
             `StrictFIFO()` for head-of-line blocking).
+        preempt: when True the policy `preempts`: the book rebalances every
+            SKU an operation touches, so a contract order placed after
+            standard orders took the stock is served at once from the last
+            standard lines' units that are not firm (see `BackorderBook.rebalance`).
+            When False (the default) a tier orders the queue only, and
+            stock moves between orders only at `rebalance()`.
 
     Raises:
         ArgumentTypeError, InvalidArgument: `tiers` is empty, repeats a name or
-            holds something other than a non-empty `str`; `fill` has no `allot`.
+            holds something other than a non-empty `str`; `fill` has no
+            `allot`; `preempt` is not a bool.
 
     A VIP order placed later is served before standard orders placed earlier;
     two VIP orders are served in the order they were placed.
@@ -118,6 +129,7 @@ class PriorityTiers:
         default=("contract", "vip", "standard"), converter=_to_tiers
     )
     fill: AllocationPolicy = attrs.field(factory=PartialFill)
+    preempt: bool = False
     _index: dict[str, int] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
@@ -130,9 +142,18 @@ class PriorityTiers:
                 raise InvalidArgument(f"tiers must not hold an empty name, got {tier!r}")
         if len(set(self.tiers)) != len(self.tiers):
             raise InvalidArgument(f"tiers must not repeat a name, got {self.tiers!r}")
+        if type(self.preempt) is not bool:
+            raise ArgumentTypeError(
+                f"preempt must be a bool, got {type(self.preempt).__name__} {self.preempt!r}"
+            )
         if not callable(getattr(self.fill, "allot", None)):
             raise ArgumentTypeError(f"fill must have an allot method, got {self.fill!r}")
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tiers)})
+
+    @property
+    def preempts(self) -> bool:
+        """`preempt`: whether the book rebalances every SKU an operation touches. Cost: O(1)."""
+        return self.preempt
 
     def rank(self, order: Order) -> int:
         """The index of `order.tier` in `tiers`.

@@ -15,11 +15,14 @@ __all__ = [
     "CancelResult",
     "ExpectResult",
     "ExpireResult",
+    "FirmResult",
     "HoldResult",
     "OrderEta",
     "OutboxEvent",
     "PlaceResult",
+    "RebalanceResult",
     "ReceiveResult",
+    "ReturnResult",
     "SettingResult",
     "ShipResult",
     "TierResult",
@@ -89,6 +92,44 @@ class ShipResult:
     status: OrderStatus
     shipped: int
     events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class FirmResult:
+    """What `firm` did: the order's status after it, units marked firm, events."""
+
+    status: OrderStatus
+    firmed: int
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class RebalanceResult:
+    """What `rebalance` did.
+
+    Attributes:
+        moved: units taken back from lines later in line (each a release of
+            reason `"rebalance"`) and given to earlier ones.
+        allocated: units allocated to the lines served, those moved included
+            (the rest came from available stock).
+        events: the events, in order.
+    """
+
+    moved: int
+    allocated: int
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(slots=True)
+class ReturnResult:
+    """What `receive_return` did: the line's order after it, the SKU's stock,
+    the events; `replayed` is True when the `(order_id, sku, reference)`
+    return was already counted and nothing changed."""
+
+    status: OrderStatus
+    stock: StockLevel
+    events: tuple[Event, ...]
+    replayed: bool = False
 
 
 @attrs.frozen(slots=True)

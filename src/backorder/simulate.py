@@ -563,8 +563,11 @@ class _Run:
             elif kind is LineShipped:
                 self._take((change.order_id, change.sku), change.quantity, oldest=True)
             elif kind is LineReleased:  # allocated units back: open again (or cancelled next)
-                orders[change.order_id].open += change.quantity
+                order = orders[change.order_id]
+                order.open += change.quantity
                 self._take((change.order_id, change.sku), change.quantity, oldest=False)
+                if change.reason == "rebalance":  # a preempting policy took them: waits again
+                    order.short, order.filled = True, None
             elif kind is LineCancelled:
                 order = orders[change.order_id]
                 order.open -= change.quantity

@@ -27,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from .domain import Order
 from .engine.changes import UndoLog
 from .engine.core import Applied, Engine
+from .engine.moves import settle
 from .errors import ArgumentTypeError, EventHandlerError, PolicyMismatch, RepositoryClosed, shown
 from .events import Event
 from .policies import policy_from_identity
@@ -167,6 +168,8 @@ class UnitOfWork:
         log = outcome.log
         batching = self.batched is not None
         try:
+            if self.engine.preempts:  # a preempting policy: rebalance what it touched
+                settle(self.engine, log)
             self.engine.etas.changed(self.engine.state, log)
             self.store.save(log, batching)
         except BaseException:

@@ -51,6 +51,7 @@ __all__ = [
     "OrderReranked",
     "PolicyRecorded",
     "ReceiptCounted",
+    "ReturnCounted",
     "SkuAdded",
     "SupplyChanged",
     "SupplyCounterSet",
@@ -76,6 +77,7 @@ class Touched:
         "lines",
         "orders",
         "receipts",
+        "returns",
         "skus",
     )
 
@@ -84,6 +86,7 @@ class Touched:
         self.orders: dict[str, None] = {}
         self.lines: dict[LineState, None] = {}
         self.receipts: list[tuple[str, str]] = []  # (sku, reference)
+        self.returns: list[tuple[str, str, str]] = []  # (sku, order_id, reference)
         self.holds: dict[str, None] = {}
         self.expired_holds: dict[str, None] = {}
         self.expected: dict[str, None] = {}
@@ -128,6 +131,8 @@ class OrderAdded(Change):
                     sku.demand.add(line, -line.backordered)
                 sku.queue.discard(line.key)
                 sku.allocated_keys.discard(line.key)  # its heap entry goes stale
+                if sku.movable is not None:
+                    sku.movable.shift(line, line.allocated - line.firm, 0)
                 sku.lines.pop(line.key, None)
 
     def touch(self, touched: Touched, state: State) -> None:
@@ -183,6 +188,24 @@ class ReceiptCounted(Change):
     def touch(self, touched: Touched, state: State) -> None:
         touched.skus[self.sku.sku] = None
         touched.receipts.append((self.sku.sku, self.reference))
+
+
+class ReturnCounted(Change):
+    """A return reference was counted on an order's line (so a redelivery is a no-op)."""
+
+    __slots__ = ("order_id", "reference", "sku")
+
+    def __init__(self, sku: SkuState, order_id: str, reference: str) -> None:
+        self.sku = sku
+        self.order_id = order_id
+        self.reference = reference
+
+    def undo(self, state: State) -> None:
+        del self.sku.returns[self.order_id, self.reference]
+
+    def touch(self, touched: Touched, state: State) -> None:
+        touched.skus[self.sku.sku] = None
+        touched.returns.append((self.sku.sku, self.order_id, self.reference))
 
 
 class DeadlineAdded(Change):
@@ -443,9 +466,14 @@ def rekey(state: State, record: OrderRecord, order: Order, rank: int) -> None:
         short = line.backordered if old in sku.queue else 0
         if sku.demand is not None:
             sku.demand.add(line, -short)
+        movable = line.allocated - line.firm
+        if sku.movable is not None:
+            sku.movable.shift(line, movable, 0)
         del sku.lines[old]
         sku.lines[new] = line
         line.key = new
+        if sku.movable is not None:
+            sku.movable.shift(line, 0, movable)
         if old in sku.queue:
             sku.queue.remove(old)
             sku.queue.add(new)
@@ -492,6 +520,7 @@ class UndoLog:
         "lines",
         "mark",
         "seq",
+        "settled",
         "skus",
         "state",
     )
@@ -502,8 +531,8 @@ class UndoLog:
         self.events: list[Event] = []
         self.mark = state.journal.mark()
         self.seq = state.seq
-        # first (allocated, shipped, cancelled) of each touched line
-        self.lines: dict[LineState, tuple[int, int, int]] = {}
+        # first (allocated, shipped, cancelled, firm, returned) of each touched line
+        self.lines: dict[LineState, tuple[int, int, int, int, int]] = {}
         # first (on_hand, allocated, backordered, slots) of each touched SKU
         self.skus: dict[SkuState, tuple[int, int, int, int]] = {}
         # Each touched SKU's ETAs before the operation (None: all unknown),
@@ -514,6 +543,8 @@ class UndoLog:
         self.eta_tail: dict[SkuState, tuple[int, float, Any, timedelta | None]] = {}
         # every other change, in order; undone newest first
         self.changes: list[Change] = []
+        # True once a preempting policy's rebalance ran after the last change
+        self.settled = False
 
     def __enter__(self) -> UndoLog:
         return self
@@ -525,7 +556,13 @@ class UndoLog:
     def touch_line(self, line: LineState) -> None:
         """Remember the line's counters before its first change. O(1)."""
         if line not in self.lines:
-            self.lines[line] = (line.allocated, line.shipped, line.cancelled)
+            self.lines[line] = (
+                line.allocated,
+                line.shipped,
+                line.cancelled,
+                line.firm,
+                line.returned,
+            )
 
     def touch_sku(self, sku: SkuState) -> None:
         """Remember the SKU's counters (and ETAs) before its first change. O(1)."""
@@ -556,13 +593,17 @@ class UndoLog:
         """Put the state back exactly as it was before the operation (the
         ledger too, unless the caller drops the entries of many at once)."""
         state = self.state
-        for line, (allocated, shipped, cancelled) in self.lines.items():
+        for line, (allocated, shipped, cancelled, firm, returned) in self.lines.items():
             sku = state.skus[line.sku]
             before = line.backordered
             was_short, had_allocated = before > 0, line.allocated > 0
+            movable = line.allocated - line.firm
             line.allocated, line.shipped, line.cancelled = allocated, shipped, cancelled
+            line.firm, line.returned = firm, returned
             if sku.demand is not None:
                 sku.demand.add(line, line.backordered - before)
+            if sku.movable is not None:
+                sku.movable.shift(line, movable, allocated - firm)
             resync(sku, line, was_short, had_allocated)
         for sku, (on_hand, allocated, backordered, slots) in self.skus.items():
             sku.on_hand, sku.allocated, sku.backordered, sku.slots = (

@@ -30,6 +30,9 @@ def check(state: State, policy: AllocationPolicy | None) -> None:
             for field in ("allocated", "shipped", "cancelled"):
                 assert getattr(line, field) >= 0, (order_id, line.sku, field)
             assert line.backordered >= 0, (order_id, line.sku)
+            # invariant 10: 0 <= firm <= allocated (and returned <= shipped)
+            assert 0 <= line.firm <= line.allocated, (order_id, line.sku, "firm")
+            assert 0 <= line.returned <= line.shipped, (order_id, line.sku, "returned")
             if line.sku not in state.skus:
                 continue  # (lazily loaded) a line on a SKU not loaded
             assert state.skus[line.sku].lines.get(line.key) is line, (order_id, line.sku)
@@ -58,6 +61,28 @@ def check(state: State, policy: AllocationPolicy | None) -> None:
             head = sku.lines[sku.queue[0]]
             allot = policy.allot(line_status(head), available)
             assert allot == 0, ("not work-conserving", name, available, allot)
+        movable = sku.movable
+        if movable is None:
+            assert not any(ln.firm for ln in lines), ("firm units but no movable index", name)
+        else:
+            units = {k: ln.allocated - ln.firm for k, ln in sku.lines.items()}
+            assert movable.keys == {k for k, m in units.items() if m > 0}, name
+            assert movable.keys <= {-k for k in movable.heap}, name
+            assert movable.total == sum(units.values()), name
+            for key, m in units.items():
+                line = sku.lines[key]
+                tree = movable.units.trees.get(key >> 64)
+                point = 0 if tree is None else tree.prefix(line.slot) - tree.prefix(line.slot - 1)
+                assert point == m, (name, line.order.id, "movable")
+        if policy is not None and getattr(policy, "preempts", False) and sku.queue:
+            # invariant 9: the first short line waits when offered the
+            # available units plus the movable units of the lines after it
+            head = sku.lines[sku.queue[0]]
+            after = sum(ln.allocated - ln.firm for k, ln in sku.lines.items() if k > head.key)
+            offer = available + after
+            if offer > 0:
+                allot = policy.allot(line_status(head), offer)
+                assert allot == 0, ("not priority-consistent", name, offer, allot)
     assert sum(len(sku.holds) for sku in state.skus.values()) == len(state.holds)
     assert set(state.hold_expiry) == {(h.expires_at, h.hold_id) for h in state.holds.values()}
     for deadline, seq, order_id in state.deadlines:

@@ -60,6 +60,8 @@ def line_status(line: LineState) -> LineStatus:
         line.shipped,
         line.cancelled,
         line.ordered - line.allocated - line.shipped - line.cancelled,
+        line.firm,
+        line.returned,
     )
 
 
@@ -86,7 +88,7 @@ class Engine:
     book's clock (already checked to return aware datetimes).
     """
 
-    __slots__ = ("etas", "fill_mode", "identity", "now", "policy", "state")
+    __slots__ = ("etas", "fill_mode", "identity", "now", "policy", "preempts", "state")
 
     def __init__(self, state: State, policy: AllocationPolicy, now: Callable[[], datetime]) -> None:
         self.state = state
@@ -98,6 +100,8 @@ class Engine:
         self.policy = policy
         self.identity = policy_identity(policy)
         self.fill_mode = fill_mode(policy)
+        # a preempting policy: every SKU an operation touches is rebalanced
+        self.preempts = bool(getattr(policy, "preempts", False))
         self.etas = EtaRules(self.fill_mode == FILL_PARTIAL)
 
     def begin(self, at: datetime | None = None) -> UndoLog:
@@ -176,6 +180,7 @@ class Engine:
             return
         lines = sku.lines
         allocated_keys = sku.allocated_keys
+        movable = sku.movable
         mode = self.fill_mode
         record = self.state.journal.record
         events = log.events
@@ -201,6 +206,9 @@ class Engine:
             log.touch_line(line)
             if line.allocated == 0 and key not in allocated_keys:
                 sku.mark_allocated(key)
+            if movable is not None:
+                before = line.allocated - line.firm
+                movable.shift(line, before, before + n)
             line.allocated += n
             sku.allocated += n
             sku.backordered -= n

@@ -216,7 +216,7 @@ class EtaRules:
         if line.order.id in new_orders:
             return  # joined during the operation: its ETA travels with LineBackordered
         snapshot = log.lines.get(line)
-        if snapshot is not None and line.ordered - sum(snapshot) <= 0:
+        if snapshot is not None and line.ordered - sum(snapshot[:3]) <= 0:
             return  # was not waiting before the operation
         old = self._old_eta(before, old_key, log.at)
         new = self.line_eta(sku, line, log.at) if has_dates(sku) else self.unknown

@@ -15,7 +15,7 @@ class Fenwick:
 
     def _grow(self, index: int) -> None:
         old = self.size
-        new = max(index, 2 * old)
+        new = max(2 * index, 2 * old)  # room ahead: a sparse tree regrows rarely
         values = self.tree[:]
         for i in range(old, 0, -1):  # undo the sums: back to point values
             parent = i + (i & -i)

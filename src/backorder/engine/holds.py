@@ -39,6 +39,8 @@ def take_hold(state: State, log: UndoLog, hold: CheckoutHold, line: LineState) -
     line.allocated = n
     target.allocated += n
     target.mark_allocated(line.key)
+    if target.movable is not None:
+        target.movable.shift(line, 0, n)
     state.journal.record(ALLOCATION, hold.sku, 0, n, line.order.id, hold.hold_id, at)
     log.events.append(HoldConfirmed(hold.hold_id, line.order.id, hold.sku, n, at))
     log.events.append(LineAllocated(line.order.id, hold.sku, n, at))

@@ -94,6 +94,11 @@ def place(
             item = (deadline, state.seq, order.id)
             state.deadlines.add(item)
             log.changes.append(DeadlineAdded(item))
+        if engine.preempts:  # served from later lines before it is reported short
+            from .moves import settle
+
+            settle(engine, log)
+            log.settled = True  # nothing changes below: the unit of work need not again
         engine.backordered_events(log, lines)
     if dry_run:
         log.rollback()
@@ -137,8 +142,13 @@ def apply_cancel(engine: Engine, log: UndoLog, record: OrderRecord, plan: Cancel
         if target.demand is not None:
             target.demand.add(line, -from_short)
         if from_allocated:
+            # non-firm units are released first, firm ones only for the rest
+            movable = line.allocated - line.firm
+            line.firm -= max(0, from_allocated - movable)
             line.allocated -= from_allocated
             target.allocated -= from_allocated
+            if target.movable is not None:
+                target.movable.shift(line, movable, line.allocated - line.firm)
             record_entry(RELEASE, line.sku, 0, -from_allocated, order_id, "cancel", at)
             log.events.append(LineReleased(order_id, line.sku, from_allocated, "cancel", at))
         resync(target, line, was_short, had_allocated)
@@ -221,8 +231,13 @@ def ship(
             log.touch_line(line)
             log.touch_sku(target)
             was_short = line.backordered > 0
+            # firm units (the ones being picked) ship first
+            movable = line.allocated - line.firm
+            line.firm -= min(line.firm, n)
             line.allocated -= n
             line.shipped += n
+            if target.movable is not None:
+                target.movable.shift(line, movable, line.allocated - line.firm)
             target.allocated -= n
             target.on_hand -= n
             resync(target, line, was_short, True)

@@ -37,7 +37,18 @@ def unpack(key: int) -> tuple[int, int]:
 class LineState:
     """One order line's counters. `backordered` is derived, never stored."""
 
-    __slots__ = ("allocated", "cancelled", "key", "order", "ordered", "shipped", "sku", "slot")
+    __slots__ = (
+        "allocated",
+        "cancelled",
+        "firm",
+        "key",
+        "order",
+        "ordered",
+        "returned",
+        "shipped",
+        "sku",
+        "slot",
+    )
 
     def __init__(self, order: Order, sku: str, key: int, ordered: int) -> None:
         self.order = order
@@ -48,6 +59,8 @@ class LineState:
         self.allocated = 0
         self.shipped = 0
         self.cancelled = 0
+        self.firm = 0  # of the allocated units, those marked firm
+        self.returned = 0  # of the shipped units, those that came back
 
     @property
     def backordered(self) -> int:
@@ -69,9 +82,11 @@ class SkuState:
         "lead_time",
         "limit",
         "lines",
+        "movable",
         "on_hand",
         "queue",
         "receipts",
+        "returns",
         "schedule",
         "sku",
         "slots",
@@ -94,6 +109,13 @@ class SkuState:
         self.lines: dict[int, LineState] = {}
         # reference -> quantity of every receipt already counted.
         self.receipts: dict[str, int] = {}
+        # (order_id, reference) -> quantity of every return already counted.
+        self.returns: dict[tuple[str, str], int] = {}
+        # The lines with movable (allocated, not firm) units: built the first
+        # time a firm, a rebalance or a preempting policy needs it, then kept
+        # up to date. None only while no line of the SKU has a firm unit (so
+        # then every allocated unit is movable).
+        self.movable: MovableIndex | None = None
         # Units backordered over all lines (kept, so a cap check is O(1)).
         self.backordered = 0
         # The backorder cap (None: no cap).
@@ -150,6 +172,18 @@ class SkuState:
                 # drop the stale entries left by lazy deletion: O(allocated lines), amortised
                 heap[:] = [-k for k in self.allocated_keys]
                 heapify(heap)
+
+    def movable_index(self) -> MovableIndex:
+        """The movable index, built from the allocated lines on first use
+        (O(a log a) for a allocated lines)."""
+        if self.movable is None:
+            index = MovableIndex()
+            lines = self.lines
+            for key in self.allocated_keys:
+                line = lines[key]
+                index.shift(line, 0, line.allocated - line.firm)
+            self.movable = index
+        return self.movable
 
     def last_allocated(self) -> int:
         """The key of the last line in line with units allocated (one exists)."""
@@ -208,6 +242,54 @@ class DemandIndex:
     def through_rank(self, rank: int) -> int:
         """Backordered units of every line of rank <= `rank`."""
         return sum(self.trees[r].total for r in self.ranks if r <= rank)
+
+
+class MovableIndex:
+    """A SKU's movable units (allocated, not firm) by line, in line order.
+
+    The keys of the lines that have any, with a max-heap over them (lazy
+    deletion) to find the last one in O(log n), and their units summable in
+    line order (a `DemandIndex`), so the movable units after a line cost
+    O(ranks + log n). `shift` is the one step that keeps it in step.
+    """
+
+    __slots__ = ("heap", "keys", "total", "units")
+
+    def __init__(self) -> None:
+        self.keys: set[int] = set()
+        self.heap: list[int] = []
+        self.units = DemandIndex()
+        self.total = 0
+
+    def shift(self, line: LineState, before: int, after: int) -> None:
+        """The line's movable units went from `before` to `after` (at its current key). O(log n)."""
+        delta = after - before
+        if not delta:
+            return
+        self.units.add(line, delta)
+        self.total += delta
+        key = line.key
+        if after > 0:
+            if before <= 0 and key not in self.keys:
+                self.keys.add(key)
+                heap = self.heap
+                heappush(heap, -key)
+                if len(heap) > 2 * len(self.keys) + 64:
+                    heap[:] = [-k for k in self.keys]
+                    heapify(heap)
+        else:
+            self.keys.discard(key)  # its heap entry goes stale
+
+    def after(self, line: LineState) -> int:
+        """Movable units of the lines after `line` in its SKU's line. O(ranks + log n)."""
+        return self.total - self.units.ahead(line) - (line.allocated - line.firm)
+
+    def last(self) -> int | None:
+        """The key of the last line in line with movable units, or None. O(log n) amortised."""
+        heap, keys = self.heap, self.keys
+        while heap and -heap[0] not in keys:
+            heappop(heap)
+        return -heap[0] if heap else None
 
 
 class ScheduledReceipt:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from ..domain import MAX_QUANTITY, StockLevel, check_delta, check_quantity, check_text
 from ..errors import DuplicateReceipt, InsufficientStock, InvalidArgument, InvalidQuantity, shown
-from ..events import LineReleased, StockAdjusted, StockReceived
-from ..ledger import ADJUSTMENT, RECEIPT, RELEASE
+from ..events import StockAdjusted, StockReceived
+from ..ledger import ADJUSTMENT, RECEIPT
 from ..results import AdjustResult, ReceiveResult
-from .changes import DeadlineAdded, ReceiptCounted, resync
+from .changes import ReceiptCounted
 from .core import Applied, Engine
 from .holds import shrink_hold
-from .state import LineState, ScheduledReceipt, State, unpack
+from .moves import reopen_deadlines, take_back
+from .state import LineState, ScheduledReceipt, State
 from .supply import receive_against, scheduled
 
 __all__ = ["adjust", "receive", "stock_level"]
@@ -74,7 +75,8 @@ def receive(
 
 def adjust(engine: Engine, sku: str, delta: int, reason: str) -> Applied[AdjustResult]:
     """Correct the count on hand (see `BackorderBook.adjust`): holds give units
-    back first, then the lines last in line. O(r log n) for r lines reclaimed."""
+    back first, then the lines last in line (units that are not firm before
+    any firm one). O(r log n) for r lines reclaimed."""
     sku = check_text(sku, "sku")
     delta = check_delta(delta, "delta")
     reason = check_text(reason, "reason")
@@ -104,31 +106,22 @@ def adjust(engine: Engine, sku: str, delta: int, reason: str) -> Applied[AdjustR
             shrink_hold(state, log, hold, take, "adjustment")
             excess -= take
             reclaimed_units += take
+        # then the lines last in line: their units that are not firm first (the
+        # movable index, kept once any unit of the SKU is firm), firm ones last
+        movable = target.movable
         while excess > 0:
-            line = target.lines[target.last_allocated()]
-            take = min(line.allocated, excess)
-            log.touch_line(line)
-            was_short = line.backordered > 0
-            line.allocated -= take
-            target.allocated -= take
-            target.backordered += take
-            if target.demand is not None:
-                target.demand.add(line, take)
-            resync(target, line, was_short, True)
+            key = None if movable is None else movable.last()
+            if key is None:  # every allocated unit left is firm (or none is)
+                line = target.lines[target.last_allocated()]
+                take = min(line.allocated, excess)
+            else:
+                line = target.lines[key]
+                take = min(line.allocated - line.firm, excess)
+            take_back(state, log, target, line, take, "adjustment")
             excess -= take
             reclaimed_units += take
             reclaimed.append(line)
-            state.journal.record(RELEASE, sku, 0, -take, line.order.id, "adjustment", at)
-            log.events.append(LineReleased(line.order.id, sku, take, "adjustment", at))
-        for line in reclaimed:
-            # short again: a fill-by deadline acted on while it was filled
-            # applies again (expire() cancels it if the deadline has passed)
-            deadline = line.order.deadline
-            if deadline is not None:
-                item = (deadline, unpack(line.key)[1], line.order.id)
-                if item not in state.deadlines:
-                    state.deadlines.add(item)
-                    log.changes.append(DeadlineAdded(item))
+        reopen_deadlines(state, log, reclaimed)
         target.on_hand += delta
         state.journal.record(ADJUSTMENT, sku, delta, 0, None, reason, at)
         log.events.append(StockAdjusted(sku, delta, reason, at))

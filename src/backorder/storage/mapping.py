@@ -47,6 +47,7 @@ from .rows import (
     LineRow,
     OrderRow,
     ReceiptRow,
+    ReturnRow,
     SkuRow,
     Snapshot,
 )
@@ -74,6 +75,8 @@ def _line_row(line: LineState) -> LineRow:
         line.allocated,
         line.shipped,
         line.cancelled,
+        line.firm,
+        line.returned,
     )
 
 
@@ -141,6 +144,10 @@ def changes_of(state: State, log: UndoLog) -> Changes:
         ],
         events=[event_text(event) for event in log.events],
         policy=None if state.policy_saved else state.policy_id,
+        returns=[
+            ReturnRow(order_id, sku, reference, skus[sku].returns[order_id, reference])
+            for sku, order_id, reference in touched.returns
+        ],
     )
 
 
@@ -165,6 +172,7 @@ def state_of(snapshot: Snapshot) -> State:
         deadlines=snapshot.deadlines,
         ledger=sorted(snapshot.ledger, key=by_seq),
         policy=snapshot.policy,
+        returns=snapshot.returns,
     )
     state = State()
     apply_checked(state, changes)
@@ -313,6 +321,7 @@ def apply_rows(
                 kept.order = order
     new_lines: dict[str, dict[str, LineState]] = {}
     queued: dict[SkuState, list[int]] = {}  # keys joining each SKU's line, added at once
+    firmed: set[SkuState] = set()  # SKUs without a movable index that have firm units now
     for row_l in changes.lines:
         record = state.orders.get(row_l.order_id)
         sku = skus.get(row_l.sku)
@@ -338,6 +347,8 @@ def apply_rows(
                 sku.backordered -= line.backordered
                 sku.queue.discard(old)
                 sku.allocated_keys.discard(old)  # its heap entry goes stale
+                if sku.movable is not None:
+                    sku.movable.shift(line, line.allocated - line.firm, 0)
                 del sku.lines[old]
         line.key = key
         line.slot = row_l.slot
@@ -346,6 +357,7 @@ def apply_rows(
             row_l.shipped,
             row_l.cancelled,
         )
+        line.firm, line.returned = row_l.firm, row_l.returned
         if sku is None or (fresh and loading and row_l.sku not in loading):
             continue  # a stub: its SKU is not loaded (or is, at another version)
         touched.add(row_l.sku)
@@ -353,6 +365,12 @@ def apply_rows(
         short = line.backordered
         if short < 0 or min(line.allocated, line.shipped, line.cancelled) < 0:
             raise StorageCorrupted(f"line {row_l!r} has negative counters")
+        if not (0 <= line.firm <= line.allocated and 0 <= line.returned <= line.shipped):
+            raise StorageCorrupted(f"line {row_l!r} has firm or returned units out of range")
+        if sku.movable is not None:
+            sku.movable.shift(line, 0, line.allocated - line.firm)
+        elif line.firm:
+            firmed.add(sku)  # a firm unit: the SKU keeps a movable index
         if short:
             sku.backordered += short
             queued.setdefault(sku, []).append(key)
@@ -360,6 +378,8 @@ def apply_rows(
             sku.mark_allocated(key)
     for sku, keys in queued.items():
         sku.queue.update(keys)
+    for sku in firmed:
+        sku.movable_index()
     for order_id, lines in new_lines.items():
         record = state.orders[order_id]
         if len(lines) != len(record.order.lines) and not record.lines:
@@ -370,6 +390,9 @@ def apply_rows(
     for receipt in changes.receipts:
         if receipt.sku in skus and not (loading and receipt.sku not in loading):
             skus[receipt.sku].receipts[receipt.reference] = receipt.quantity
+    for counted in changes.returns:
+        if counted.sku in skus and not (loading and counted.sku not in loading):
+            skus[counted.sku].returns[counted.order_id, counted.reference] = counted.quantity
     for hold_id in changes.holds_deleted:
         hold = state.holds.get(hold_id)
         if hold is not None:

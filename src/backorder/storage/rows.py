@@ -24,6 +24,7 @@ __all__ = [
     "Merged",
     "OrderRow",
     "ReceiptRow",
+    "ReturnRow",
     "SkuRow",
     "Snapshot",
     "merge",
@@ -71,11 +72,24 @@ class LineRow(NamedTuple):
     allocated: int
     shipped: int
     cancelled: int
+    #: of the allocated units, those marked firm
+    firm: int = 0
+    #: of the shipped units, those that came back
+    returned: int = 0
 
 
 class ReceiptRow(NamedTuple):
     """A goods receipt already counted (key: `sku`, `reference`); never changes."""
 
+    sku: str
+    reference: str
+    quantity: int
+
+
+class ReturnRow(NamedTuple):
+    """A return already counted (key: `order_id`, `sku`, `reference`); never changes."""
+
+    order_id: str
     sku: str
     reference: str
     quantity: int
@@ -146,6 +160,7 @@ class Snapshot:
     ledger: Sequence[LedgerRow]
     #: the identity of the policy the book is kept under (None: not recorded)
     policy: str | None = None
+    returns: Sequence[ReturnRow] = ()
 
 
 @attrs.frozen(slots=True)
@@ -153,8 +168,9 @@ class Changes:
     """What one operation (or one batch) changed, for `Repository.write`.
 
     Rows under a key replace the row stored under that key (or add it);
-    `*_deleted` name keys to remove; `ledger` rows, `expired_holds` and
-    `events` (JSON text, one event each, in order) are appended.
+    `*_deleted` name keys to remove; `ledger` rows, `receipts`, `returns`,
+    `expired_holds` and `events` (JSON text, one event each, in order) are
+    appended.
     `counters` holds the new value of every counter in `COUNTERS`.
     """
 
@@ -175,6 +191,7 @@ class Changes:
     events: Sequence[str] = ()
     #: a new policy identity to record (None: unchanged)
     policy: str | None = None
+    returns: Sequence[ReturnRow] = ()
 
 
 class Header(NamedTuple):
@@ -194,7 +211,7 @@ class Header(NamedTuple):
 class Merged:
     """The changes of one unit of work folded per key: the last write of a
     key wins; None (or False for an expired hold id) means it went away.
-    Appended rows (receipts, ledger, events) keep their order."""
+    Appended rows (receipts, returns, ledger, events) keep their order."""
 
     __slots__ = (
         "counters",
@@ -208,6 +225,7 @@ class Merged:
         "orders",
         "policy",
         "receipts",
+        "returns",
         "skus",
     )
 
@@ -220,6 +238,7 @@ class Merged:
         self.expected: dict[str, ExpectedRow | None] = {}
         self.deadlines: dict[str, DeadlineRow | None] = {}
         self.receipts: list[ReceiptRow] = []
+        self.returns: list[ReturnRow] = []
         self.expired_holds: dict[str, bool] = {}  # id -> still expired
         self.ledger: list[LedgerRow] = []
         self.events: list[str] = []
@@ -240,6 +259,7 @@ def merge(staged: Sequence[Changes]) -> Merged:
         for line in changes.lines:
             lines[line.order_id, line.sku] = line
         merged.receipts.extend(changes.receipts)
+        merged.returns.extend(changes.returns)
         for hold in changes.holds:
             holds[hold.hold_id] = hold
         for hold_id in changes.holds_deleted:

@@ -20,6 +20,7 @@ from .rows import (
     Merged,
     OrderRow,
     ReceiptRow,
+    ReturnRow,
     SkuRow,
 )
 
@@ -54,6 +55,7 @@ TABLES: dict[str, Table] = {
     "expected": Table(ExpectedRow, ("reference",), gone=True),
     "deadlines": Table(DeadlineRow, ("order_id",), gone=True, extra=("due_us",)),
     "ledger": Table(LedgerRow, ("seq",)),
+    "returns": Table(ReturnRow, ("order_id", "sku", "reference")),
 }
 
 #: The row type of each table.
@@ -83,7 +85,7 @@ class Statements:
             written = [*columns, *(["gone"] if table.gone else []), *table.extra, "changed"]
             values = ", ".join("0" if column == "gone" else mark for column in written)
             statement = f"INSERT INTO {prefix}{name} ({', '.join(written)}) VALUES ({values})"
-            if name not in ("receipts", "ledger"):  # appended, never updated
+            if name not in ("receipts", "ledger", "returns"):  # appended, never updated
                 updated = [c for c in written if c not in table.key and c not in table.fixed]
                 sets = ", ".join(
                     f"{c} = 0" if c == "gone" else f"{c} = excluded.{c}" for c in updated
@@ -111,6 +113,7 @@ def statement_rows(
         ("orders", list(merged.orders.values())),
         ("lines", list(merged.lines.values())),
         ("receipts", merged.receipts),
+        ("returns", merged.returns),
     ):
         if rows:
             out.append((table, [(*row, changed) for row in rows]))

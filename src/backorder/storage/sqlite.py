@@ -30,6 +30,7 @@ from .rows import (
     LineRow,
     OrderRow,
     ReceiptRow,
+    ReturnRow,
     SkuRow,
     Snapshot,
     merge,
@@ -154,6 +155,22 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 MIGRATIONS[3] = (
     "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, changed INTEGER NOT NULL)",
     "CREATE INDEX settings_changed ON settings (changed)",
+)
+
+# Version 4: stock that moves between orders: firm and returned units of each
+# line, and the return references already counted.
+MIGRATIONS[4] = (
+    "ALTER TABLE lines ADD COLUMN firm INTEGER NOT NULL DEFAULT 0 CHECK (firm >= 0)",
+    "ALTER TABLE lines ADD COLUMN returned INTEGER NOT NULL DEFAULT 0 CHECK (returned >= 0)",
+    """CREATE TABLE returns (
+            order_id TEXT NOT NULL REFERENCES orders (order_id),
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            reference TEXT NOT NULL,
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            changed INTEGER NOT NULL,
+            PRIMARY KEY (order_id, sku, reference))""",
+    "CREATE INDEX returns_by_sku ON returns (sku)",
+    "CREATE INDEX returns_changed ON returns (changed)",
 )
 
 #: The schema version this library writes.
@@ -498,6 +515,7 @@ class SQLiteRepository:
             expected=made["expected"],
             deadlines=made["deadlines"],
             ledger=made["ledger"],
+            returns=made["returns"],
         )
 
     @_mapped
@@ -539,6 +557,7 @@ class SQLiteRepository:
             deadlines=split["deadlines"][0],
             deadlines_deleted=split["deadlines"][1],
             ledger=[LedgerRow._make(row) for row in rows["ledger"]],
+            returns=[ReturnRow._make(row) for row in rows["returns"]],
         )
 
     # -- lazy loading (optional in the protocol) ------------------------------
@@ -591,7 +610,7 @@ class SQLiteRepository:
         """Everything about these SKUs, read consistently: their rows, every
         line on them, the orders of those lines with all their lines (on any
         SKU), the orders' deadlines, and the SKUs' receipts, active holds,
-        scheduled receipts and ledger entries.
+        scheduled receipts, returns counted and ledger entries.
 
         Cost: O(rows returned) (indexed).
         """
@@ -629,6 +648,7 @@ class SQLiteRepository:
                         "ledger",
                         _SQL.select["ledger"] + f" WHERE sku IN ({marks}) ORDER BY seq",
                     ),
+                    ("returns", _SQL.select["returns"] + f" WHERE sku IN ({marks})"),
                 ):
                     make = _KINDS[table]._make
                     rows[table].extend(make(row) for row in conn.execute(query, chunk))
@@ -647,6 +667,7 @@ class SQLiteRepository:
             expected=rows["expected"],
             deadlines=rows["deadlines"],
             ledger=rows["ledger"],
+            returns=rows["returns"],
         )
 
     @_mapped

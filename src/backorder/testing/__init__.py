@@ -38,7 +38,16 @@ class _Rows:
     def __init__(self) -> None:
         self.tables: dict[str, dict[Any, Any]] = {
             name: {}
-            for name in ("skus", "orders", "lines", "receipts", "holds", "expected", "deadlines")
+            for name in (
+                "skus",
+                "orders",
+                "lines",
+                "receipts",
+                "holds",
+                "expected",
+                "deadlines",
+                "returns",
+            )
         }
         self.expired_holds: dict[str, None] = {}
         self.ledger: list[Any] = []
@@ -103,6 +112,7 @@ class DictRepository:
             deadlines=list(tables["deadlines"].values()),
             ledger=list(rows.ledger),
             policy=rows.policy,
+            returns=list(tables["returns"].values()),
         )
 
     def version(self) -> int:
@@ -149,6 +159,8 @@ class DictRepository:
         tables["lines"].update(merged.lines)
         for receipt in merged.receipts:
             tables["receipts"][receipt.sku, receipt.reference] = receipt
+        for counted in merged.returns:
+            tables["returns"][counted.order_id, counted.sku, counted.reference] = counted
         for name, keyed in (
             ("holds", merged.holds),
             ("expected", merged.expected),
@@ -225,7 +237,7 @@ def snapshot(book: BackorderBook) -> dict[str, Any]:
 
     Two snapshots are equal exactly when nothing differs: every order's
     status, every SKU's stock, queue and positions, the ledger, the arrival
-    counters, receipt references counted, holds, scheduled receipts, lead
+    counters, receipt and return references counted, holds, scheduled receipts, lead
     times, caps and fill-by deadlines.
 
     A lazily loaded book loads everything (and stays loaded).

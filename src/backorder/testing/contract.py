@@ -16,13 +16,15 @@ the same database file). pytest then runs every test below on your adapter::
             return lambda name: SQLiteRepository(tmp_path / f"{name}.db")
 
 What it proves: reopening restores exactly the same book (every order and
-line in every state, queues and positions, counters, ledger, receipt
-references, holds, scheduled receipts, settings, deadlines), a failed
+line in every state, firm and returned units included, queues and positions,
+counters, ledger, receipt and return references, holds, scheduled receipts,
+settings, deadlines), a failed
 operation writes nothing, the outbox keeps every event until it is marked
 published, two books on one store see each other's commits, a batch is
 stored whole, and — the stateful machine — any random sequence of
 operations, reopens and second-handle writes leaves the stored book equal to
-an in-memory twin that did the same operations, with every invariant of the
+an in-memory twin that did the same operations (firm, rebalance and returns
+among them; once more under a preempting policy), with every invariant of the
 design holding after every step. A repository with `claim_events` (optional)
 leases outbox events to one sender at a time, and again once a lease ran out.
 """
@@ -125,6 +127,14 @@ def _scenario(book: BackorderBook, clock: _Clock) -> None:
     book.expire()  # B-2's deadline and hold H-2 pass; H-1 too (30 minutes)
     tick()
     book.receive("CUP", 2, reference="GRN-3", against="PO-7")
+    tick()
+    book.firm("A-1", "MUG", 1)  # firm units
+    tick()
+    book.receive_return("A-3", "MUG", 1, reference="RMA-1")  # a return, restocked
+    tick()
+    book.receive_return("A-3", "TEE", 1, restock=False)  # one written off
+    tick()
+    book.rebalance()
 
 
 def _reopen(open_store: OpenStore, name: str, policy: AllocationPolicy, clock: _Clock) -> Any:
@@ -307,6 +317,18 @@ class RepositoryContract:
             settings=settings(current, max_examples=max(10, current.max_examples // 4)),
         )
 
+    def test_random_operations_match_the_twin_with_a_preempting_policy(
+        self, open_store: OpenStore
+    ) -> None:
+        # every operation may move stock between orders (rebalance on what it touches)
+        names = itertools.count()
+        current = settings()
+        preempting = PriorityTiers(preempt=True)
+        run_state_machine_as_test(
+            lambda: StorageMachine(open_store, f"preempt-{next(names)}", preempting),  # type: ignore[arg-type]  # hypothesis accepts any factory
+            settings=settings(current, max_examples=max(10, current.max_examples // 4)),
+        )
+
 
 QUANTITIES = st.integers(min_value=1, max_value=5)
 # enough SKUs that a lazily loaded book holds only some of them between steps
@@ -468,6 +490,34 @@ class StorageMachine(RuleBasedStateMachine):
     def expire(self, hours: int) -> None:
         self.clock.now += timedelta(hours=hours)
         self.both(lambda book: book.expire())
+
+    @rule(data=st.data(), part=st.booleans())
+    def firm(self, data: st.DataObject, part: bool) -> None:
+        if not self.placed:
+            return
+        order_id = data.draw(st.sampled_from(self.placed))
+        sku = data.draw(st.sampled_from(MACHINE_SKUS)) if part else None
+        quantity = data.draw(st.sampled_from([None, 1, 2])) if part else None
+        self.both(lambda book: book.firm(order_id, sku, quantity))
+
+    @rule(sku=st.none() | st.sampled_from(MACHINE_SKUS))
+    def rebalance(self, sku: str | None) -> None:
+        self.both(lambda book: book.rebalance(sku))
+
+    @rule(
+        data=st.data(),
+        quantity=st.sampled_from([1, 2]),
+        ref=st.sampled_from([None, "RMA-1", "RMA-2"]),
+        restock=st.booleans(),
+    )
+    def receive_return(
+        self, data: st.DataObject, quantity: int, ref: str | None, restock: bool
+    ) -> None:
+        if not self.placed:
+            return
+        order_id = data.draw(st.sampled_from(self.placed))
+        sku = data.draw(st.sampled_from(MACHINE_SKUS))
+        self.both(lambda book: book.receive_return(order_id, sku, quantity, ref, restock))
 
     @rule()
     def reopen(self) -> None:

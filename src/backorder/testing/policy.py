@@ -2,12 +2,16 @@
 
 Needs `hypothesis` (the `test` extra). It drives a book with your policy
 through random places (in your tiers), receipts, count corrections, cancels,
-ships and tier changes, and after every step checks the design's invariants:
-no oversell, conservation of every line and SKU, work conservation (stock is
-not left idle while the head of a line would take it), the ledger replays,
-every allocation went to the first short line of its rank, and the book's own
-structural check. A policy that raises, or returns a value out of range
-(`PolicyError`), fails too.
+ships, tier changes, firm allocations, rebalances and returns, and after every
+step checks the design's invariants: no oversell, conservation of every line
+and SKU, work conservation (stock is not left idle while the head of a line
+would take it), the ledger replays, every allocation went to the first short
+line of its rank, firm is firm (`0 <= firm <= allocated`, and a rebalance
+never takes a firm unit), and the book's own structural check. For a
+preempting policy (one whose `preempts` is true) it also checks that every
+SKU stays priority-consistent: the first short line waits when offered the
+available units plus the movable units of the lines after it. A policy that
+raises, or returns a value out of range (`PolicyError`), fails too.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from ..domain import Order, OrderLine
 from ..errors import (
     BackorderError,
     CannotCancel,
+    CannotFirm,
+    CannotReturn,
     InsufficientStock,
     InvalidArgument,
     NotReadyToShip,
@@ -38,7 +44,7 @@ __all__ = ["PolicyCheckFailed", "check_policy"]
 
 SKUS = ("MUG", "CUP")
 # refusals the book makes of valid but impossible requests: not the policy's fault
-_EXPECTED = (CannotCancel, InsufficientStock, NotReadyToShip)
+_EXPECTED = (CannotCancel, CannotFirm, CannotReturn, InsufficientStock, NotReadyToShip)
 
 
 class PolicyCheckFailed(AssertionError):
@@ -137,6 +143,59 @@ def _machine(policy: AllocationPolicy, tiers: Sequence[str]) -> type[RuleBasedSt
                 order_id = data.draw(st.sampled_from(self.placed))
                 self.run(lambda: self.book.change_tier(order_id, tier))
 
+        @rule(data=st.data(), part=st.booleans())
+        def firm(self, data: st.DataObject, part: bool) -> None:
+            if self.placed:
+                order_id = data.draw(st.sampled_from(self.placed))
+                sku = self.book.status(order_id).lines[0].sku if part else None
+                quantity = 1 if part else None
+                self.run(lambda: self.book.firm(order_id, sku, quantity))
+
+        @rule(sku=st.none() | st.sampled_from(SKUS))
+        def rebalance(self, sku: str | None) -> None:
+            firm = self.firm_units()
+            self.run(lambda: self.book.rebalance(sku))
+            assert self.firm_units() == firm, "a rebalance took a firm unit"
+
+        @rule(data=st.data(), restock=st.booleans())
+        def receive_return(self, data: st.DataObject, restock: bool) -> None:
+            if self.placed:
+                order_id = data.draw(st.sampled_from(self.placed))
+                sku = self.book.status(order_id).lines[0].sku
+                self.run(lambda: self.book.receive_return(order_id, sku, 1, restock=restock))
+
+        def firm_units(self) -> dict[tuple[str, str], int]:
+            return {
+                (order_id, line.sku): line.firm
+                for order_id in self.placed
+                for line in self.book.status(order_id).lines
+            }
+
+        @invariant()
+        def priority_consistent(self) -> None:
+            if not getattr(policy, "preempts", False):
+                return
+            inspector = self.book.inspect()
+            for sku in SKUS:
+                waiting = self.book.waiting(sku)
+                if not waiting:
+                    continue
+                head = inspector.arrival(waiting[0].order_id, sku)
+                movable = sum(
+                    line.allocated - line.firm
+                    for order_id in self.placed
+                    for line in self.book.status(order_id).lines
+                    if line.sku == sku and inspector.arrival(order_id, sku) > head
+                )
+                offer = self.book.stock(sku).available + movable
+                if offer > 0:
+                    allot = policy.allot(waiting[0], offer)
+                    assert allot == 0, (
+                        f"{waiting[0].order_id} is first short on {sku} and its policy "
+                        f"takes {allot} of the {offer} available and movable units, "
+                        f"but the book left them where they are"
+                    )
+
         @invariant()
         def invariants_hold(self) -> None:
             book = self.book
@@ -150,6 +209,8 @@ def _machine(policy: AllocationPolicy, tiers: Sequence[str]) -> type[RuleBasedSt
                     total = line.allocated + line.shipped + line.cancelled + line.backordered
                     assert total == line.ordered, line
                     assert min(line.allocated, line.shipped, line.cancelled) >= 0, line
+                    assert 0 <= line.firm <= line.allocated, line
+                    assert 0 <= line.returned <= line.shipped, line
 
     return PolicyMachine
 
