@@ -52,6 +52,7 @@ from .rows import (
     LineRow,
     OrderRow,
     ReceiptRow,
+    ReturnRow,
     SkuRow,
     Snapshot,
     merge,
@@ -184,6 +185,23 @@ MIGRATIONS[2] = (
         value TEXT NOT NULL,
         changed BIGINT NOT NULL)""",
     "CREATE INDEX settings_changed ON {s}.settings (changed)",
+)
+
+# Version 3: outbox leases for several senders (`claim_events`), and stock that
+# moves between orders (firm and returned units of each line, returns counted).
+MIGRATIONS[3] = (
+    "ALTER TABLE {s}.outbox ADD COLUMN leased_until_us BIGINT",
+    "ALTER TABLE {s}.lines ADD COLUMN firm BIGINT NOT NULL DEFAULT 0 CHECK (firm >= 0)",
+    "ALTER TABLE {s}.lines ADD COLUMN returned BIGINT NOT NULL DEFAULT 0 CHECK (returned >= 0)",
+    """CREATE TABLE {s}.returns (
+        order_id TEXT NOT NULL REFERENCES {s}.orders (order_id),
+        sku TEXT NOT NULL REFERENCES {s}.skus (sku),
+        reference TEXT NOT NULL,
+        quantity BIGINT NOT NULL CHECK (quantity > 0),
+        changed BIGINT NOT NULL,
+        PRIMARY KEY (order_id, sku, reference))""",
+    "CREATE INDEX returns_by_sku ON {s}.returns (sku)",
+    "CREATE INDEX returns_changed ON {s}.returns (changed)",
 )
 
 #: The schema version this library writes.
@@ -690,6 +708,7 @@ class PostgresRepository:
             expected=made["expected"],
             deadlines=made["deadlines"],
             ledger=made["ledger"],
+            returns=made["returns"],
         )
 
     def load_changes(self, since: int) -> tuple[int, Changes]:
@@ -730,6 +749,7 @@ class PostgresRepository:
             deadlines=split["deadlines"][0],
             deadlines_deleted=split["deadlines"][1],
             ledger=[LedgerRow._make(row) for row in rows["ledger"]],
+            returns=[ReturnRow._make(row) for row in rows["returns"]],
         )
 
     # -- lazy loading -----------------------------------------------------------
@@ -785,6 +805,7 @@ class PostgresRepository:
             ),
             ("deadlines", select["deadlines"] + f" WHERE gone = 0 AND order_id IN ({of_orders})"),
             ("ledger", select["ledger"] + " WHERE sku = ANY(%(skus)s) ORDER BY seq"),
+            ("returns", select["returns"] + " WHERE sku = ANY(%(skus)s)"),
         )
 
         def read(conn: psycopg.Connection[Any]) -> Changes:
@@ -803,6 +824,7 @@ class PostgresRepository:
                 expected=rows["expected"],
                 deadlines=rows["deadlines"],
                 ledger=rows["ledger"],
+                returns=rows["returns"],
             )
 
         return self._reading(read, "read SKUs")
@@ -1086,6 +1108,36 @@ class PostgresRepository:
             lambda conn: [(int(i), text) for i, text in self._run(conn, query, params)],
             "read the outbox",
         )
+
+    def claim_events(self, limit: int, lease_us: int, now_us: int) -> list[tuple[int, str]]:
+        """Lease the oldest events no running lease holds (see
+        `ClaimingRepository.claim_events`) in one statement: rows another
+        sender is claiming are skipped (`FOR UPDATE SKIP LOCKED`), never
+        waited for, so senders on any number of machines share the outbox.
+        Wait for new events without polling with `LISTEN` on `channel`.
+
+        Raises:
+            ConnectionLost: the server cannot be reached.
+
+        Cost: O(returned + skipped as leased).
+        """
+        s = self._q
+        query = (
+            f"UPDATE {s}.outbox SET leased_until_us = %s WHERE id IN ("
+            f"SELECT id FROM {s}.outbox WHERE leased_until_us IS NULL OR leased_until_us <= %s"
+            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, event"
+        )
+        params = (now_us + lease_us, now_us, limit)
+
+        def claim(conn: psycopg.Connection[Any]) -> list[tuple[int, str]]:
+            if self._open or self._owned:
+                rows = conn.execute(query, params).fetchall()
+            else:
+                with self._unit(conn, _READ_SAVEPOINT):
+                    rows = conn.execute(query, params).fetchall()
+            return sorted((int(i), str(text)) for i, text in rows)
+
+        return self._again(claim, "claim outbox events")
 
     def mark_published(self, ids: Sequence[int]) -> int:
         """Delete these events from the outbox (in the open unit of work, the
