@@ -252,7 +252,7 @@ class BackorderBook(BookReads):
             if work.batched is not None:
                 raise InvalidArgument("close() inside a batch() block; leave the block first")
             if not work.closed:
-                work.closed = True
+                work.closed, work.fast = True, False
                 work.store.close()
 
     def __enter__(self) -> BackorderBook:

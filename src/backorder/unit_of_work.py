@@ -75,6 +75,7 @@ class UnitOfWork:
         "delivering",
         "depth",
         "engine",
+        "fast",
         "lock",
         "outgoing",
         "store",
@@ -102,6 +103,8 @@ class UnitOfWork:
         self.engine = engine
         engine.state = self.store.state
         self.closed = False
+        # the in-memory fast path: a live store, and open (no unit of work to run)
+        self.fast = self.store.live
         self.depth = 0  # > 0 while a unit of work is open
         # (events, result) of each operation of the open batch, and their undo logs
         self.batched: list[tuple[tuple[Event, ...], object]] | None = None
@@ -166,12 +169,12 @@ class UnitOfWork:
         events for the subscribers (`deliver` hands them out once the unit of
         work has ended; at the end of the batch, inside one)."""
         log = outcome.log
-        batching = self.batched is not None
+        engine = self.engine
         try:
-            if self.engine.preempts:  # a preempting policy: rebalance what it touched
-                settle(self.engine, log)
-            self.engine.etas.changed(self.engine.state, log)
-            self.store.save(log, batching)
+            if engine.preempts:  # a preempting policy: rebalance what it touched
+                settle(engine, log)
+            engine.etas.changed(engine.state, log)
+            self.store.save(log, self.batched is not None)
         except BaseException:
             log.rollback()
             raise
@@ -285,7 +288,7 @@ def writes(
         lock = work.lock
         lock.acquire()  # (cheaper than `with` on the hot path)
         try:
-            if work.store.live and not work.closed:
+            if work.fast:
                 result = method(self, *args, **kwargs)
             else:
                 result = work.run(
@@ -314,7 +317,7 @@ def reads(
         lock = work.lock
         lock.acquire()  # (cheaper than `with` on the hot path)
         try:
-            if not work.store.live or work.closed:
+            if not work.fast:
                 work.catch_up()
                 prefetch(self, args, kwargs)
             return method(self, *args, **kwargs)

@@ -57,7 +57,7 @@ def place(
     at = log.at
     if order.placed_at is None:
         order = order._stamped(at)
-    with log:
+    try:  # (the hot path spells out `with log:`: two calls fewer)
         state.seq += 1
         key = pack(rank, state.seq)
         lines = tuple(LineState(order, ol.sku, key, ol.quantity) for ol in order.lines)
@@ -100,6 +100,9 @@ def place(
             settle(engine, log)
             log.settled = True  # nothing changes below: the unit of work need not again
         engine.backordered_events(log, lines)
+    except BaseException:
+        log.rollback()
+        raise
     if dry_run:
         log.rollback()
         return None
@@ -183,11 +186,15 @@ def cancel(
             else f"order {shown(order_id)} sku {shown(sku)}"
         )
         raise CannotCancel(f"{what} has nothing left to cancel: 0 units can still be cancelled")
-    with engine.begin() as log:
+    log = engine.begin()
+    try:  # (the hot path spells out `with log:`: two calls fewer)
         total = apply_cancel(engine, log, record, plan)
         if sku is None:
             log.events.append(OrderCancelled(record.order.id, total, log.at))
         engine.fill_all(log, [line for line, _, _ in plan])
+    except BaseException:
+        log.rollback()
+        raise
     return Applied(log, lambda events: CancelResult(order_status(record), total, events))
 
 

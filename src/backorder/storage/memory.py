@@ -123,13 +123,14 @@ class InMemoryRepository:
 class LiveStore:
     """The book's side of an `InMemoryRepository`: the state lives there."""
 
-    __slots__ = ("repo", "state")
+    __slots__ = ("keep", "repo", "state")
     live = True
     lazy = False
 
     def __init__(self, repo: InMemoryRepository) -> None:
         self.repo = repo
         self.state = repo.state
+        self.keep = repo.outbox  # (fixed for the repository's life)
 
     def begin(self) -> None:
         pass
@@ -149,7 +150,7 @@ class LiveStore:
         pass
 
     def save(self, log: UndoLog, batching: bool) -> None:
-        if self.repo.outbox:
+        if self.keep:
             add = self.repo.events.add
             for event in log.events:
                 add(event)
