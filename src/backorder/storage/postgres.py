@@ -48,18 +48,11 @@ from .rows import (
     COUNTERS,
     Changes,
     Header,
-    LedgerRow,
-    LineRow,
-    OrderRow,
-    ReceiptRow,
-    ReturnRow,
-    SkuRow,
     Snapshot,
     merge,
 )
 from .sql import KINDS as _KINDS
-from .sql import Statements, statement_rows
-from .sqlite import _micros
+from .sql import Statements, changes_from, micros, snapshot_of, statement_rows
 
 __all__ = ["SCHEMA_VERSION", "PostgresRepository"]
 
@@ -685,31 +678,7 @@ class PostgresRepository:
         Cost: O(rows).
         """
         version, counters, rows = self._read(-1)
-        made = {
-            table: [kind._make(row[: len(kind._fields)]) for row in rows[table]]
-            for table, kind in _KINDS.items()
-        }
-        for table in ("holds", "expected", "deadlines"):  # the last column is `gone`
-            made[table] = [
-                kind_row
-                for kind_row, row in zip(made[table], rows[table], strict=True)
-                if not row[-1]
-            ]
-        return Snapshot(
-            policy=dict(rows["settings"]).get("policy"),
-            version=version,
-            counters=counters,
-            skus=made["skus"],
-            orders=made["orders"],
-            lines=made["lines"],
-            receipts=made["receipts"],
-            holds=made["holds"],
-            expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
-            expected=made["expected"],
-            deadlines=made["deadlines"],
-            ledger=made["ledger"],
-            returns=made["returns"],
-        )
+        return snapshot_of(version, counters, rows)
 
     def load_changes(self, since: int) -> tuple[int, Changes]:
         """What every commit after version `since` wrote, as one `Changes`
@@ -725,32 +694,7 @@ class PostgresRepository:
         Cost: O(rows written since `since`) (indexed on `changed`).
         """
         version, counters, rows = self._read(since)
-        split: dict[str, tuple[list[Any], list[str]]] = {}
-        for table in ("holds", "expected", "deadlines"):
-            kind = _KINDS[table]
-            width = len(kind._fields)
-            split[table] = (
-                [kind._make(row[:width]) for row in rows[table] if not row[-1]],
-                [row[0] for row in rows[table] if row[-1]],
-            )
-        return version, Changes(
-            policy=dict(rows["settings"]).get("policy"),
-            counters=counters,
-            skus=[SkuRow._make(row) for row in rows["skus"]],
-            orders=[OrderRow._make(row) for row in rows["orders"]],
-            lines=[LineRow._make(row) for row in rows["lines"]],
-            receipts=[ReceiptRow._make(row) for row in rows["receipts"]],
-            holds=split["holds"][0],
-            holds_deleted=split["holds"][1],
-            expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
-            expired_holds_deleted=[hold_id for hold_id, gone in rows["expired_holds"] if gone],
-            expected=split["expected"][0],
-            expected_deleted=split["expected"][1],
-            deadlines=split["deadlines"][0],
-            deadlines_deleted=split["deadlines"][1],
-            ledger=[LedgerRow._make(row) for row in rows["ledger"]],
-            returns=[ReturnRow._make(row) for row in rows["returns"]],
-        )
+        return version, changes_from(counters, rows)
 
     # -- lazy loading -----------------------------------------------------------
 
@@ -853,9 +797,9 @@ class PostgresRepository:
             f"SELECT DISTINCT l.sku FROM {s}.deadlines d JOIN {s}.lines l"
             " ON l.order_id = d.order_id WHERE d.gone = 0 AND d.due_us <= %s"
         )
-        micros = _micros(until)
+        due_us = micros(until)
         return self._reading(
-            lambda conn: [sku for (sku,) in self._run(conn, query, (micros,))], "find deadlines"
+            lambda conn: [sku for (sku,) in self._run(conn, query, (due_us,))], "find deadlines"
         )
 
     def version(self) -> int:
@@ -973,7 +917,7 @@ class PostgresRepository:
         merged = merge(staged)
         s = self._q
         changed = self._next
-        extra = {"deadlines": lambda row: (_micros(row[1]),)}
+        extra = {"deadlines": lambda row: (micros(row[1]),)}
         with conn.cursor() as cur:
             run = cur.executemany
             for table, rows in statement_rows(merged, changed, extra):

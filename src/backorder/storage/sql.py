@@ -9,9 +9,13 @@ from this module, never from a user; values are always parameters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
+from .._codec import parse_time
 from .rows import (
+    Changes,
     DeadlineRow,
     ExpectedRow,
     HoldRow,
@@ -22,9 +26,19 @@ from .rows import (
     ReceiptRow,
     ReturnRow,
     SkuRow,
+    Snapshot,
 )
 
-__all__ = ["KINDS", "TABLES", "Statements", "Table", "statement_rows"]
+__all__ = [
+    "KINDS",
+    "TABLES",
+    "Statements",
+    "Table",
+    "changes_from",
+    "micros",
+    "snapshot_of",
+    "statement_rows",
+]
 
 
 class Table(NamedTuple):
@@ -136,3 +150,76 @@ def statement_rows(
     if merged.ledger:
         out.append(("ledger", [(*row, changed) for row in merged.ledger]))
     return out
+
+
+_GONE_TABLES = ("holds", "expected", "deadlines")  # rows kept with `gone`, last column
+
+
+def snapshot_of(
+    version: int, counters: Mapping[str, int], rows: Mapping[str, Sequence[Any]]
+) -> Snapshot:
+    """A `Snapshot` from every table's rows as `select_changed` reads them
+    (version -1: every row), with the `settings` rows. O(rows)."""
+    made = {
+        table: [kind._make(row[: len(kind._fields)]) for row in rows[table]]
+        for table, kind in KINDS.items()
+    }
+    for table in _GONE_TABLES:
+        made[table] = [
+            kept for kept, row in zip(made[table], rows[table], strict=True) if not row[-1]
+        ]
+    return Snapshot(
+        policy=dict(rows["settings"]).get("policy"),
+        version=version,
+        counters=counters,
+        skus=made["skus"],
+        orders=made["orders"],
+        lines=made["lines"],
+        receipts=made["receipts"],
+        holds=made["holds"],
+        expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
+        expected=made["expected"],
+        deadlines=made["deadlines"],
+        ledger=made["ledger"],
+        returns=made["returns"],
+    )
+
+
+def changes_from(counters: Mapping[str, int], rows: Mapping[str, Sequence[Any]]) -> Changes:
+    """A `Changes` from the rows every table changed after a version, as
+    `select_changed` reads them (keys that went away in `*_deleted`). O(rows)."""
+    split: dict[str, tuple[list[Any], list[str]]] = {}
+    for table in _GONE_TABLES:
+        kind = KINDS[table]
+        width = len(kind._fields)
+        split[table] = (
+            [kind._make(row[:width]) for row in rows[table] if not row[-1]],
+            [row[0] for row in rows[table] if row[-1]],
+        )
+    return Changes(
+        policy=dict(rows["settings"]).get("policy"),
+        counters=counters,
+        skus=[SkuRow._make(row) for row in rows["skus"]],
+        orders=[OrderRow._make(row) for row in rows["orders"]],
+        lines=[LineRow._make(row) for row in rows["lines"]],
+        receipts=[ReceiptRow._make(row) for row in rows["receipts"]],
+        holds=split["holds"][0],
+        holds_deleted=split["holds"][1],
+        expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
+        expired_holds_deleted=[hold_id for hold_id, gone in rows["expired_holds"] if gone],
+        expected=split["expected"][0],
+        expected_deleted=split["expected"][1],
+        deadlines=split["deadlines"][0],
+        deadlines_deleted=split["deadlines"][1],
+        ledger=[LedgerRow._make(row) for row in rows["ledger"]],
+        returns=[ReturnRow._make(row) for row in rows["returns"]],
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def micros(text: str) -> int:
+    """An ISO 8601 instant as whole microseconds since the epoch (sortable in SQL)."""
+    moment = parse_time(text, "time")
+    return (moment - _EPOCH) // timedelta(microseconds=1)

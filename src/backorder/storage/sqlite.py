@@ -7,7 +7,6 @@ import math
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -26,17 +25,11 @@ from .rows import (
     COUNTERS,
     Changes,
     Header,
-    LedgerRow,
-    LineRow,
-    OrderRow,
-    ReceiptRow,
-    ReturnRow,
-    SkuRow,
     Snapshot,
     merge,
 )
 from .sql import KINDS as _KINDS
-from .sql import Statements, statement_rows
+from .sql import Statements, changes_from, micros, snapshot_of, statement_rows
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteRepository"]
 
@@ -224,15 +217,6 @@ def _mapped(
             raise _storage_error(exc, self._path) from exc
 
     return run
-
-
-def _micros(text: str) -> int:
-    # An ISO 8601 instant as whole microseconds since the epoch (sortable in SQL).
-    moment = datetime.fromisoformat(text)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 #: Tables every book file has (a file that lacks one is not a book).
@@ -492,31 +476,7 @@ class SQLiteRepository:
         Cost: O(rows).
         """
         version, counters, rows = self._read(-1)
-        made = {
-            table: [kind._make(row[: len(kind._fields)]) for row in rows[table]]
-            for table, kind in _KINDS.items()
-        }
-        for table in ("holds", "expected", "deadlines"):  # the last column is `gone`
-            made[table] = [
-                kind_row
-                for kind_row, row in zip(made[table], rows[table], strict=True)
-                if not row[-1]
-            ]
-        return Snapshot(
-            policy=dict(rows["settings"]).get("policy"),
-            version=version,
-            counters=counters,
-            skus=made["skus"],
-            orders=made["orders"],
-            lines=made["lines"],
-            receipts=made["receipts"],
-            holds=made["holds"],
-            expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
-            expected=made["expected"],
-            deadlines=made["deadlines"],
-            ledger=made["ledger"],
-            returns=made["returns"],
-        )
+        return snapshot_of(version, counters, rows)
 
     @_mapped
     def load_changes(self, since: int) -> tuple[int, Changes]:
@@ -533,32 +493,7 @@ class SQLiteRepository:
         Cost: O(rows written since `since`) (indexed on `changed`).
         """
         version, counters, rows = self._read(since)
-        split: dict[str, tuple[list[Any], list[str]]] = {}
-        for table in ("holds", "expected", "deadlines"):
-            kind = _KINDS[table]
-            width = len(kind._fields)
-            split[table] = (
-                [kind._make(row[:width]) for row in rows[table] if not row[-1]],
-                [row[0] for row in rows[table] if row[-1]],
-            )
-        return version, Changes(
-            policy=dict(rows["settings"]).get("policy"),
-            counters=counters,
-            skus=[SkuRow._make(row) for row in rows["skus"]],
-            orders=[OrderRow._make(row) for row in rows["orders"]],
-            lines=[LineRow._make(row) for row in rows["lines"]],
-            receipts=[ReceiptRow._make(row) for row in rows["receipts"]],
-            holds=split["holds"][0],
-            holds_deleted=split["holds"][1],
-            expired_holds=[hold_id for hold_id, gone in rows["expired_holds"] if not gone],
-            expired_holds_deleted=[hold_id for hold_id, gone in rows["expired_holds"] if gone],
-            expected=split["expected"][0],
-            expected_deleted=split["expected"][1],
-            deadlines=split["deadlines"][0],
-            deadlines_deleted=split["deadlines"][1],
-            ledger=[LedgerRow._make(row) for row in rows["ledger"]],
-            returns=[ReturnRow._make(row) for row in rows["returns"]],
-        )
+        return version, changes_from(counters, rows)
 
     # -- lazy loading (optional in the protocol) ------------------------------
 
@@ -698,7 +633,7 @@ class SQLiteRepository:
             "SELECT DISTINCT l.sku FROM deadlines d JOIN lines l ON l.order_id = d.order_id"
             " WHERE d.gone = 0 AND d.due_us <= ?"
         )
-        return [sku for (sku,) in conn.execute(query, (_micros(until),))]
+        return [sku for (sku,) in conn.execute(query, (micros(until),))]
 
     @_mapped
     def version(self) -> int:
@@ -767,7 +702,7 @@ class SQLiteRepository:
         merged = merge(staged)
         run = conn.executemany
         changed = self._version + 1
-        extra = {"deadlines": lambda row: (_micros(row[1]),)}
+        extra = {"deadlines": lambda row: (micros(row[1]),)}
         for table, rows in statement_rows(merged, changed, extra):
             if table.endswith(":gone"):
                 name = table[: -len(":gone")]
