@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from ._tables import optional
 
-if TYPE_CHECKING:
-    from .simulate import SimulationResult
+
+class _Measured(Protocol):
+    """What the figure reads of a `SimulationResult`."""
+
+    @property
+    def measures(self) -> Sequence[Any]: ...
+    @property
+    def waits(self) -> Mapping[tuple[str, str], Sequence[float]]: ...
+    @property
+    def curves(self) -> Mapping[str, Any]: ...
+
 
 # one colour (colour-blind safe), line style and marker per policy, in order
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -23,7 +33,7 @@ def _style(index: int) -> dict[str, Any]:
     }
 
 
-def figure(result: SimulationResult) -> Any:
+def figure(result: _Measured) -> Any:
     """Waits per tier (box plots) and backordered / on hand over time."""
     figure_module = optional("matplotlib.figure", "plot")
     patches = optional("matplotlib.patches", "plot")

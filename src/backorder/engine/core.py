@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from ..domain import LineStatus, Order, OrderStatus, check_text
-from ..errors import PolicyError, UnknownOrder, UnknownSku, shown
+from ..domain import LineStatus, Order, OrderStatus, check_quantity, check_text
+from ..errors import InvalidArgument, PolicyError, UnknownOrder, UnknownSku, shown
 from ..events import Event, LineAllocated, LineBackordered
 from ..ledger import ALLOCATION
 from ..policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO, policy_identity
@@ -22,7 +22,16 @@ from .changes import SkuAdded, UndoLog
 from .etas import EtaRules, has_dates
 from .state import LineState, OrderRecord, SkuState, State
 
-__all__ = ["FILL_CUSTOM", "FILL_PARTIAL", "FILL_STRICT", "Applied", "Engine", "line_status"]
+__all__ = [
+    "FILL_CUSTOM",
+    "FILL_PARTIAL",
+    "FILL_STRICT",
+    "Applied",
+    "Engine",
+    "line_status",
+    "lines_named",
+    "order_status",
+]
 
 _R = TypeVar("_R")
 
@@ -245,3 +254,22 @@ class Engine:
                 log.events.append(
                     LineBackordered(line.order.id, line.sku, short, place, log.at, eta)
                 )
+
+
+def lines_named(
+    engine: Engine, order_id: object, sku: object, quantity: object
+) -> tuple[OrderRecord, list[LineState]]:
+    """The order and the lines an operation names (all, or the one for `sku`),
+    with `quantity` checked. Raises UnknownOrder, UnknownSku, InvalidArgument
+    (a quantity without a SKU), InvalidQuantity."""
+    record = engine.record(order_id)
+    if sku is None:
+        if quantity is not None:
+            raise InvalidArgument(
+                f"quantity {shown(quantity)} needs a sku: a quantity applies to one line"
+            )
+        return record, list(record.lines)
+    line = engine.line(order_id, sku)
+    if quantity is not None:
+        check_quantity(quantity, "quantity")
+    return record, [line]

@@ -16,8 +16,7 @@ from ..events import LineAllocated, LineFirmed, LineReleased, StockReturned
 from ..ledger import ALLOCATION, RELEASE, RETURN
 from ..results import FirmResult, RebalanceResult, ReturnResult
 from .changes import DeadlineAdded, ReturnCounted, UndoLog, resync
-from .core import FILL_PARTIAL, FILL_STRICT, Applied, Engine, order_status
-from .orders import lines_named
+from .core import FILL_PARTIAL, FILL_STRICT, Applied, Engine, lines_named, order_status
 from .state import LineState, SkuState, State, unpack
 
 __all__ = [

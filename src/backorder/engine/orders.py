@@ -8,7 +8,6 @@ from ..errors import (
     BackorderLimitExceeded,
     CannotCancel,
     DuplicateOrder,
-    InvalidArgument,
     NotReadyToShip,
     shown,
 )
@@ -23,11 +22,11 @@ from ..events import (
 from ..ledger import RELEASE, SHIPMENT
 from ..results import CancelResult, PlaceResult, ShipResult, TierResult
 from .changes import DeadlineAdded, OrderAdded, OrderReranked, UndoLog, rekey, resync
-from .core import Applied, Engine, order_status
+from .core import Applied, Engine, lines_named, order_status
 from .holds import take_hold
 from .state import CheckoutHold, LineState, OrderRecord, SkuState, pack
 
-__all__ = ["apply_cancel", "cancel", "change_tier", "lines_named", "place", "ship"]
+__all__ = ["apply_cancel", "cancel", "change_tier", "place", "ship"]
 
 # A cancel plan: (line, units taken from its backordered, units released from its allocated)
 CancelPlan = list[tuple[LineState, int, int]]
@@ -108,25 +107,6 @@ def place(
         return None
     order_id = order.id
     return Applied(log, lambda events: PlaceResult(order_status(state.orders[order_id]), events))
-
-
-def lines_named(
-    engine: Engine, order_id: object, sku: object, quantity: object
-) -> tuple[OrderRecord, list[LineState]]:
-    """The order and the lines an operation names (all, or the one for `sku`),
-    with `quantity` checked. Raises UnknownOrder, UnknownSku, InvalidArgument
-    (a quantity without a SKU), InvalidQuantity."""
-    record = engine.record(order_id)
-    if sku is None:
-        if quantity is not None:
-            raise InvalidArgument(
-                f"quantity {shown(quantity)} needs a sku: a quantity applies to one line"
-            )
-        return record, list(record.lines)
-    line = engine.line(order_id, sku)
-    if quantity is not None:
-        check_quantity(quantity, "quantity")
-    return record, [line]
 
 
 def apply_cancel(engine: Engine, log: UndoLog, record: OrderRecord, plan: CancelPlan) -> int:

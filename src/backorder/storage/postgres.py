@@ -43,165 +43,19 @@ from ..errors import (
     StorageError,
     UnsupportedSchema,
 )
-from .loaded import CommitRace, StaleCopy
+from .loaded import CommitRace
+from .postgres_reads import PostgresReads
+from .postgres_schema import MARK, MIGRATIONS, SCHEMA_VERSION
 from .rows import (
-    COUNTERS,
     Changes,
-    Header,
-    Snapshot,
     merge,
 )
-from .sql import KINDS as _KINDS
-from .sql import Statements, changes_from, micros, snapshot_of, statement_rows
+from .sql import Statements, micros, statement_rows
 
 __all__ = ["SCHEMA_VERSION", "PostgresRepository"]
 
 _T = TypeVar("_T")
 
-# Forward migrations: MIGRATIONS[v] takes a schema from version v - 1 to v.
-# Only ever append; never edit a released migration. `{s}` is the quoted
-# schema name. Every row carries `changed`: the version of the commit that
-# last wrote it (indexed), so a book catches up by reading only what changed;
-# rows that go away are kept with `gone = 1` for the same reason. `skus.pos`
-# keeps the order SKUs were first written in. `commits` lists every version
-# committed (so a book inside a caller's transaction can tell that the
-# caller rolled its work back: its version is not there).
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        "CREATE TABLE {s}.meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-        "CREATE SEQUENCE {s}.versions",
-        """CREATE TABLE {s}.skus (
-            sku TEXT PRIMARY KEY,
-            on_hand BIGINT NOT NULL CHECK (on_hand >= 0),
-            allocated BIGINT NOT NULL CHECK (allocated >= 0 AND allocated <= on_hand),
-            slots BIGINT NOT NULL,
-            backorder_limit BIGINT,
-            lead_time_us BIGINT,
-            changed BIGINT NOT NULL,
-            pos BIGSERIAL NOT NULL)""",
-        """CREATE TABLE {s}.orders (
-            order_id TEXT PRIMARY KEY,
-            seq BIGINT NOT NULL UNIQUE,
-            rank BIGINT NOT NULL,
-            body TEXT NOT NULL,
-            changed BIGINT NOT NULL)""",
-        """CREATE TABLE {s}.lines (
-            order_id TEXT NOT NULL REFERENCES {s}.orders (order_id),
-            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
-            rank BIGINT NOT NULL,
-            seq BIGINT NOT NULL,
-            slot BIGINT NOT NULL,
-            ordered BIGINT NOT NULL CHECK (ordered > 0),
-            allocated BIGINT NOT NULL CHECK (allocated >= 0),
-            shipped BIGINT NOT NULL CHECK (shipped >= 0),
-            cancelled BIGINT NOT NULL CHECK (cancelled >= 0),
-            changed BIGINT NOT NULL,
-            CHECK (allocated + shipped + cancelled <= ordered),
-            PRIMARY KEY (order_id, sku))""",
-        "CREATE INDEX lines_by_sku ON {s}.lines (sku, rank, seq)",
-        "CREATE INDEX lines_by_order ON {s}.lines (order_id)",
-        """CREATE TABLE {s}.receipts (
-            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
-            reference TEXT NOT NULL,
-            quantity BIGINT NOT NULL CHECK (quantity > 0),
-            changed BIGINT NOT NULL,
-            PRIMARY KEY (sku, reference))""",
-        """CREATE TABLE {s}.holds (
-            hold_id TEXT PRIMARY KEY,
-            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
-            quantity BIGINT NOT NULL CHECK (quantity > 0),
-            expires_at TEXT NOT NULL,
-            seq BIGINT NOT NULL,
-            gone INTEGER NOT NULL,
-            changed BIGINT NOT NULL)""",
-        "CREATE INDEX holds_live ON {s}.holds (gone)",
-        """CREATE TABLE {s}.expired_holds (
-            hold_id TEXT PRIMARY KEY,
-            gone INTEGER NOT NULL,
-            changed BIGINT NOT NULL)""",
-        """CREATE TABLE {s}.expected (
-            reference TEXT PRIMARY KEY,
-            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
-            quantity BIGINT NOT NULL CHECK (quantity > 0),
-            arriving TEXT NOT NULL,
-            seq BIGINT NOT NULL,
-            gone INTEGER NOT NULL,
-            changed BIGINT NOT NULL)""",
-        """CREATE TABLE {s}.deadlines (
-            order_id TEXT PRIMARY KEY REFERENCES {s}.orders (order_id),
-            deadline TEXT NOT NULL,
-            seq BIGINT NOT NULL,
-            gone INTEGER NOT NULL,
-            due_us BIGINT NOT NULL,
-            changed BIGINT NOT NULL)""",
-        "CREATE INDEX deadlines_due ON {s}.deadlines (gone, due_us)",
-        """CREATE TABLE {s}.ledger (
-            seq BIGINT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            sku TEXT NOT NULL REFERENCES {s}.skus (sku),
-            on_hand_delta BIGINT NOT NULL,
-            allocated_delta BIGINT NOT NULL,
-            order_id TEXT,
-            reference TEXT,
-            at TEXT NOT NULL,
-            on_hand BIGINT NOT NULL,
-            allocated BIGINT NOT NULL,
-            changed BIGINT NOT NULL)""",
-        "CREATE INDEX ledger_by_sku ON {s}.ledger (sku, seq)",
-        """CREATE TABLE {s}.outbox (
-            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            event TEXT NOT NULL)""",
-        "CREATE TABLE {s}.commits (version BIGINT PRIMARY KEY)",
-        *(
-            f"CREATE INDEX {table}_changed ON {{s}}.{table} (changed)"
-            for table in (
-                "skus",
-                "orders",
-                "lines",
-                "receipts",
-                "holds",
-                "expired_holds",
-                "expected",
-                "deadlines",
-                "ledger",
-            )
-        ),
-        "INSERT INTO {s}.meta (name, value) VALUES "
-        "('version', 0), ('seq', 0), ('hold_seq', 0), ('expected_seq', 0)",
-    ),
-}
-
-# Version 2: a book records the identity of its policy (`settings`).
-MIGRATIONS[2] = (
-    """CREATE TABLE {s}.settings (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL,
-        changed BIGINT NOT NULL)""",
-    "CREATE INDEX settings_changed ON {s}.settings (changed)",
-)
-
-# Version 3: outbox leases for several senders (`claim_events`), and stock that
-# moves between orders (firm and returned units of each line, returns counted).
-MIGRATIONS[3] = (
-    "ALTER TABLE {s}.outbox ADD COLUMN leased_until_us BIGINT",
-    "ALTER TABLE {s}.lines ADD COLUMN firm BIGINT NOT NULL DEFAULT 0 CHECK (firm >= 0)",
-    "ALTER TABLE {s}.lines ADD COLUMN returned BIGINT NOT NULL DEFAULT 0 CHECK (returned >= 0)",
-    """CREATE TABLE {s}.returns (
-        order_id TEXT NOT NULL REFERENCES {s}.orders (order_id),
-        sku TEXT NOT NULL REFERENCES {s}.skus (sku),
-        reference TEXT NOT NULL,
-        quantity BIGINT NOT NULL CHECK (quantity > 0),
-        changed BIGINT NOT NULL,
-        PRIMARY KEY (order_id, sku, reference))""",
-    "CREATE INDEX returns_by_sku ON {s}.returns (sku)",
-    "CREATE INDEX returns_changed ON {s}.returns (changed)",
-)
-
-#: The schema version this library writes.
-SCHEMA_VERSION = max(MIGRATIONS)
-
-#: The comment on `schema_version` that marks a schema as a backorder book.
-MARK = "backorder book"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _GONE_KEYS = {"holds": "hold_id", "expected": "reference", "deadlines": "order_id"}
@@ -227,7 +81,7 @@ def _redacted(conninfo: str) -> str:
     return " ".join(f"{key}={value}" for key, value in sorted(parts.items())) or "(defaults)"
 
 
-class PostgresRepository:
+class PostgresRepository(PostgresReads):
     """A book kept in PostgreSQL tables, in one schema (psycopg 3).
 
     Two ways to use it:
@@ -591,19 +445,6 @@ class PostgresRepository:
 
     # -- reading --------------------------------------------------------------
 
-    def _many(
-        self, conn: psycopg.Connection[Any], queries: dict[str, tuple[str, Any]]
-    ) -> dict[str, list[Any]]:
-        # Several reads in one round trip (pipelined), each one's rows by name.
-        with conn.pipeline():
-            cursors = {
-                name: conn.execute(query, params) for name, (query, params) in queries.items()
-            }
-        return {name: cursor.fetchall() for name, cursor in cursors.items()}
-
-    def _run(self, conn: psycopg.Connection[Any], query: str, params: Any = ()) -> list[Any]:
-        return conn.execute(query, params).fetchall()
-
     def _reading(self, read: Callable[[psycopg.Connection[Any]], _T], doing: str) -> _T:
         # Run `read` on one consistent view: inside the open unit of work (its
         # staged rows written first), in a read-only repeatable-read
@@ -634,173 +475,6 @@ class PostgresRepository:
             )
 
         return self._again(run, doing)
-
-    def _read_version(self, conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute(f"SELECT value FROM {self._q}.meta WHERE name = 'version'").fetchone()
-        if row is None:
-            raise StorageCorrupted(f"schema {self._schema!r} has no version row")
-        return int(row[0])
-
-    def _counters(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
-        return {
-            name: int(value)
-            for name, value in self._run(conn, f"SELECT name, value FROM {self._q}.meta")
-        }
-
-    def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
-        def read(conn: psycopg.Connection[Any]) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
-            if since > 0 and not self._owned:
-                found = conn.execute(
-                    f"SELECT 1 FROM {self._q}.commits WHERE version = %s", (since,)
-                ).fetchone()
-                if found is None:
-                    raise StaleCopy(
-                        f"version {since} of schema {self._schema!r} never committed "
-                        f"(the caller's transaction was rolled back)"
-                    )
-            queries: dict[str, tuple[str, Any]] = {
-                table: (q, (since,)) for table, q in self._select.items()
-            }
-            queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
-            rows = self._many(conn, queries)
-            counters = {name: int(value) for name, value in rows.pop("meta")}
-            return counters.pop("version"), counters, rows
-
-        return self._reading(read, "read the book")
-
-    def load(self) -> Snapshot:
-        """Every row, read in one snapshot, with the version.
-
-        Raises:
-            StorageCorrupted: a row this library never writes.
-            ConnectionLost: the server cannot be reached.
-
-        Cost: O(rows).
-        """
-        version, counters, rows = self._read(-1)
-        return snapshot_of(version, counters, rows)
-
-    def load_changes(self, since: int) -> tuple[int, Changes]:
-        """What every commit after version `since` wrote, as one `Changes`
-        (rows as they are now; keys that went away in the `*_deleted` lists),
-        with the version it brings the reader to.
-
-        Raises:
-            StaleCopy: (inside a caller's transaction) `since` never
-                committed: the caller rolled back the book's work; the book
-                loads again.
-            StorageCorrupted: a row this library never writes.
-
-        Cost: O(rows written since `since`) (indexed on `changed`).
-        """
-        version, counters, rows = self._read(since)
-        return version, changes_from(counters, rows)
-
-    # -- lazy loading -----------------------------------------------------------
-
-    def load_header(self) -> Header:
-        """What a lazily loaded book needs before any SKU: the version, the
-        counters, the last ledger entry's number, the ids of expired holds and
-        the SKUs with an active hold. Cost: O(holds)."""
-        s = self._q
-
-        def read(conn: psycopg.Connection[Any]) -> Header:
-            counters = self._counters(conn)
-            (ledger_seq,) = conn.execute(
-                f"SELECT coalesce(max(seq), 0) FROM {s}.ledger"
-            ).fetchone() or (0,)
-            query = f"SELECT hold_id FROM {s}.expired_holds WHERE gone = 0"
-            expired = [i for (i,) in self._run(conn, query)]
-            held = [
-                sku
-                for (sku,) in self._run(conn, f"SELECT DISTINCT sku FROM {s}.holds WHERE gone = 0")
-            ]
-            policy = conn.execute(
-                f"SELECT value FROM {s}.settings WHERE name = 'policy'"
-            ).fetchone()
-            return Header(
-                counters["version"],
-                {name: counters.get(name, 0) for name in COUNTERS},
-                int(ledger_seq),
-                expired,
-                held,
-                None if policy is None else str(policy[0]),
-            )
-
-        return self._reading(read, "read the book's header")
-
-    def load_skus(self, names: Sequence[str]) -> Changes:
-        """Everything about these SKUs, read consistently: their rows, every
-        line on them, the orders of those lines with all their lines, the
-        orders' deadlines, and the SKUs' receipts, active holds, scheduled
-        receipts and ledger entries. Cost: O(rows returned) (indexed)."""
-        wanted = list(names)
-        select = self._sql.select
-        of_orders = f"SELECT order_id FROM {self._q}.lines WHERE sku = ANY(%(skus)s)"
-        queries = (
-            ("skus", select["skus"] + " WHERE sku = ANY(%(skus)s) ORDER BY pos"),
-            ("orders", select["orders"] + f" WHERE order_id IN ({of_orders}) ORDER BY seq"),
-            ("lines", select["lines"] + f" WHERE order_id IN ({of_orders})"),
-            ("receipts", select["receipts"] + " WHERE sku = ANY(%(skus)s)"),
-            ("holds", select["holds"] + " WHERE gone = 0 AND sku = ANY(%(skus)s) ORDER BY seq"),
-            (
-                "expected",
-                select["expected"] + " WHERE gone = 0 AND sku = ANY(%(skus)s) ORDER BY seq",
-            ),
-            ("deadlines", select["deadlines"] + f" WHERE gone = 0 AND order_id IN ({of_orders})"),
-            ("ledger", select["ledger"] + " WHERE sku = ANY(%(skus)s) ORDER BY seq"),
-            ("returns", select["returns"] + " WHERE sku = ANY(%(skus)s)"),
-        )
-
-        def read(conn: psycopg.Connection[Any]) -> Changes:
-            asked: dict[str, tuple[str, Any]] = {t: (q, {"skus": wanted}) for t, q in queries}
-            asked["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
-            got = self._many(conn, asked)
-            counters = {name: int(value) for name, value in got["meta"]}
-            rows = {table: [_KINDS[table]._make(row) for row in got[table]] for table, _ in queries}
-            return Changes(
-                counters={name: counters.get(name, 0) for name in COUNTERS},
-                skus=rows["skus"],
-                orders=rows["orders"],
-                lines=rows["lines"],
-                receipts=rows["receipts"],
-                holds=rows["holds"],
-                expected=rows["expected"],
-                deadlines=rows["deadlines"],
-                ledger=rows["ledger"],
-                returns=rows["returns"],
-            )
-
-        return self._reading(read, "read SKUs")
-
-    def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
-        """The SKUs of these orders' lines and of these scheduled receipts.
-        Cost: O(result) (indexed)."""
-        s = self._q
-
-        def read(conn: psycopg.Connection[Any]) -> list[str]:
-            found = self._run(
-                conn,
-                f"SELECT sku FROM {s}.lines WHERE order_id = ANY(%s)"
-                f" UNION SELECT sku FROM {s}.expected WHERE gone = 0 AND reference = ANY(%s)",
-                (list(order_ids), list(references)),
-            )
-            return sorted(sku for (sku,) in found)
-
-        return self._reading(read, "find SKUs")
-
-    def due(self, until: str) -> list[str]:
-        """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
-        Cost: O(result) (indexed)."""
-        s = self._q
-        query = (
-            f"SELECT DISTINCT l.sku FROM {s}.deadlines d JOIN {s}.lines l"
-            " ON l.order_id = d.order_id WHERE d.gone = 0 AND d.due_us <= %s"
-        )
-        due_us = micros(until)
-        return self._reading(
-            lambda conn: [sku for (sku,) in self._run(conn, query, (due_us,))], "find deadlines"
-        )
 
     def version(self) -> int:
         """The commit counter now (one indexed read). Cost: O(1)."""

@@ -1,0 +1,222 @@
+"""The SQLite book's schema: forward migrations, and how an existing file is
+looked at before anything writes to it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from ..errors import NotABackorderDatabase, UnsupportedSchema
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "inspect_file"]
+
+#: Written into the file header (`PRAGMA application_id`): "BkOr".
+APPLICATION_ID = 0x426B4F72
+
+# Forward migrations: MIGRATIONS[v] takes a database from version v - 1 to v.
+# Only ever append; never edit a migration that has been released.
+# Every row carries `changed`: the version of the commit that last wrote it
+# (indexed), so a book catches up with other writers by reading only what
+# changed. Rows that go away (holds, scheduled receipts, deadlines) are kept
+# with `gone = 1` for the same reason.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        """CREATE TABLE skus (
+            sku TEXT PRIMARY KEY,
+            on_hand INTEGER NOT NULL CHECK (on_hand >= 0),
+            allocated INTEGER NOT NULL CHECK (allocated >= 0 AND allocated <= on_hand),
+            slots INTEGER NOT NULL,
+            backorder_limit INTEGER,
+            lead_time_us INTEGER,
+            changed INTEGER NOT NULL)""",
+        """CREATE TABLE orders (
+            order_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE,
+            rank INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            changed INTEGER NOT NULL)""",
+        """CREATE TABLE lines (
+            order_id TEXT NOT NULL REFERENCES orders (order_id),
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            rank INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            slot INTEGER NOT NULL,
+            ordered INTEGER NOT NULL CHECK (ordered > 0),
+            allocated INTEGER NOT NULL CHECK (allocated >= 0),
+            shipped INTEGER NOT NULL CHECK (shipped >= 0),
+            cancelled INTEGER NOT NULL CHECK (cancelled >= 0),
+            changed INTEGER NOT NULL,
+            CHECK (allocated + shipped + cancelled <= ordered),
+            PRIMARY KEY (order_id, sku))""",
+        "CREATE INDEX lines_by_sku ON lines (sku, rank, seq)",
+        """CREATE TABLE receipts (
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            reference TEXT NOT NULL,
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            changed INTEGER NOT NULL,
+            PRIMARY KEY (sku, reference))""",
+        """CREATE TABLE holds (
+            hold_id TEXT PRIMARY KEY,
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            expires_at TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL)""",
+        """CREATE TABLE expired_holds (
+            hold_id TEXT PRIMARY KEY,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL)""",
+        """CREATE TABLE expected (
+            reference TEXT PRIMARY KEY,
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            arriving TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL)""",
+        """CREATE TABLE deadlines (
+            order_id TEXT PRIMARY KEY REFERENCES orders (order_id),
+            deadline TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL,
+            due_us INTEGER NOT NULL)""",
+        "CREATE INDEX deadlines_due ON deadlines (gone, due_us)",
+        "CREATE INDEX holds_live ON holds (gone)",
+        "CREATE INDEX lines_by_order ON lines (order_id)",
+        """CREATE TABLE ledger (
+            seq INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            on_hand_delta INTEGER NOT NULL,
+            allocated_delta INTEGER NOT NULL,
+            order_id TEXT,
+            reference TEXT,
+            at TEXT NOT NULL,
+            on_hand INTEGER NOT NULL,
+            allocated INTEGER NOT NULL,
+            changed INTEGER NOT NULL)""",
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL)",
+        *(
+            f"CREATE INDEX {table}_changed ON {table} (changed)"
+            for table in (
+                "skus",
+                "orders",
+                "lines",
+                "receipts",
+                "holds",
+                "expired_holds",
+                "expected",
+                "deadlines",
+                "ledger",
+            )
+        ),
+        "INSERT INTO meta (name, value) VALUES "
+        "('version', 0), ('seq', 0), ('hold_seq', 0), ('expected_seq', 0)",
+    ),
+    # Outbox leases for several senders (`claim_events`): until when an event
+    # is held by the sender that claimed it (microseconds since the epoch).
+    2: ("ALTER TABLE outbox ADD COLUMN leased_until_us INTEGER",),
+}
+
+# Version 3: a book records the identity of its policy (`settings`).
+MIGRATIONS[3] = (
+    "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, changed INTEGER NOT NULL)",
+    "CREATE INDEX settings_changed ON settings (changed)",
+)
+
+# Version 4: stock that moves between orders: firm and returned units of each
+# line, and the return references already counted.
+MIGRATIONS[4] = (
+    "ALTER TABLE lines ADD COLUMN firm INTEGER NOT NULL DEFAULT 0 CHECK (firm >= 0)",
+    "ALTER TABLE lines ADD COLUMN returned INTEGER NOT NULL DEFAULT 0 CHECK (returned >= 0)",
+    """CREATE TABLE returns (
+            order_id TEXT NOT NULL REFERENCES orders (order_id),
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            reference TEXT NOT NULL,
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            changed INTEGER NOT NULL,
+            PRIMARY KEY (order_id, sku, reference))""",
+    "CREATE INDEX returns_by_sku ON returns (sku)",
+    "CREATE INDEX returns_changed ON returns (changed)",
+)
+
+#: The schema version this library writes.
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+#: Tables every book file has (a file that lacks one is not a book).
+_BOOK_TABLES = frozenset(
+    {
+        *("schema_version", "meta", "skus", "orders", "lines", "receipts", "holds"),
+        *("expected", "expired_holds", "deadlines", "ledger", "outbox"),
+    }
+)
+_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_header(path: str) -> None:
+    # The first 100 bytes of the file, read as bytes: another program's
+    # database is refused before SQLite opens it (no -shm is made beside it).
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise NotABackorderDatabase(f"cannot read {path!r}: {exc}") from exc
+    if len(header) < 100 or not header.startswith(_MAGIC):
+        raise NotABackorderDatabase(f"{path!r} is not a SQLite database")
+    app = int.from_bytes(header[68:72], "big")
+    user_version = int.from_bytes(header[60:64], "big")
+    if app not in (0, APPLICATION_ID) or (app == 0 and user_version != 0):
+        raise NotABackorderDatabase(
+            f"{path!r} is a database of another program (application id {app}, "
+            f"user version {user_version}), not a backorder book"
+        )
+
+
+def inspect_file(path: str) -> int:
+    """The schema version of an existing book file (0: an empty database),
+    read without changing a byte of it. Raises NotABackorderDatabase,
+    UnsupportedSchema."""
+    # The schema version of an existing file, read without changing a byte of
+    # it; 0 for a file with no tables. Raises for a file that is not ours. (An
+    # open under the write lock checks the version again.) Read-only and
+    # immutable, so no -wal or -shm is made beside it — unless a -wal with
+    # content is there already (a writer crashed or is running): committed
+    # pages may be in it, and the file alone can look malformed mid-checkpoint,
+    # so then it is read through the WAL (read-only: the file is still not written).
+    _check_header(path)
+    wal = path + "-wal"
+    hot = os.path.exists(wal) and os.path.getsize(wal) > 0
+    uri = Path(path).absolute().as_uri() + ("?mode=ro" if hot else "?mode=ro&immutable=1")
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise NotABackorderDatabase(f"cannot open {path!r} to read it: {exc}") from exc
+    try:
+        try:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+            (app,) = conn.execute("PRAGMA application_id").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise NotABackorderDatabase(f"{path!r} is not a SQLite database: {exc}") from exc
+        (user_version,) = conn.execute("PRAGMA user_version").fetchone()
+        if not tables and app == 0 and user_version == 0:
+            return 0
+        if app != APPLICATION_ID or not tables >= _BOOK_TABLES:
+            raise NotABackorderDatabase(
+                f"{path!r} is a database of another program (application id {app}, "
+                f"tables {sorted(tables)[:8]!r}), not a backorder book"
+            )
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        version = int(row[0] or 0)
+        if version > SCHEMA_VERSION:
+            raise UnsupportedSchema(
+                f"{path!r} has schema version {version}, newer than {SCHEMA_VERSION} "
+                f"which this version of backorder knows; upgrade backorder to open it"
+            )
+        return version
+    finally:
+        conn.close()
