@@ -78,6 +78,7 @@ class UnitOfWork:
         "fast",
         "lock",
         "outgoing",
+        "saves",
         "store",
         "subscribers",
     )
@@ -105,6 +106,7 @@ class UnitOfWork:
         self.closed = False
         # the in-memory fast path: a live store, and open (no unit of work to run)
         self.fast = self.store.live
+        self.saves = not isinstance(self.store, LiveStore) or self.store.keep
         self.depth = 0  # > 0 while a unit of work is open
         # (events, result) of each operation of the open batch, and their undo logs
         self.batched: list[tuple[tuple[Event, ...], object]] | None = None
@@ -174,7 +176,8 @@ class UnitOfWork:
             if engine.preempts:  # a preempting policy: rebalance what it touched
                 settle(engine, log)
             engine.etas.changed(engine.state, log)
-            self.store.save(log, self.batched is not None)
+            if self.saves:  # (an in-memory store without an outbox keeps nothing)
+                self.store.save(log, self.batched is not None)
         except BaseException:
             log.rollback()
             raise

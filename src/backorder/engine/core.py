@@ -97,7 +97,7 @@ class Engine:
     book's clock (already checked to return aware datetimes).
     """
 
-    __slots__ = ("etas", "fill_mode", "identity", "now", "policy", "preempts", "state")
+    __slots__ = ("eta_hook", "etas", "fill_mode", "identity", "now", "policy", "preempts", "state")
 
     def __init__(self, state: State, policy: AllocationPolicy, now: Callable[[], datetime]) -> None:
         self.state = state
@@ -112,11 +112,12 @@ class Engine:
         # a preempting policy: every SKU an operation touches is rebalanced
         self.preempts = bool(getattr(policy, "preempts", False))
         self.etas = EtaRules(self.fill_mode == FILL_PARTIAL)
+        self.eta_hook = self.etas.snapshot  # (bound once, not per operation)
 
     def begin(self, at: datetime | None = None) -> UndoLog:
         """A new undo log for an operation at `at` (the clock's time when None)."""
         log = UndoLog(self.state, self.now() if at is None else at)
-        log.eta_hook = self.etas.snapshot
+        log.eta_hook = self.eta_hook
         return log
 
     # -- look-ups --------------------------------------------------------
@@ -150,6 +151,8 @@ class Engine:
     def rank(self, order: Order) -> int:
         """The policy's rank of an order. Raises PolicyError for a non-int."""
         rank = self.policy.rank(order)
+        if type(rank) is int and -MAX_RANK <= rank < MAX_RANK:
+            return rank  # (the usual case, checked at once)
         if not isinstance(rank, int) or isinstance(rank, bool):
             raise PolicyError(
                 f"policy {shown(self.policy)} rank returned {shown(rank)} for order "

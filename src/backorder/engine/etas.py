@@ -64,7 +64,8 @@ class EtaSteps:
 
 def has_dates(sku: SkuState) -> bool:
     """Whether a SKU's lines have dates: only once it has scheduled supply or a lead time."""
-    return bool(sku.schedule) or sku.lead_time is not None
+    # (the receipts by reference: a dict's truth is cheaper than a SortedList's)
+    return bool(sku.expected) or sku.lead_time is not None
 
 
 class EtaRules:
