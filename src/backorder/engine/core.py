@@ -131,7 +131,9 @@ class Engine:
 
     def line(self, order_id: object, sku: object) -> LineState:
         """The order's line for `sku`. Raises UnknownOrder / UnknownSku. O(lines)."""
-        record = self.record(order_id)
+        record = self.state.orders.get(check_text(order_id, "order_id"))  # (`record`, inlined:
+        if record is None:  # every read of a line comes through here)
+            raise UnknownOrder(f"order_id {shown(order_id)} is not in the book")
         check_text(sku, "sku")
         for line in record.lines:
             if line.sku == sku:
