@@ -217,7 +217,21 @@ def __getattr__(name: str) -> Any:
     # `PostgresRepository` is imported on first use: it needs the optional
     # psycopg (the `backorder[postgres]` extra).
     if name == "PostgresRepository":
-        from .storage.postgres import PostgresRepository
-
+        try:
+            from .storage.postgres import PostgresRepository
+        except ImportError as exc:  # psycopg is missing: say so where it is used
+            return _needs_psycopg(str(exc))
         return PostgresRepository
     raise AttributeError(f"module 'backorder' has no attribute {name!r}")
+
+
+def _needs_psycopg(message: str) -> Any:
+    # A stand-in for `PostgresRepository` without psycopg, so that
+    # `from backorder import *` works: making one raises the ImportError.
+    class PostgresRepository:
+        """Needs psycopg 3: `pip install 'backorder[postgres]'`."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise ImportError(message)
+
+    return PostgresRepository
