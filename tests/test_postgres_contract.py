@@ -36,6 +36,10 @@ def _opener(made: list[str], lazy: bool) -> OpenStore:
 class TestPostgresRepository(RepositoryContract):
     """PostgreSQL as opened by default: SKUs loaded as operations need them."""
 
+    # every step compares through a fresh handle: dozens of round trips, so the
+    # random histories are fewer here than on the in-process stores
+    machine_examples = 12
+
     @pytest.fixture
     def open_store(self, schemas: list[str]) -> OpenStore:
         return _opener(schemas, lazy=True)
@@ -43,6 +47,8 @@ class TestPostgresRepository(RepositoryContract):
 
 class TestPostgresRepositoryLoadedWhole(RepositoryContract):
     """The same schema, loaded whole at open instead of SKU by SKU."""
+
+    machine_examples = 12
 
     @pytest.fixture
     def open_store(self, schemas: list[str]) -> OpenStore:

@@ -146,6 +146,9 @@ class RepositoryContract:
 
     #: The policy the contract's books use (ranks by tier, so tiers matter).
     policy: AllocationPolicy = PriorityTiers()
+    #: At most this many random histories per machine test (None: a quarter of
+    #: the hypothesis profile's examples); set it for a store with slow round trips.
+    machine_examples: int | None = None
 
     @pytest.fixture
     def open_store(self) -> OpenStore:
@@ -314,8 +317,15 @@ class RepositoryContract:
         current = settings()
         run_state_machine_as_test(
             lambda: StorageMachine(open_store, f"machine-{next(names)}", self.policy),  # type: ignore[arg-type]  # hypothesis accepts any factory
-            settings=settings(current, max_examples=max(10, current.max_examples // 4)),
+            settings=settings(current, max_examples=self._machine_examples(current)),
         )
+
+    def _machine_examples(self, current: settings) -> int:
+        # a quarter of the profile's examples (each is a whole random history),
+        # at most `machine_examples` when the subclass sets it (a slow store)
+        examples = max(10, current.max_examples // 4)
+        cap = self.machine_examples
+        return examples if cap is None else max(1, min(examples, cap))
 
     def test_random_operations_match_the_twin_with_a_preempting_policy(
         self, open_store: OpenStore
@@ -326,7 +336,7 @@ class RepositoryContract:
         preempting = PriorityTiers(preempt=True)
         run_state_machine_as_test(
             lambda: StorageMachine(open_store, f"preempt-{next(names)}", preempting),  # type: ignore[arg-type]  # hypothesis accepts any factory
-            settings=settings(current, max_examples=max(10, current.max_examples // 4)),
+            settings=settings(current, max_examples=self._machine_examples(current)),
         )
 
 
