@@ -267,7 +267,10 @@ class BackorderBook(BookControls):
         is still atomic on its own, and one that raises changed nothing),
         but the repository writes them all in one transaction when the
         block ends: a crash before that loses the whole block, never part
-        of it. Events are handed to subscribers after that commit. A nested
+        of it. Events are handed to subscribers after that commit (those of
+        the operations done while they were subscribed). The block keeps no
+        history of its own beyond that: memory is bounded by the book (and
+        the undo records of an atomic block over an in-memory book). A nested
         `batch()` joins the outer one. Other processes wait for the block to
         end before they write.
 

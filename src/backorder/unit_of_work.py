@@ -76,6 +76,7 @@ class UnitOfWork:
         "depth",
         "engine",
         "fast",
+        "keep_logs",
         "lock",
         "outgoing",
         "saves",
@@ -111,6 +112,7 @@ class UnitOfWork:
         # (events, result) of each operation of the open batch, and their undo logs
         self.batched: list[tuple[tuple[Event, ...], object]] | None = None
         self.batch_logs: list[UndoLog] = []
+        self.keep_logs = False
 
     def _sync(self) -> None:
         engine = self.engine
@@ -184,8 +186,13 @@ class UnitOfWork:
         events = tuple(log.events)
         result: _R = outcome.make(events)
         if self.batched is not None:
-            self.batched.append((events, result))
-            self.batch_logs.append(log)
+            # (kept only as far as needed, so a long batch holds the book, not
+            # its history: events while someone listens, undo logs when an
+            # atomic block over a live store may have to be undone)
+            if events and self.subscribers.handlers:
+                self.batched.append((events, result))
+            if self.keep_logs:
+                self.batch_logs.append(log)
         elif events and self.subscribers.handlers:
             self.outgoing.append((events, result))
         return result
@@ -229,6 +236,9 @@ class UnitOfWork:
         self.depth = 1
         self.batched = []
         self.batch_logs = []
+        # a row store abandons a batch by loading its copy again, so only a
+        # live (in-memory) store needs the undo logs
+        self.keep_logs = atomic and store.live
         abandoned = False
         try:
             yield
@@ -240,7 +250,7 @@ class UnitOfWork:
                     log.rollback(ledger=False)
                 if logs:
                     logs[0].state.journal.drop_since(logs[0].mark)
-                store.abandon_batch()
+                store.abandon_batch()  # (a row store loads its copy again)
             raise
         finally:
             self.depth = 0
