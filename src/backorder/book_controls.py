@@ -129,6 +129,7 @@ class BookControls(BookReads):
         outcome = controls.set_backorder_limit(self._engine, sku, units)
         return self._work.finish(outcome)
 
+    @writes
     def change_policy(self, policy: AllocationPolicy) -> SettingResult:
         """Switch the book to another policy: the one way to change the policy
         of a stored book (opening it with another raises `PolicyMismatch`).
@@ -150,13 +151,7 @@ class BookControls(BookReads):
         Cost: O(lines log n) over the whole book (a lazily loaded book loads
         everything first).
         """
-        self._work.check_open()
-        self._work.load_everything()
-        return self._change_policy(policy)
-
-    @writes
-    def _change_policy(self, policy: AllocationPolicy) -> SettingResult:
-        self._work.load_everything()
+        self._work.load_everything()  # (inside the unit of work, holding the lock)
         outcome = controls.change_policy(self._engine, policy)
         if isinstance(outcome, Applied):
             return self._work.finish(outcome)
