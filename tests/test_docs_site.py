@@ -31,6 +31,11 @@ NOT_YET_NARROW = {"cli.md", "howto-web.md"}
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for module in ("mkdocs", "material", "mkdocstrings_handlers.python", "mkdocs_jupyter"):
         pytest.importorskip(module, reason="the docs extra is not installed")
+    if sys.version_info < (3, 11):
+        # the releases pip picks for 3.10 do not work together (mkdocstrings'
+        # Highlighter and pymdown-extensions' Highlight disagree); the site is
+        # built and checked on the Python CI builds the docs with
+        pytest.skip("the documentation toolchain is built and checked on Python 3.11+")
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "BACKORDER_DOCS_EXECUTE": "false", "NO_MKDOCS_2_WARNING": "1"}
     build = subprocess.run(
