@@ -12,7 +12,7 @@ from ..errors import StorageCorrupted
 from .loaded import StaleCopy
 from .rows import COUNTERS, Changes, Header, Snapshot
 from .sql import KINDS as _KINDS
-from .sql import Statements, changes_from, micros, snapshot_of
+from .sql import Statements, changes_from, micros, sku_changes, snapshot_of
 
 __all__ = ["PostgresReads"]
 
@@ -169,18 +169,7 @@ class PostgresReads:
             got = self._many(conn, asked)
             counters = {name: int(value) for name, value in got["meta"]}
             rows = {table: [_KINDS[table]._make(row) for row in got[table]] for table, _ in queries}
-            return Changes(
-                counters={name: counters.get(name, 0) for name in COUNTERS},
-                skus=rows["skus"],
-                orders=rows["orders"],
-                lines=rows["lines"],
-                receipts=rows["receipts"],
-                holds=rows["holds"],
-                expected=rows["expected"],
-                deadlines=rows["deadlines"],
-                ledger=rows["ledger"],
-                returns=rows["returns"],
-            )
+            return sku_changes(counters, rows)
 
         return self._reading(read, "read SKUs")
 

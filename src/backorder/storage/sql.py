@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from .._codec import parse_time
 from .rows import (
+    COUNTERS,
     Changes,
     DeadlineRow,
     ExpectedRow,
@@ -36,6 +37,7 @@ __all__ = [
     "Table",
     "changes_from",
     "micros",
+    "sku_changes",
     "snapshot_of",
     "statement_rows",
 ]
@@ -223,3 +225,21 @@ def micros(text: str) -> int:
     """An ISO 8601 instant as whole microseconds since the epoch (sortable in SQL)."""
     moment = parse_time(text, "time")
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def sku_changes(counters: Mapping[str, Any], rows: Mapping[str, Sequence[Any]]) -> Changes:
+    """The `Changes` of a lazy SKU load (`load_skus`): every table's rows
+    already made into row values, live rows only, and the book's counters
+    (missing ones are 0). O(rows)."""
+    return Changes(
+        counters={name: int(counters.get(name, 0)) for name in COUNTERS},
+        skus=rows["skus"],
+        orders=rows["orders"],
+        lines=rows["lines"],
+        receipts=rows["receipts"],
+        holds=rows["holds"],
+        expected=rows["expected"],
+        deadlines=rows["deadlines"],
+        ledger=rows["ledger"],
+        returns=rows["returns"],
+    )

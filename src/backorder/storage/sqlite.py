@@ -28,7 +28,7 @@ from .rows import (
     merge,
 )
 from .sql import KINDS as _KINDS
-from .sql import Statements, changes_from, micros, snapshot_of, statement_rows
+from .sql import Statements, changes_from, micros, sku_changes, snapshot_of, statement_rows
 from .sqlite_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, inspect_file
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteRepository"]
@@ -386,18 +386,7 @@ class SQLiteRepository:
         finally:
             if own and conn.in_transaction:
                 conn.execute("COMMIT")
-        return Changes(
-            counters={name: counters.get(name, 0) for name in COUNTERS},
-            skus=rows["skus"],
-            orders=rows["orders"],
-            lines=rows["lines"],
-            receipts=rows["receipts"],
-            holds=rows["holds"],
-            expected=rows["expected"],
-            deadlines=rows["deadlines"],
-            ledger=rows["ledger"],
-            returns=rows["returns"],
-        )
+        return sku_changes(counters, rows)
 
     @_mapped
     def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
