@@ -97,7 +97,7 @@ class StockLedger:
     checks the balances each records.
     """
 
-    __slots__ = ("_complete", "_journal", "_last", "_rows", "_seq")
+    __slots__ = ("_complete", "_journal", "_last", "_rows", "_seq", "_start")
 
     def __init__(self) -> None:
         """Make an empty ledger. Cost: O(1)."""
@@ -107,6 +107,9 @@ class StockLedger:
         self._journal: list[str] = []
         # False while a lazily loaded book holds the entries of some SKUs only
         self._complete = True
+        # (lazily loaded) SKUs whose entries start later than the first: the
+        # number of the first entry held, replayed from the balance before it
+        self._start: dict[str, int] = {}
 
     def __len__(self) -> int:
         """The number of entries over all SKUs. Cost: O(1)."""
@@ -200,6 +203,8 @@ class StockLedger:
         for sku, rows in self._rows.items():
             on_hand = allocated = 0
             previous = 0
+            if self._start.get(sku) == rows[0][0]:  # a lazy copy's later entries
+                on_hand, allocated = rows[0][8] - rows[0][3], rows[0][9] - rows[0][4]
             for row in rows:
                 seq, kind, row_sku, d_on, d_al = row[:5]
                 where = f"sku {sku!r} entry {seq}"
@@ -312,14 +317,19 @@ class LedgerWriter:
         rows.sort(key=lambda row: row[0])
         return rows
 
-    def extend(self, rows: list[_Row]) -> None:
+    def extend(self, rows: list[_Row], start: bool = False) -> None:
         ledger = self.ledger
         # Append stored entries in entry order; one this ledger has is skipped.
+        # `start`: the first entry of a SKU new to the ledger may be a later
+        # one (a lazy SKU load reads the last only); it is replayed from the
+        # balance it records before its own move.
         for row in rows:
             sku = row[2]
             sku_rows = ledger._rows.get(sku)
             if sku_rows is None:
                 ledger._rows[sku] = [row]
+                if start:
+                    ledger._start[sku] = row[0]
             elif row[0] > sku_rows[-1][0]:
                 sku_rows.append(row)
             else:
@@ -340,6 +350,7 @@ class LedgerWriter:
             else:
                 del ledger._rows[sku]
                 del ledger._last[sku]
+                ledger._start.pop(sku, None)
             ledger._seq -= 1
 
     def drop_since(self, mark: int) -> None:
@@ -355,5 +366,6 @@ class LedgerWriter:
             else:
                 del ledger._rows[sku]
                 del ledger._last[sku]
+                ledger._start.pop(sku, None)
         ledger._seq = min(ledger._seq, mark)
         ledger._journal.clear()

@@ -14,7 +14,9 @@ Two kinds of repository:
 A book over a row repository keeps a copy of what it loaded in memory. A
 lazily loaded one (`LazyRepository` with `lazy` true, as `SQLiteRepository`
 is by default) opens with no SKU and loads the SKUs each operation names;
-whole-book reads load everything. Before each unit of work the copy catches
+whole-book reads load everything. One that is also an
+`OrderLoadingRepository` (`SQLiteRepository`) loads a SKU's open lines only,
+and a closed order by id when it is asked for. Before each unit of work the copy catches
 up with what other writers committed (`load_changes`, or a whole re-load for
 a repository without it).
 
@@ -29,7 +31,13 @@ leases for several senders).
 from __future__ import annotations
 
 from .memory import InMemoryRepository
-from .protocol import ClaimingRepository, IncrementalRepository, LazyRepository, Repository
+from .protocol import (
+    ClaimingRepository,
+    IncrementalRepository,
+    LazyRepository,
+    OrderLoadingRepository,
+    Repository,
+)
 from .rows import (
     COUNTERS,
     Changes,
@@ -63,6 +71,7 @@ __all__ = [
     "LedgerRow",
     "LineRow",
     "Merged",
+    "OrderLoadingRepository",
     "OrderRow",
     "ReceiptRow",
     "Repository",

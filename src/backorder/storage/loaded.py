@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from .._codec import text_event, time_text
@@ -11,9 +13,46 @@ from ..engine.state import State
 from ..errors import ConcurrencyConflict, StorageCorrupted
 from ..events import Event
 from .mapping import apply_checked, apply_rows, changes_of, state_of, validate
-from .protocol import ClaimingRepository, IncrementalRepository, LazyRepository, Repository
+from .protocol import (
+    ClaimingRepository,
+    IncrementalRepository,
+    LazyRepository,
+    OrderLoadingRepository,
+    Repository,
+)
+from .rows import Changes
 
-__all__ = ["CommitRace", "RowStore", "StaleCopy"]
+__all__ = ["CommitRace", "RowStore", "StaleCopy", "collector_paused"]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a load (the rows and
+    records it makes hold no cycles to collect, and each collection pass
+    would walk every object made so far: quadratic in a large load). The
+    collector runs again afterwards if it ran before. O(1)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _closed_orders(changes: Changes) -> Changes:
+    # Only the orders whose every line is closed (an order with an open line
+    # comes with its SKUs' loads): what `load_orders` may add to a copy.
+    still_open = {
+        row.order_id for row in changes.lines if row.shipped + row.cancelled < row.ordered
+    }
+    keep: Callable[[str], bool] = lambda order_id: order_id not in still_open  # noqa: E731
+    return Changes(
+        counters=changes.counters,
+        orders=[row for row in changes.orders if keep(row.order_id)],
+        lines=[row for row in changes.lines if keep(row.order_id)],
+        deadlines=[row for row in changes.deadlines if keep(row.order_id)],
+    )
 
 
 class CommitRace(ConcurrencyConflict):
@@ -36,7 +75,9 @@ class RowStore:
     Lazy (a repository with `load_header`/`load_skus`/`locate`/`due` whose
     `lazy` is true): the copy starts with no SKU and loads the SKUs each
     operation needs (`ensure`) before it runs; reading everything
-    (`everything`) turns it into a whole copy.
+    (`everything`) turns it into a whole copy. Over an
+    `OrderLoadingRepository` a SKU load brings its open lines only, and
+    `ensure` reads a closed order an operation names by id.
     """
 
     __slots__ = ("catch_ups", "lazy", "leases", "open", "reloads", "repo", "state", "version")
@@ -73,9 +114,12 @@ class RowStore:
         self.load(header.held_skus)
 
     def reload(self) -> None:
-        snapshot = self.repo.load()
-        self.state = state_of(snapshot)
-        self.version = snapshot.version
+        with collector_paused():
+            snapshot = self.repo.load()
+            version = snapshot.version
+            self.state = state_of(snapshot)
+            del snapshot
+        self.version = version
         self.reloads += 1
 
     def load(self, names: Iterable[str]) -> None:
@@ -83,11 +127,26 @@ class RowStore:
         repo = self.repo
         assert isinstance(repo, LazyRepository)
         wanted = frozenset(name for name in names if name not in self.state.skus)
-        while wanted:
-            changes = repo.load_skus(sorted(wanted))
-            elsewhere = apply_checked(self.state, changes, lazy=True, loading=wanted)
-            validate(self.state, wanted)
-            wanted = frozenset(name for name in elsewhere if name not in self.state.skus)
+        if not wanted:
+            return
+        with collector_paused():
+            while wanted:
+                changes = repo.load_skus(sorted(wanted))
+                elsewhere = apply_checked(self.state, changes, lazy=True, loading=wanted)
+                validate(self.state, wanted)
+                wanted = frozenset(name for name in elsewhere if name not in self.state.skus)
+
+    def load_orders(self, order_ids: list[str]) -> None:
+        # (lazy) Read orders by id that the loads of their SKUs did not bring
+        # (closed ones), when the repository can (`load_orders`).
+        repo = self.repo
+        if not isinstance(repo, OrderLoadingRepository):
+            return
+        state = self.state
+        wanted = [order_id for order_id in order_ids if order_id not in state.orders]
+        if wanted:
+            with collector_paused():
+                apply_checked(state, _closed_orders(repo.load_orders(wanted)), lazy=True)
 
     def ensure(
         self, skus: Iterable[object], orders: Iterable[object], refs: Iterable[object]
@@ -107,6 +166,8 @@ class RowStore:
             missing.update(repo.locate(find_orders, find_refs))
         if missing:
             self.load(missing)
+        if find_orders:
+            self.load_orders(find_orders)
 
     def ensure_due(self, when: datetime) -> None:
         # (lazy) Load the SKUs of every order whose deadline passes by `when`.
@@ -121,9 +182,12 @@ class RowStore:
     def everything(self) -> None:
         # Stop being lazy: load the whole book (for whole-book reads).
         if self.lazy:
-            snapshot = self.repo.load()
-            self.state = state_of(snapshot)
-            self.version = snapshot.version
+            with collector_paused():
+                snapshot = self.repo.load()
+                version = snapshot.version
+                self.state = state_of(snapshot)
+                del snapshot  # (its rows go before the collector runs again)
+            self.version = version
             self.lazy = False
 
     def catch_up(self) -> None:

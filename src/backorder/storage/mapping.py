@@ -307,12 +307,26 @@ def apply_rows(
     # which orders this state keeps: those it has, and those with a line on a loaded SKU
     relevant = {row.order_id for row in changes.lines if row.sku in skus}
     known = set(state.orders) if loading else set()
+    # (lazy catch-up) of an order not held, how many lines came and how many are open
+    came: dict[str, list[int]] = {}
+    if lazy and not loading:
+        for row_c in changes.lines:
+            if row_c.order_id in relevant and row_c.order_id not in state.orders:
+                counts = came.setdefault(row_c.order_id, [0, 0])
+                counts[0] += 1
+                counts[1] += row_c.shipped + row_c.cancelled < row_c.ordered
     for order_row in changes.orders:
         record = state.orders.get(order_row.order_id)
         if record is None:
             if lazy and order_row.order_id not in relevant:
                 continue
             order = text_order(order_row.order)
+            counts = came.get(order_row.order_id)
+            if counts is not None and counts[0] < len(order.lines) and not counts[1]:
+                # a closed order not held, some of its lines rewritten: history,
+                # read by id when asked for
+                relevant.discard(order_row.order_id)
+                continue
             state.orders[order_row.order_id] = OrderRecord(order, order_row.rank, ())
         elif not (lazy and loading):
             order = text_order(order_row.order)
@@ -358,8 +372,15 @@ def apply_rows(
             row_l.cancelled,
         )
         line.firm, line.returned = row_l.firm, row_l.returned
-        if sku is None or (fresh and loading and row_l.sku not in loading):
+        if sku is None or (
+            fresh
+            and loading
+            and row_l.sku not in loading
+            and row_l.shipped + row_l.cancelled < row_l.ordered
+        ):
             continue  # a stub: its SKU is not loaded (or is, at another version)
+        # (a closed line of an order new to the state joins its loaded SKU's
+        # lines whatever the version: it moves none of the SKU's counters)
         touched.add(row_l.sku)
         sku.lines[key] = line
         short = line.backordered
@@ -446,7 +467,8 @@ def apply_rows(
                 ledger_row(row)
                 for row in changes.ledger
                 if row.sku in skus and not (loading and row.sku not in loading)
-            ]
+            ],
+            start=bool(loading),  # a SKU load may bring its last entries only
         )
         journal.seq = max(journal.seq, *(row.seq for row in changes.ledger))
     for name in touched:

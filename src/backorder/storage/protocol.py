@@ -22,7 +22,13 @@ from typing import Protocol, runtime_checkable
 
 from .rows import Changes, Header, Snapshot
 
-__all__ = ["ClaimingRepository", "IncrementalRepository", "LazyRepository", "Repository"]
+__all__ = [
+    "ClaimingRepository",
+    "IncrementalRepository",
+    "LazyRepository",
+    "OrderLoadingRepository",
+    "Repository",
+]
 
 
 @runtime_checkable
@@ -131,8 +137,16 @@ class LazyRepository(IncrementalRepository, Protocol):
         ...
 
     def load_skus(self, names: Sequence[str]) -> Changes:
-        """Everything about these SKUs (their lines, the orders of those lines
-        with all their lines, receipts, holds, scheduled receipts, ledger)."""
+        """What a book needs of these SKUs: their rows, at least their open
+        lines (shipped + cancelled < ordered) with the orders of those lines
+        and all their lines, their receipts, returns counted, active holds,
+        scheduled receipts, and at least the last ledger entry of each.
+
+        A repository that is also an `OrderLoadingRepository` may leave out
+        closed lines whose order has no open line on these SKUs, and ledger
+        entries before the last: the book reads those orders with
+        `load_orders` when asked for, and the whole ledger with `load`.
+        Without `load_orders`, it must return every line on the SKUs."""
         ...
 
     def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
@@ -141,4 +155,15 @@ class LazyRepository(IncrementalRepository, Protocol):
 
     def due(self, until: str) -> list[str]:
         """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601)."""
+        ...
+
+
+@runtime_checkable
+class OrderLoadingRepository(LazyRepository, Protocol):
+    """A lazy repository whose SKU loads leave history out (optional): a
+    book reads a closed order by id when it is asked for."""
+
+    def load_orders(self, order_ids: Sequence[str]) -> Changes:
+        """These orders (open or closed), with all their lines and their
+        active deadlines; ids not stored are left out."""
         ...

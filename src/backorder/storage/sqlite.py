@@ -24,6 +24,7 @@ from .rows import (
     COUNTERS,
     Changes,
     Header,
+    LedgerRow,
     Snapshot,
     merge,
 )
@@ -112,7 +113,7 @@ class SQLiteRepository:
     Cost: opening O(1) (plus a migration once); see each method.
     """
 
-    __slots__ = ("_conn", "_failed", "_path", "_pid", "_staged", "_version", "lazy")
+    __slots__ = ("_conn", "_failed", "_path", "_pid", "_staged", "_version", "lazy", "rows_read")
 
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 30.0, lazy: bool = True
@@ -122,6 +123,9 @@ class SQLiteRepository:
             raise ArgumentTypeError(f"lazy must be a bool, got {type(lazy).__name__} {lazy!r}")
         #: a book over this repository loads SKUs as operations need them
         self.lazy = lazy
+        #: rows read by lazy loads so far, by table (`load_skus`,
+        #: `load_orders`): what a load costs, for tests and benchmarks
+        self.rows_read: dict[str, int] = dict.fromkeys(_KINDS, 0)
         if not isinstance(path, (str, os.PathLike)):
             raise ArgumentTypeError(
                 f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}"
@@ -336,12 +340,17 @@ class SQLiteRepository:
 
     @_mapped
     def load_skus(self, names: Sequence[str]) -> Changes:
-        """Everything about these SKUs, read consistently: their rows, every
-        line on them, the orders of those lines with all their lines (on any
-        SKU), the orders' deadlines, and the SKUs' receipts, active holds,
-        scheduled receipts, returns counted and ledger entries.
+        """What a book needs of these SKUs, read consistently: their rows,
+        their open lines (shipped + cancelled < ordered) and the orders of
+        those lines with all their lines (on any SKU), those orders'
+        deadlines, and the SKUs' receipts, active holds, scheduled receipts,
+        returns counted and last ledger entry (the balances the next entry
+        starts from). Closed lines, their orders and older ledger entries are
+        history: `load_orders` and `load` read them when asked for.
 
-        Cost: O(rows returned) (indexed).
+        Cost: O(rows returned) (indexed; the open lines through the partial
+        index `lines_open` when the schema has it), plus a backward scan of
+        the ledger to each SKU's last entry.
         """
         conn, own = self._reading()
         rows: dict[str, list[Any]] = {table: [] for table in _KINDS}
@@ -351,36 +360,78 @@ class SQLiteRepository:
             for first in range(0, len(names), 500):
                 chunk = names[first : first + 500]
                 marks = ",".join("?" * len(chunk))
-                of_orders = f"SELECT order_id FROM lines WHERE sku IN ({marks})"
-                for table, query in (
-                    ("skus", _SQL.select["skus"] + f" WHERE sku IN ({marks}) ORDER BY rowid"),
+                open_orders = (
+                    f"SELECT order_id FROM lines WHERE sku IN ({marks})"
+                    " AND shipped + cancelled < ordered"
+                )
+                self._read_rows(
+                    conn,
+                    rows,
+                    chunk,
                     (
-                        "orders",
-                        _SQL.select["orders"] + f" WHERE order_id IN ({of_orders}) ORDER BY seq",
+                        ("skus", f" WHERE sku IN ({marks}) ORDER BY rowid"),
+                        ("orders", f" WHERE order_id IN ({open_orders}) ORDER BY seq"),
+                        ("lines", f" WHERE order_id IN ({open_orders})"),
+                        ("receipts", f" WHERE sku IN ({marks})"),
+                        ("holds", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
+                        ("expected", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
+                        ("deadlines", f" WHERE gone = 0 AND order_id IN ({open_orders})"),
+                        ("returns", f" WHERE sku IN ({marks})"),
                     ),
-                    ("lines", _SQL.select["lines"] + f" WHERE order_id IN ({of_orders})"),
-                    ("receipts", _SQL.select["receipts"] + f" WHERE sku IN ({marks})"),
+                )
+            last = _SQL.select["ledger"] + " WHERE sku = ? ORDER BY seq DESC LIMIT 1"
+            for name in names:
+                rows["ledger"].extend(LedgerRow._make(row) for row in conn.execute(last, (name,)))
+            rows["ledger"].sort(key=lambda row: row.seq)
+            self.rows_read["ledger"] += len(rows["ledger"])
+        except sqlite3.DatabaseError as exc:
+            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
+        return sku_changes(counters, rows)
+
+    def _read_rows(
+        self,
+        conn: sqlite3.Connection,
+        rows: dict[str, list[Any]],
+        values: Sequence[Any],
+        queries: Sequence[tuple[str, str]],
+    ) -> None:
+        # Each (table, WHERE clause) read with `values`, as row values.
+        for table, where in queries:
+            make = _KINDS[table]._make
+            before = len(rows[table])
+            rows[table].extend(map(make, conn.execute(_SQL.select[table] + where, values)))
+            self.rows_read[table] += len(rows[table]) - before
+
+    @_mapped
+    def load_orders(self, order_ids: Sequence[str]) -> Changes:
+        """These orders, whatever their state (closed ones included), with
+        all their lines and their deadlines, read consistently; unknown ids
+        are left out. What a lazily loaded book reads for an order its SKU
+        loads did not bring (a closed order: `status`, `order`, ...).
+
+        Cost: O(rows returned) (indexed).
+        """
+        conn, own = self._reading()
+        rows: dict[str, list[Any]] = {table: [] for table in _KINDS}
+        try:
+            counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            ids = list(order_ids)
+            for first in range(0, len(ids), 500):
+                chunk = ids[first : first + 500]
+                marks = ",".join("?" * len(chunk))
+                self._read_rows(
+                    conn,
+                    rows,
+                    chunk,
                     (
-                        "holds",
-                        _SQL.select["holds"] + f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq",
+                        ("orders", f" WHERE order_id IN ({marks}) ORDER BY seq"),
+                        ("lines", f" WHERE order_id IN ({marks})"),
+                        ("deadlines", f" WHERE gone = 0 AND order_id IN ({marks})"),
                     ),
-                    (
-                        "expected",
-                        _SQL.select["expected"] + " WHERE gone = 0 AND sku IN"
-                        f" ({marks}) ORDER BY seq",
-                    ),
-                    (
-                        "deadlines",
-                        _SQL.select["deadlines"] + f" WHERE gone = 0 AND order_id IN ({of_orders})",
-                    ),
-                    (
-                        "ledger",
-                        _SQL.select["ledger"] + f" WHERE sku IN ({marks}) ORDER BY seq",
-                    ),
-                    ("returns", _SQL.select["returns"] + f" WHERE sku IN ({marks})"),
-                ):
-                    make = _KINDS[table]._make
-                    rows[table].extend(make(row) for row in conn.execute(query, chunk))
+                )
         except sqlite3.DatabaseError as exc:
             raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
         finally:
