@@ -16,7 +16,7 @@ from .._codec import (
     event_text,
     micros_timedelta,
     order_text,
-    text_order,
+    stored_order,
     text_time,
     time_text,
     timedelta_micros,
@@ -315,21 +315,24 @@ def apply_rows(
                 counts = came.setdefault(row_c.order_id, [0, 0])
                 counts[0] += 1
                 counts[1] += row_c.shipped + row_c.cancelled < row_c.ordered
+    names = {name: name for name in skus}  # one string per SKU and tier name
     for order_row in changes.orders:
         record = state.orders.get(order_row.order_id)
         if record is None:
             if lazy and order_row.order_id not in relevant:
                 continue
-            order = text_order(order_row.order)
+            order = stored_order(order_row.order, names)
             counts = came.get(order_row.order_id)
             if counts is not None and counts[0] < len(order.lines) and not counts[1]:
                 # a closed order not held, some of its lines rewritten: history,
                 # read by id when asked for
                 relevant.discard(order_row.order_id)
                 continue
-            state.orders[order_row.order_id] = OrderRecord(order, order_row.rank, ())
+            # (keyed by the order's own id string when it is the row's: one string)
+            order_id = order.id if order.id == order_row.order_id else order_row.order_id
+            state.orders[order_id] = OrderRecord(order, order_row.rank, ())
         elif not (lazy and loading):
-            order = text_order(order_row.order)
+            order = stored_order(order_row.order, names)
             record.order, record.rank = order, order_row.rank
             for kept in record.lines:
                 kept.order = order
@@ -351,7 +354,8 @@ def apply_rows(
                 break
         fresh = line is None
         if line is None:
-            line = LineState(record.order, row_l.sku, key, row_l.ordered)
+            name = sku.sku if sku is not None else names.setdefault(row_l.sku, row_l.sku)
+            line = LineState(record.order, name, key, row_l.ordered)
             new_lines.setdefault(row_l.order_id, {})[row_l.sku] = line
         elif loading and sku is not None and row_l.sku not in loading:
             continue  # (lazy load) a loaded SKU keeps its own version
