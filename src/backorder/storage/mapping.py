@@ -28,6 +28,7 @@ from ..engine.state import (
     LineState,
     OrderRecord,
     ScheduledReceipt,
+    SEQ_BITS,
     SkuState,
     State,
     add_hold,
@@ -339,25 +340,37 @@ def apply_rows(
     new_lines: dict[str, dict[str, LineState]] = {}
     queued: dict[SkuState, list[int]] = {}  # keys joining each SKU's line, added at once
     firmed: set[SkuState] = set()  # SKUs without a movable index that have firm units now
+    get_record, get_sku = state.orders.get, skus.get
     for row_l in changes.lines:
-        record = state.orders.get(row_l.order_id)
-        sku = skus.get(row_l.sku)
+        order_id, sku_name, rank, seq, slot, ordered, allocated, shipped, cancelled, firm, ret = (
+            row_l
+        )
+        record = get_record(order_id)
+        sku = get_sku(sku_name)
         if record is None or (sku is None and not lazy):
             if lazy:
                 continue  # an order with no line on a loaded SKU
             raise StorageCorrupted(f"line {row_l!r} of an order or SKU never stored")
-        key = pack(row_l.rank, row_l.seq)
+        key = (rank << SEQ_BITS) + seq  # pack(rank, seq)
         line: LineState | None = None
         for existing in record.lines:
-            if existing.sku == row_l.sku:
+            if existing.sku == sku_name:
                 line = existing
                 break
         fresh = line is None
         if line is None:
-            name = sku.sku if sku is not None else names.setdefault(row_l.sku, row_l.sku)
-            line = LineState(record.order, name, key, row_l.ordered)
-            new_lines.setdefault(row_l.order_id, {})[row_l.sku] = line
-        elif loading and sku is not None and row_l.sku not in loading:
+            line = LineState(
+                record.order,
+                sku.sku if sku is not None else names.setdefault(sku_name, sku_name),
+                key,
+                ordered,
+            )
+            order_lines = record.order.lines
+            if len(order_lines) == 1 and order_lines[0].sku == sku_name and not record.lines:
+                record.lines = (line,)  # an order of one line: complete at once
+            else:
+                new_lines.setdefault(order_id, {})[sku_name] = line
+        elif loading and sku is not None and sku_name not in loading:
             continue  # (lazy load) a loaded SKU keeps its own version
         else:
             old = line.key
@@ -369,37 +382,36 @@ def apply_rows(
                     sku.movable.shift(line, line.allocated - line.firm, 0)
                 del sku.lines[old]
         line.key = key
-        line.slot = row_l.slot
-        line.allocated, line.shipped, line.cancelled = (
-            row_l.allocated,
-            row_l.shipped,
-            row_l.cancelled,
-        )
-        line.firm, line.returned = row_l.firm, row_l.returned
+        line.slot = slot
+        line.allocated = allocated
+        line.shipped = shipped
+        line.cancelled = cancelled
+        line.firm = firm
+        line.returned = ret
         if sku is None or (
-            fresh
-            and loading
-            and row_l.sku not in loading
-            and row_l.shipped + row_l.cancelled < row_l.ordered
+            fresh and loading and sku_name not in loading and shipped + cancelled < ordered
         ):
             continue  # a stub: its SKU is not loaded (or is, at another version)
         # (a closed line of an order new to the state joins its loaded SKU's
         # lines whatever the version: it moves none of the SKU's counters)
-        touched.add(row_l.sku)
+        touched.add(sku_name)
         sku.lines[key] = line
-        short = line.backordered
-        if short < 0 or min(line.allocated, line.shipped, line.cancelled) < 0:
+        short = ordered - allocated - shipped - cancelled
+        if short < 0 or allocated < 0 or shipped < 0 or cancelled < 0:
             raise StorageCorrupted(f"line {row_l!r} has negative counters")
-        if not (0 <= line.firm <= line.allocated and 0 <= line.returned <= line.shipped):
+        if not (0 <= firm <= allocated and 0 <= ret <= shipped):
             raise StorageCorrupted(f"line {row_l!r} has firm or returned units out of range")
         if sku.movable is not None:
-            sku.movable.shift(line, 0, line.allocated - line.firm)
-        elif line.firm:
+            sku.movable.shift(line, 0, allocated - firm)
+        elif firm:
             firmed.add(sku)  # a firm unit: the SKU keeps a movable index
         if short:
             sku.backordered += short
-            queued.setdefault(sku, []).append(key)
-        if line.allocated:
+            keys = queued.get(sku)
+            if keys is None:
+                keys = queued[sku] = []
+            keys.append(key)
+        if allocated:
             sku.mark_allocated(key)
     for sku, keys in queued.items():
         sku.queue.update(keys)

@@ -360,25 +360,42 @@ class SQLiteRepository:
             for first in range(0, len(names), 500):
                 chunk = names[first : first + 500]
                 marks = ",".join("?" * len(chunk))
-                open_orders = (
-                    f"SELECT order_id FROM lines WHERE sku IN ({marks})"
-                    " AND shipped + cancelled < ordered"
-                )
+                # the open lines of these SKUs (served by `lines_open` when it exists)
+                is_open = f"l.sku IN ({marks}) AND l.shipped + l.cancelled < l.ordered"
+                joined = f" {{}} JOIN lines l ON {{}}.order_id = l.order_id WHERE {is_open}"
                 self._read_rows(
                     conn,
                     rows,
                     chunk,
                     (
                         ("skus", f" WHERE sku IN ({marks}) ORDER BY rowid"),
-                        ("orders", f" WHERE order_id IN ({open_orders}) ORDER BY seq"),
-                        ("lines", f" WHERE order_id IN ({open_orders})"),
+                        ("lines", f" l WHERE {is_open}"),
+                        ("orders", joined.format("o", "o")),
                         ("receipts", f" WHERE sku IN ({marks})"),
                         ("holds", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
                         ("expected", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
-                        ("deadlines", f" WHERE gone = 0 AND order_id IN ({open_orders})"),
+                        ("deadlines", joined.format("d", "d") + " AND d.gone = 0"),
                         ("returns", f" WHERE sku IN ({marks})"),
                     ),
+                    alias={"lines": "l", "orders": "o", "deadlines": "d"},
                 )
+                # the other lines of those orders (each once), on any SKU
+                self._read_rows(
+                    conn,
+                    rows,
+                    [*chunk, *chunk],
+                    (
+                        (
+                            "lines",
+                            f" m JOIN lines l ON m.order_id = l.order_id WHERE {is_open}"
+                            f" AND NOT (m.sku IN ({marks}) AND m.shipped + m.cancelled < m.ordered)",
+                        ),
+                    ),
+                    alias={"lines": "DISTINCT m"},
+                )
+            if len(names) > 1:  # an order with open lines on two of them came twice
+                for table, key in (("orders", 0), ("deadlines", 0)):
+                    rows[table] = list({row[key]: row for row in rows[table]}.values())
             last = _SQL.select["ledger"] + " WHERE sku = ? ORDER BY seq DESC LIMIT 1"
             for name in names:
                 rows["ledger"].extend(LedgerRow._make(row) for row in conn.execute(last, (name,)))
@@ -397,12 +414,27 @@ class SQLiteRepository:
         rows: dict[str, list[Any]],
         values: Sequence[Any],
         queries: Sequence[tuple[str, str]],
+        alias: dict[str, str] | None = None,
     ) -> None:
-        # Each (table, WHERE clause) read with `values`, as row values.
+        # Each (table, what follows `FROM table`) read with `values`, as row
+        # values; `alias[table]` (a join) names the table the columns come
+        # from, after `DISTINCT ` when it starts so.
         for table, where in queries:
-            make = _KINDS[table]._make
+            select = _SQL.select[table]
+            if alias and table in alias:
+                name = alias[table]
+                distinct = "DISTINCT " if name.startswith("DISTINCT ") else ""
+                name = name.removeprefix("DISTINCT ")
+                columns = select[len("SELECT ") : select.index(" FROM ")].split(", ")
+                select = (
+                    f"SELECT {distinct}{', '.join(f'{name}.{c}' for c in columns)}"
+                    + select[select.index(" FROM ") :]
+                )
+            # each row as its row type, built by tuple.__new__ directly (the
+            # SELECT names every field, in order: no length check needed)
+            make = functools.partial(tuple.__new__, _KINDS[table])
             before = len(rows[table])
-            rows[table].extend(map(make, conn.execute(_SQL.select[table] + where, values)))
+            rows[table].extend(map(make, conn.execute(select + where, values)))
             self.rows_read[table] += len(rows[table]) - before
 
     @_mapped
