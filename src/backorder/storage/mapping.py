@@ -211,15 +211,24 @@ def validate(state: State, names: Iterable[str]) -> None:
         lines = sku.lines.values()
         held = sum(hold.quantity for hold in sku.holds.values())
         problems = []
+        get_record = state.orders.get
         for line in lines:
-            record = state.orders.get(line.order.id)
-            wanted = {ol.sku: ol.quantity for ol in line.order.lines}.get(name)
+            order = line.order
+            record = get_record(order.id)
+            listed = order.lines
+            if len(listed) == 1:
+                wanted: int | None = listed[0].quantity if listed[0].sku == name else None
+            else:
+                wanted = {ol.sku: ol.quantity for ol in listed}.get(name)
             if (
                 record is None
-                or line.order is not record.order
-                or unpack(line.key)[0] != record.rank
+                or order is not record.order
+                or line.key >> SEQ_BITS != record.rank
                 or wanted != line.ordered
-                or min(line.allocated, line.shipped, line.cancelled, line.backordered) < 0
+                or line.allocated < 0
+                or line.shipped < 0
+                or line.cancelled < 0
+                or line.ordered - line.allocated - line.shipped - line.cancelled < 0
             ):
                 problems.append(f"line of order {line.order.id!r} disagrees with its order")
                 break
@@ -306,7 +315,12 @@ def apply_rows(
         set_sku(sku, row)
         touched.add(row.sku)
     # which orders this state keeps: those it has, and those with a line on a loaded SKU
-    relevant = {row.order_id for row in changes.lines if row.sku in skus}
+    # (a SKU load brings only orders with a line on the SKUs it loads: all relevant)
+    relevant = (
+        {row.order_id for row in changes.orders}
+        if loading
+        else {row.order_id for row in changes.lines if row.sku in skus}
+    )
     known = set(state.orders) if loading else set()
     # (lazy catch-up) of an order not held, how many lines came and how many are open
     came: dict[str, list[int]] = {}
