@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -559,7 +559,7 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _plain_name(value: object) -> bool:
+def _plain_name(value: object) -> TypeGuard[str]:
     # A text the fast checks of `Order` and `OrderLine` accept as it is.
     return (
         type(value) is str
@@ -572,7 +572,7 @@ def _plain_name(value: object) -> bool:
 
 # One order of one line as `order_text` writes it, names of printable ASCII
 # other than quote and backslash (nothing escaped), a time with an offset.
-_NAME = r'([ !#-\[\]-~]+)'
+_NAME = r"([ !#-\[\]-~]+)"
 _ONE_LINE = re.compile(
     r'\{"id":"' + _NAME + r'","lines":\[\{"sku":"' + _NAME + r'","quantity":([1-9][0-9]{0,18})\}\],'
     r'"tier":"' + _NAME + r'","ship_complete":(true|false),'
@@ -645,12 +645,12 @@ def stored_order(text: str, names: dict[str, str]) -> Order:
     for line in lines:
         if type(line) is not dict or len(line) != 2:
             return text_order(text)
-        sku, quantity = line.get("sku"), line.get("quantity")
-        if type(quantity) is not int or not 0 < quantity <= MAX_QUANTITY or not _plain_name(sku):
+        name, units = line.get("sku"), line.get("quantity")
+        if type(units) is not int or not 0 < units <= MAX_QUANTITY or not _plain_name(name):
             return text_order(text)
         order_line = _new(OrderLine)
-        _set(order_line, "sku", names.setdefault(sku, sku))
-        _set(order_line, "quantity", quantity)
+        _set(order_line, "sku", names.setdefault(name, name))
+        _set(order_line, "quantity", units)
         made.append(order_line)
     if len(made) > 1 and len({line.sku for line in made}) != len(made):
         return text_order(text)

@@ -24,16 +24,15 @@ from .._codec import (
 from ..engine.changes import UndoLog
 from ..engine.checks import check
 from ..engine.state import (
+    SEQ_BITS,
     CheckoutHold,
     LineState,
     OrderRecord,
     ScheduledReceipt,
-    SEQ_BITS,
     SkuState,
     State,
     add_hold,
     drop_hold,
-    pack,
     schedule,
     unpack,
     unschedule,
@@ -337,8 +336,8 @@ def apply_rows(
             if lazy and order_row.order_id not in relevant:
                 continue
             order = stored_order(order_row.order, names)
-            counts = came.get(order_row.order_id)
-            if counts is not None and counts[0] < len(order.lines) and not counts[1]:
+            seen = came.get(order_row.order_id)
+            if seen is not None and seen[0] < len(order.lines) and not seen[1]:
                 # a closed order not held, some of its lines rewritten: history,
                 # read by id when asked for
                 relevant.discard(order_row.order_id)

@@ -388,7 +388,8 @@ class SQLiteRepository:
                         (
                             "lines",
                             f" m JOIN lines l ON m.order_id = l.order_id WHERE {is_open}"
-                            f" AND NOT (m.sku IN ({marks}) AND m.shipped + m.cancelled < m.ordered)",
+                            f" AND NOT (m.sku IN ({marks})"
+                            " AND m.shipped + m.cancelled < m.ordered)",
                         ),
                     ),
                     alias={"lines": "DISTINCT m"},

@@ -1,0 +1,222 @@
+"""Lazy SKU loads are bounded by the open lines: history is read when asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backorder import (
+    BackorderBook,
+    DuplicateReceipt,
+    Order,
+    OrderLine,
+    PartialFill,
+    SQLiteRepository,
+    UnknownOrder,
+)
+from backorder._codec import order_text, stored_order, text_order
+from backorder.errors import BackorderError
+
+from .helpers import TickingClock, snapshot
+from .strategies import orders
+
+CLOSED = 60  # closed lines of MUG: 30 shipped, 30 cancelled
+OPEN = 7
+
+
+def _history(path: Path) -> dict[str, object]:
+    # MUG: a long closed history, then a few waiting lines; one order spans
+    # MUG (closed) and CUP (open); one return counted on a shipped line.
+    book = BackorderBook(PartialFill(), SQLiteRepository(path), clock=TickingClock())
+    with book.batch():
+        for n in range(CLOSED):
+            book.place(Order(f"H-{n}", [OrderLine("MUG", 2)]))
+            if n % 2:
+                book.cancel(f"H-{n}")
+            else:
+                book.receive("MUG", 2, reference=f"PO-{n}")
+                book.ship(f"H-{n}")
+        book.place(Order("MIX", [OrderLine("MUG", 1), OrderLine("CUP", 3)]))
+        book.receive("MUG", 1, reference="PO-MIX")
+        book.ship("MIX", "MUG")
+        for n in range(OPEN):
+            book.place(Order(f"W-{n}", [OrderLine("MUG", 1)]))
+    book.receive_return("H-0", "MUG", 1, reference="RMA-1")
+    before = snapshot(book)
+    book.close()
+    return before
+
+
+def test_a_sku_load_reads_its_open_lines_not_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    _history(path)
+    repo = SQLiteRepository(path)
+    book = BackorderBook(PartialFill(), repo, clock=TickingClock())
+    assert book.position("W-3", "MUG") == 3  # loads MUG (W-0 got the returned unit)
+    assert repo.rows_read["lines"] == OPEN  # MIX's MUG line is closed: not read
+    assert repo.rows_read["orders"] == OPEN
+    assert repo.rows_read["ledger"] == 1  # the last entry: the balance to go on from
+    assert sorted(book.inspect().loaded_orders()) == [f"W-{n}" for n in range(OPEN)]
+    book.inspect().check()
+    book.place(Order("W-new", [OrderLine("MUG", 1)]))
+    assert book.position("W-new", "MUG") == OPEN
+    book.inspect().check()
+    book.close()
+
+
+def test_a_closed_order_reads_exactly_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    before = _history(path)
+    statuses = {status.order.id: status for status in before["orders"]}  # type: ignore[attr-defined]
+    repo = SQLiteRepository(path)
+    book = BackorderBook(PartialFill(), repo, clock=TickingClock())
+    book.waiting("MUG")
+    read = repo.rows_read["lines"]
+    for order_id in ("H-0", "H-1", "H-58", "H-59"):  # shipped, cancelled
+        assert book.status(order_id) == statuses[order_id]
+        assert book.line(order_id, "MUG") == statuses[order_id].lines[0]
+        assert order_id in book
+    assert repo.rows_read["lines"] == read + 4  # each read once, by id
+    assert book.status("MIX") == statuses["MIX"]  # loads CUP: MIX's open line
+    assert book.position("H-0", "MUG") is None
+    assert book.eta("H-1", "MUG") is None
+    assert "H-999" not in book
+    with pytest.raises(UnknownOrder):
+        book.status("H-999")
+    book.inspect().check()
+    assert snapshot(book) == before  # everything else: the whole book, as before
+    book.close()
+
+
+def test_operations_on_closed_orders_behave_as_on_a_whole_book(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    _history(path)
+    eager = tmp_path / "eager.db"
+    eager.write_bytes(path.read_bytes())
+    outcomes = []
+    for repo in (SQLiteRepository(path), SQLiteRepository(eager, lazy=False)):
+        book = BackorderBook(PartialFill(), repo, clock=TickingClock())
+        seen: list[object] = []
+        for name, args in (
+            ("receive_return", ("H-2", "MUG", 2, "RMA-2")),
+            ("receive_return", ("H-0", "MUG", 1, "RMA-1")),  # counted
+            ("cancel", ("H-4",)),  # shipped: nothing left to cancel
+            ("change_tier", ("H-3", "vip")),
+            ("receive", ("MUG", 2, "PO-0")),  # counted already
+            ("receive", ("MUG", 3, "PO-0")),
+        ):
+            try:
+                seen.append(getattr(book, name)(*args))
+            except BackorderError as exc:
+                seen.append((type(exc), str(exc)))
+        book.inspect().check()
+        outcomes.append((seen, snapshot(book)))
+        book.close()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0][-1] == (DuplicateReceipt, outcomes[1][0][-1][1])  # type: ignore[index]
+
+
+def test_reopening_restores_exactly_the_same_book(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    before = _history(path)
+    with BackorderBook.open(path, PartialFill()) as book:
+        assert book.status("W-0").lines[0].allocated == 1
+        assert book.status("H-0").lines[0].returned == 1
+        assert snapshot(book) == before
+    with BackorderBook(PartialFill(), SQLiteRepository(path, lazy=False)) as book:
+        assert snapshot(book) == before
+
+
+def test_a_copy_catches_up_with_changes_to_closed_orders_it_does_not_hold(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "book.db"
+    _history(path)
+    first = BackorderBook.open(path, PartialFill(), clock=TickingClock())
+    second = BackorderBook.open(path, PartialFill(), clock=TickingClock())
+    first.waiting("MUG")
+    second.waiting("MUG")
+    second.receive_return("H-6", "MUG", 1, reference="RMA-6")
+    second.change_tier("H-7", "vip")
+    second.place(Order("W-late", [OrderLine("MUG", 1)]))
+    assert first.waiting("MUG") == second.waiting("MUG")  # caught up
+    assert first.position("W-late", "MUG") == len(second.waiting("MUG"))
+    assert "H-6" not in first.inspect().loaded_orders()
+    assert first.status("H-6").lines[0].returned == 1
+    assert first.status("H-7").order.tier == "vip"
+    first.inspect().check()
+    assert first.inspect().reloads == 0
+    assert snapshot(first) == snapshot(second)
+    first.close()
+    second.close()
+
+
+def test_the_ledger_is_read_whole_when_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    before = _history(path)
+    book = BackorderBook.open(path, PartialFill(), clock=TickingClock())
+    book.receive("MUG", 1, reference="PO-late")  # the next entry goes on from the last read
+    book.inspect().check()  # replays the entries held from the balance before the first
+    ledger = book.ledger  # the whole book: every entry
+    ledger.verify()
+    earlier = before["ledger"]
+    assert isinstance(earlier, list)
+    assert list(ledger)[: len(earlier)] == earlier
+    assert [entry.kind for entry in list(ledger)[len(earlier) :]] == [
+        "receipt",
+        "allocation",
+    ]
+    assert len(ledger) == before["ledger_len"] + 2  # type: ignore[operator]
+    book.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(orders("A-1"), st.sampled_from(["vip", "a b", 'q"uote', "é"]))
+def test_the_trusted_decoder_reads_what_the_full_decoder_reads(order: Order, tier: str) -> None:
+    for each in (order, Order(order.id, order.lines, tier, placed_at=order.placed_at)):
+        if each.placed_at is None:
+            continue
+        text = order_text(each)
+        names: dict[str, str] = {}
+        got = stored_order(text, names)
+        want = text_order(text)
+        assert got == want
+        assert repr(got) == repr(want)
+        assert got.placed_at is not None
+        assert want.placed_at is not None
+        assert got.placed_at.utcoffset() == want.placed_at.utcoffset()
+        assert type(got.metadata) is type(want.metadata)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id":"","lines":[{"sku":"X","quantity":1}],"tier":"standard","ship_complete":false,'
+        '"placed_at":"2026-01-01T00:00:00+00:00","metadata":{},"fill_by":null}',
+        '{"id":"a","lines":[{"sku":"X","quantity":0}],"tier":"standard","ship_complete":false,'
+        '"placed_at":"2026-01-01T00:00:00+00:00","metadata":{},"fill_by":null}',
+        '{"id":"a","lines":[{"sku":"X","quantity":1}],"tier":" ","ship_complete":false,'
+        '"placed_at":"2026-01-01T00:00:00+00:00","metadata":{},"fill_by":null}',
+        '{"id":"a","lines":[{"sku":"X","quantity":99999999999999999999}],"tier":"s",'
+        '"ship_complete":false,"placed_at":"2026-01-01T00:00:00+00:00","metadata":{},'
+        '"fill_by":null}',
+        '{"id":"a","lines":[{"sku":"X","quantity":1}],"tier":"s","ship_complete":false,'
+        '"placed_at":"2026-02-30T00:00:00+00:00","metadata":{},"fill_by":null}',
+        '{"id":"a","lines":[{"sku":"X","quantity":1},{"sku":"X","quantity":2}],"tier":"s",'
+        '"ship_complete":false,"placed_at":"2026-01-01T00:00:00+00:00","metadata":{},'
+        '"fill_by":null}',
+        '{"id":"a","lines":[{"sku":"X","quantity":1}],"tier":"s","ship_complete":0,'
+        '"placed_at":"2026-01-01T00:00:00","metadata":{},"fill_by":null}',
+        '{"id":"a","lines":[{"sku":"X","quantity":1}],"tier":"s","ship_complete":false,'
+        '"placed_at":"2026-01-01T00:00:00","metadata":{},"fill_by":null}',
+        "not json",
+    ],
+)
+def test_the_trusted_decoder_refuses_what_the_full_decoder_refuses(text: str) -> None:
+    with pytest.raises(BackorderError) as full:
+        text_order(text)
+    with pytest.raises(type(full.value)):
+        stored_order(text, {})
