@@ -9,6 +9,7 @@ from this module, never from a user; values are always parameters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -162,10 +163,15 @@ def snapshot_of(
 ) -> Snapshot:
     """A `Snapshot` from every table's rows as `select_changed` reads them
     (version -1: every row), with the `settings` rows. O(rows)."""
-    made = {
-        table: [kind._make(row[: len(kind._fields)]) for row in rows[table]]
-        for table, kind in KINDS.items()
-    }
+    made: dict[str, list[Any]] = {}
+    for table, kind in KINDS.items():
+        given = rows[table]
+        if table in _GONE_TABLES:  # (the row's fields, then `gone`)
+            made[table] = [kind._make(row[: len(kind._fields)]) for row in given]
+        elif isinstance(given, list) and (not given or type(given[0]) is kind):
+            made[table] = given  # read as row values already
+        else:  # exactly the row's fields: built by tuple.__new__, no length check
+            made[table] = list(map(functools.partial(tuple.__new__, kind), given))
     for table in _GONE_TABLES:
         made[table] = [
             kept for kept, row in zip(made[table], rows[table], strict=True) if not row[-1]

@@ -254,9 +254,16 @@ class SQLiteRepository:
         try:
             version = self._read_version(conn)
             counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-            rows = {
-                table: conn.execute(query, (since,)).fetchall() for table, query in _SELECT.items()
-            }
+            rows: dict[str, list[Any]] = {}
+            for table, query in _SELECT.items():
+                cursor = conn.execute(query, (since,))
+                kind = _KINDS.get(table)
+                if since < 0 and kind is not None and table not in _GONE_KEYS:
+                    # a whole load: each row made its row value at once (one
+                    # tuple per row, not a plain one and then a copy)
+                    rows[table] = list(map(functools.partial(tuple.__new__, kind), cursor))
+                else:
+                    rows[table] = cursor.fetchall()
         except sqlite3.DatabaseError as exc:
             raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
         finally:
