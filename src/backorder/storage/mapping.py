@@ -336,7 +336,7 @@ def apply_rows(
             if lazy and order_row.order_id not in relevant:
                 continue
             order = stored_order(order_row.order, names)
-            seen = came.get(order_row.order_id)
+            seen = came.get(order_row.order_id) if came else None
             if seen is not None and seen[0] < len(order.lines) and not seen[1]:
                 # a closed order not held, some of its lines rewritten: history,
                 # read by id when asked for
