@@ -9,7 +9,8 @@ Every workload runs through the library (in-memory), the naive peer
 order of the three rotates between repeats) so machine noise hits all alike;
 the best of the repeats is kept. Results are operations per second and the
 ratios library/floor and library/naive. The SQLite storage benchmarks of
-`storage.py` run last, each against its own reference. Where the naive peer is O(n) per
+`storage.py` and the loading benchmarks of `loading.py` run last, each against its own
+reference. Where the naive peer is O(n) per
 operation, it is timed on a sample of the operations at that size (marked
 "sampled"); its rate per operation is what is compared.
 """
@@ -33,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+import loading
 import storage
 from backorder import (
     AllocationPolicy,
@@ -507,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     stored = storage.run(quick)
     results["storage"] = stored
     print(storage.report(stored), flush=True)
+    loaded = loading.run(quick, repeats=1 if quick else 3)
+    results["loading"] = loaded
+    print(loading.report(loaded), flush=True)
     results["seconds"] = time.perf_counter() - started
     print(f"\ntook {results['seconds']:.0f} s")
     if args.json:

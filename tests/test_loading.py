@@ -220,3 +220,22 @@ def test_the_trusted_decoder_refuses_what_the_full_decoder_refuses(text: str) ->
         text_order(text)
     with pytest.raises(type(full.value)):
         stored_order(text, {})
+
+
+def test_receipt_references_are_checked_when_a_receipt_names_one(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    _history(path)
+    repo = SQLiteRepository(path)
+    book = BackorderBook(PartialFill(), repo, clock=TickingClock())
+    book.waiting("MUG")
+    assert repo.rows_read["receipts"] == 0  # 31 counted on MUG: history, not loaded
+    assert book.receive("MUG", 2, reference="PO-10").replayed  # counted: a retry
+    with pytest.raises(DuplicateReceipt, match="quantity 2, not 5"):
+        book.receive("MUG", 5, reference="PO-10")
+    assert not book.receive("MUG", 1, reference="PO-new").replayed
+    assert book.receive("MUG", 1, reference="PO-new").replayed
+    assert repo.rows_read["receipts"] == 1  # PO-10, read once
+    book.inspect().check()
+    book.close()
+    with BackorderBook(PartialFill(), SQLiteRepository(path, lazy=False)) as whole:
+        assert whole.receive("MUG", 1, reference="PO-new").replayed

@@ -267,9 +267,11 @@ def _prefetcher(
 ) -> Callable[[_Host, tuple[Any, ...], dict[str, Any]], None]:
     # What an operation touches, from its arguments, for a lazily loaded book:
     # the SKUs named, every SKU of the orders named, the SKU of a scheduled
-    # receipt named. Arguments that do not bind are left to the operation.
+    # receipt named, and whether a receipt's reference was counted already.
+    # Arguments that do not bind are left to the operation.
     names = list(inspect.signature(method).parameters)[1:]  # after self
     reference = _REFERENCE_ARGS.get(method.__name__)
+    receipt = method.__name__ == "receive"  # counts its reference (idempotency)
 
     def prefetch(book: _Host, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         store = book._work.store
@@ -284,7 +286,8 @@ def _prefetcher(
             orders.append(order.id)
             skus.extend(line.sku for line in order.lines)
         refs = [bound.get(reference)] if reference else []
-        store.ensure(skus, orders, refs)
+        counted = bound.get("reference") if receipt else None  # a receipt's own reference
+        store.ensure(skus, orders, refs, [(skus[0], counted)] if counted is not None else ())
 
     return prefetch
 

@@ -149,11 +149,16 @@ class RowStore:
                 apply_checked(state, _closed_orders(repo.load_orders(wanted)), lazy=True)
 
     def ensure(
-        self, skus: Iterable[object], orders: Iterable[object], refs: Iterable[object]
+        self,
+        skus: Iterable[object],
+        orders: Iterable[object],
+        refs: Iterable[object],
+        receipts: Iterable[tuple[object, object]] = (),
     ) -> None:
         # (lazy) Make sure what an operation names is loaded: SKUs, every SKU of
-        # the orders, the SKUs of scheduled receipts. Bad values are left to the
-        # operation's own checks.
+        # the orders, the SKUs of scheduled receipts, closed orders named, and
+        # whether the (sku, reference) of a receipt was counted. Bad values are
+        # left to the operation's own checks.
         if not self.lazy:
             return
         state = self.state
@@ -168,6 +173,27 @@ class RowStore:
             self.load(missing)
         if find_orders:
             self.load_orders(find_orders)
+        if receipts:
+            self.load_receipts(receipts)
+
+    def load_receipts(self, receipts: Iterable[tuple[object, object]]) -> None:
+        # (lazy) Receipt references counted on loaded SKUs, read when a
+        # receipt names one (a SKU load leaves them out; see load_orders).
+        repo = self.repo
+        if not isinstance(repo, OrderLoadingRepository):
+            return
+        skus = self.state.skus
+        wanted = [
+            (sku, reference)
+            for sku, reference in receipts
+            if type(sku) is str
+            and type(reference) is str
+            and sku in skus
+            and reference not in skus[sku].receipts
+        ]
+        for row in repo.load_receipts(wanted) if wanted else ():
+            if row.sku in skus:
+                skus[row.sku].receipts[row.reference] = row.quantity
 
     def ensure_due(self, when: datetime) -> None:
         # (lazy) Load the SKUs of every order whose deadline passes by `when`.

@@ -139,7 +139,11 @@ class LiveStore:
         pass
 
     def ensure(
-        self, skus: Iterable[object], orders: Iterable[object], refs: Iterable[object]
+        self,
+        skus: Iterable[object],
+        orders: Iterable[object],
+        refs: Iterable[object],
+        receipts: Iterable[tuple[object, object]] = (),
     ) -> None:
         pass
 

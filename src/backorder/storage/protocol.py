@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from .rows import Changes, Header, Snapshot
+from .rows import Changes, Header, ReceiptRow, Snapshot
 
 __all__ = [
     "ClaimingRepository",
@@ -143,10 +143,11 @@ class LazyRepository(IncrementalRepository, Protocol):
         scheduled receipts, and at least the last ledger entry of each.
 
         A repository that is also an `OrderLoadingRepository` may leave out
-        closed lines whose order has no open line on these SKUs, and ledger
-        entries before the last: the book reads those orders with
-        `load_orders` when asked for, and the whole ledger with `load`.
-        Without `load_orders`, it must return every line on the SKUs."""
+        closed lines whose order has no open line on these SKUs, receipts,
+        and ledger entries before the last: the book reads those orders with
+        `load_orders` and receipt references with `load_receipts` when an
+        operation names them, and the whole ledger with `load`. Without
+        them, it must return every line and receipt of the SKUs."""
         ...
 
     def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
@@ -161,9 +162,15 @@ class LazyRepository(IncrementalRepository, Protocol):
 @runtime_checkable
 class OrderLoadingRepository(LazyRepository, Protocol):
     """A lazy repository whose SKU loads leave history out (optional): a
-    book reads a closed order by id when it is asked for."""
+    book reads a closed order by id, and a receipt reference counted, when
+    an operation names it."""
 
     def load_orders(self, order_ids: Sequence[str]) -> Changes:
         """These orders (open or closed), with all their lines and their
         active deadlines; ids not stored are left out."""
+        ...
+
+    def load_receipts(self, receipts: Sequence[tuple[str, str]]) -> list[ReceiptRow]:
+        """The receipts counted under these `(sku, reference)` keys; keys
+        never counted are left out."""
         ...

@@ -25,6 +25,7 @@ from .rows import (
     Changes,
     Header,
     LedgerRow,
+    ReceiptRow,
     Snapshot,
     merge,
 )
@@ -350,10 +351,11 @@ class SQLiteRepository:
         """What a book needs of these SKUs, read consistently: their rows,
         their open lines (shipped + cancelled < ordered) and the orders of
         those lines with all their lines (on any SKU), those orders'
-        deadlines, and the SKUs' receipts, active holds, scheduled receipts,
-        returns counted and last ledger entry (the balances the next entry
-        starts from). Closed lines, their orders and older ledger entries are
-        history: `load_orders` and `load` read them when asked for.
+        deadlines, and the SKUs' active holds, scheduled receipts, returns
+        counted and last ledger entry (the balances the next entry starts
+        from). Closed lines, their orders, receipt references counted and
+        older ledger entries are history: `load_orders`, `load_receipts` and
+        `load` read them when asked for.
 
         Cost: O(rows returned) (indexed; the open lines through the partial
         index `lines_open` when the schema has it), plus a backward scan of
@@ -378,7 +380,6 @@ class SQLiteRepository:
                         ("skus", f" WHERE sku IN ({marks}) ORDER BY rowid"),
                         ("lines", f" l WHERE {is_open}"),
                         ("orders", joined.format("o", "o")),
-                        ("receipts", f" WHERE sku IN ({marks})"),
                         ("holds", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
                         ("expected", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
                         ("deadlines", joined.format("d", "d") + " AND d.gone = 0"),
@@ -478,6 +479,26 @@ class SQLiteRepository:
             if own and conn.in_transaction:
                 conn.execute("COMMIT")
         return sku_changes(counters, rows)
+
+    @_mapped
+    def load_receipts(self, receipts: Sequence[tuple[str, str]]) -> list[ReceiptRow]:
+        """The receipts counted under these `(sku, reference)` keys (keys
+        never counted are left out): what a lazily loaded book reads when a
+        `receive` names a reference, to tell a retry from a new receipt.
+
+        Cost: O(keys) (the primary key).
+        """
+        conn, own = self._reading()
+        query = _SQL.select["receipts"] + " WHERE sku = ? AND reference = ?"
+        try:
+            found = [ReceiptRow._make(row) for key in receipts for row in conn.execute(query, key)]
+        except sqlite3.DatabaseError as exc:
+            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
+        self.rows_read["receipts"] += len(found)
+        return found
 
     @_mapped
     def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
