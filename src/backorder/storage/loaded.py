@@ -165,13 +165,15 @@ class RowStore:
         missing = {s for s in skus if type(s) is str and s not in state.skus}
         find_orders = [o for o in orders if type(o) is str and not self._complete(o)]
         find_refs = [r for r in refs if type(r) is str and r not in state.expected]
+        found: list[str] = []
         if find_orders or find_refs:
             repo = self.repo
             assert isinstance(repo, LazyRepository)
-            missing.update(repo.locate(find_orders, find_refs))
+            found = repo.locate(find_orders, find_refs)
+            missing.update(found)
         if missing:
             self.load(missing)
-        if find_orders:
+        if find_orders and found:  # (no SKU found: the orders are new, nothing to read)
             self.load_orders(find_orders)
         if receipts:
             self.load_receipts(receipts)
