@@ -360,6 +360,9 @@ class SQLiteRepository:
         Cost: O(rows returned) (indexed; the open lines through the partial
         index `lines_open` when the schema has it), plus a backward scan of
         the ledger to each SKU's last entry.
+
+        Raises:
+            StorageCorrupted: SQLite cannot read the file.
         """
         conn, own = self._reading()
         rows: dict[str, list[Any]] = {table: [] for table in _KINDS}
@@ -451,7 +454,10 @@ class SQLiteRepository:
         """These orders, whatever their state (closed ones included), with
         all their lines and their deadlines, read consistently; unknown ids
         are left out. What a lazily loaded book reads for an order its SKU
-        loads did not bring (a closed order: `status`, `order`, ...).
+        loads did not bring (a closed order: `status`, `line`, `cancel`, ...).
+
+        Raises:
+            StorageCorrupted: SQLite cannot read the file.
 
         Cost: O(rows returned) (indexed).
         """
@@ -485,6 +491,9 @@ class SQLiteRepository:
         """The receipts counted under these `(sku, reference)` keys (keys
         never counted are left out): what a lazily loaded book reads when a
         `receive` names a reference, to tell a retry from a new receipt.
+
+        Raises:
+            StorageCorrupted: SQLite cannot read the file.
 
         Cost: O(keys) (the primary key).
         """
