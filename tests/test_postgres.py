@@ -7,10 +7,17 @@ the tests skip (or fail, with BACKORDER_REQUIRE_POSTGRES=1).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
+import random
+import signal
 import subprocess
+import threading
 import time
 from collections import Counter
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +37,7 @@ from backorder import (
 from backorder.errors import ArgumentTypeError
 
 from .pg import DSN, need_server, new_schema, schema, schemas
-from .pg_workers import event_json, hold_batch, random_ops
+from .pg_workers import call, event_json, hold_batch, place_until_killed, random_ops, recorded_ops
 
 __all__ = ["schema", "schemas"]  # the fixtures
 
@@ -377,3 +384,163 @@ def test_a_stored_book_keeps_its_policy_on_postgresql(schema: str) -> None:
         assert other.policy == StrictFIFO()
         assert [line.order_id for line in other.waiting("LAMP")] == ["S-1", "V-1", "S-2"]
         other.close()
+
+
+def _same_book(stored: BackorderBook, replayed: BackorderBook, skus: list[str]) -> None:
+    # Everything a user can read of the two books agrees (ledger entry numbers
+    # aside: each SKU's entries are compared in order).
+    assert sorted(stored.order_ids()) == sorted(replayed.order_ids())
+    for order_id in stored.order_ids():
+        assert stored.status(order_id) == replayed.status(order_id), order_id
+    for sku in skus:
+        assert stored.stock(sku) == replayed.stock(sku), sku
+        assert stored.waiting(sku) == replayed.waiting(sku), sku
+        for kept, again in zip(
+            stored.ledger.entries(sku), replayed.ledger.entries(sku), strict=True
+        ):
+            assert attrs_without_seq(kept) == attrs_without_seq(again), sku
+
+
+def attrs_without_seq(entry: Any) -> dict[str, Any]:
+    """A ledger entry's fields but its number."""
+    import attrs
+
+    fields = attrs.asdict(entry, recurse=False)
+    fields.pop("seq")
+    return fields
+
+
+def test_eight_processes_replay_in_commit_order_to_the_stored_book(schema: str) -> None:
+    skus = ["MUG", "CUP", "TEE", "CAP"]
+    _repo(schema).close()  # the schema exists before the writers start
+    with _spawn().Pool(8) as pool:
+        results = pool.starmap(recorded_ops, [(DSN, schema, seed, 50, skus) for seed in range(8)])
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        book.inspect().check()
+        book.ledger.verify()
+        outbox = [event_json(p.event) for p in book.pending_events()]
+        # the outbox is exactly what the processes were told, each process's in its order
+        assert len(set(outbox)) == len(outbox)  # (every event names its time and order)
+        told = [event for result in results for _, _, events in result for event in events]
+        assert Counter(outbox) == Counter(told)
+        place = {event: i for i, event in enumerate(outbox)}
+        for result in results:
+            firsts = [place[events[0]] for _, _, events in result]
+            assert firsts == sorted(firsts)
+        # every operation, in the order its events reached the outbox (commit
+        # order), through one in-memory book at the time it ran
+        done = sorted((op for result in results for op in result), key=lambda op: place[op[2][0]])
+        assert sum(len(events) for _, _, events in done) == len(outbox)
+        now: list[datetime] = []
+        replay = BackorderBook(clock=lambda: now[-1])
+        for kind, args, events in done:
+            now.append(datetime.fromisoformat(json.loads(events[0])["at"]))
+            again = call(replay, kind, args)
+            assert [event_json(event) for event in again.events] == events, (kind, args)
+        _same_book(book, replay, skus)
+
+
+def _acknowledged(path: Path) -> list[str]:
+    # the names a killed worker wrote in full (a last line cut by the kill is not one)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return text.split("\n")[:-1]
+
+
+def test_sigkill_mid_operation_leaves_whole_operations(schema: str, tmp_path: Path) -> None:
+    with BackorderBook(None, _repo(schema)) as book:
+        book.receive("MUG", 3, "R-start")
+    rng = random.Random(15)
+    ctx = _spawn()
+    acknowledged: list[str] = []
+    for round_ in range(6):
+        path = tmp_path / f"round-{round_}.txt"
+        process = ctx.Process(target=place_until_killed, args=(DSN, schema, round_, str(path)))
+        process.start()
+        deadline = time.monotonic() + 30
+        while len(_acknowledged(path)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the worker connected and commits
+        time.sleep(rng.random() * 0.2)
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(30)
+        assert process.exitcode == -signal.SIGKILL
+        acknowledged += _acknowledged(path)
+        with BackorderBook(None, _repo(schema, lazy=False)) as book:
+            book.inspect().check()
+            book.ledger.verify()
+            stored = set(book.order_ids())
+            placed = {
+                p.event.order_id for p in book.pending_events() if isinstance(p.event, OrderPlaced)
+            }
+            assert stored == placed  # each operation's rows and events, together
+            for order_id in stored:  # every order whole: both lines
+                assert [line.sku for line in book.status(order_id).lines] == ["MUG", "CUP"]
+            references = {
+                entry.reference for sku in ("MUG", "CUP") for entry in book.ledger.entries(sku)
+            }
+            for name in acknowledged:  # nothing acknowledged is lost
+                assert name in (stored if name.startswith("K") else references), name
+            # at most the one operation under way when killed went through unacknowledged
+            made = {n for n in stored | references if n and n[0] in "KR" and n != "R-start"}
+            assert len(made - set(acknowledged)) <= round_ + 1
+    assert len(acknowledged) >= 18
+
+
+def test_terminated_backends_during_operations(schema: str) -> None:
+    from psycopg.conninfo import make_conninfo
+
+    from backorder import CommitOutcomeUnknown
+    from backorder.storage.postgres import PostgresRepository
+
+    two_lines = (OrderLine("MUG", 1), OrderLine("CUP", 1))
+    name = f"victim_{schema}"[:60]
+    repo = PostgresRepository(make_conninfo(DSN, application_name=name), schema=schema)
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def terminate() -> None:  # every few milliseconds, the book's backend is terminated
+        rng = random.Random(3)
+        while not stop.wait(rng.random() * 0.03):
+            query = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            rows = _sql(query + " WHERE application_name = %s", name)
+            killed.extend(1 for (done,) in rows if done)
+
+    acknowledged: list[str] = []  # operations the book said committed
+    lost: list[str] = []  # ... said did not commit (ConnectionLost)
+    unknown: list[str] = []  # ... said it cannot know (CommitOutcomeUnknown)
+    killer = threading.Thread(target=terminate)
+    with BackorderBook(None, repo) as book:
+        killer.start()
+        try:
+            for i in range(150):
+                for what, operation in (
+                    (f"T-{i}", lambda i=i: book.place(Order(f"T-{i}", [*two_lines]))),
+                    (f"G-{i}", lambda i=i: book.receive("MUG", 1, f"G-{i}")),
+                ):
+                    try:
+                        operation()
+                    except CommitOutcomeUnknown:
+                        unknown.append(what)
+                    except ConnectionLost:
+                        lost.append(what)
+                    else:
+                        acknowledged.append(what)
+        finally:
+            stop.set()
+            killer.join()
+        assert killed, "no backend was terminated during the operations"
+        assert acknowledged, "no operation went through"
+        assert lost or unknown, "no backend was terminated while an operation ran"
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        book.inspect().check()
+        book.ledger.verify()
+        references = {entry.reference for entry in book.ledger.entries("MUG")}
+        stored = set(book.order_ids()) | (references - {None})
+        assert set(acknowledged) <= stored  # nothing acknowledged is lost
+        assert not set(lost) & stored  # nothing said not to have committed is there
+        placed = {
+            p.event.order_id for p in book.pending_events() if isinstance(p.event, OrderPlaced)
+        }
+        assert placed == set(book.order_ids())
+        for order_id in book.order_ids():
+            assert [line.sku for line in book.status(order_id).lines] == ["MUG", "CUP"]
