@@ -544,3 +544,28 @@ def test_terminated_backends_during_operations(schema: str) -> None:
         assert placed == set(book.order_ids())
         for order_id in book.order_ids():
             assert [line.sku for line in book.status(order_id).lines] == ["MUG", "CUP"]
+
+
+def test_a_batch_finds_orders_stored_before_it_without_writing_its_rows_first(
+    schema: str,
+) -> None:
+    from backorder import DuplicateOrder
+
+    with BackorderBook(None, _repo(schema)) as book:
+        book.place(Order("OLD", [OrderLine("ZED", 1)]))
+    with BackorderBook(None, _repo(schema)) as book:  # lazy: holds no SKU yet
+        with book.batch():
+            book.place(Order("NEW-1", [OrderLine("MUG", 1)]))
+            book.place(Order("NEW-2", [OrderLine("MUG", 2)]))
+            # the stored order is found though the batch's rows are not yet written
+            with pytest.raises(DuplicateOrder):
+                book.place(Order("OLD", [OrderLine("MUG", 1)]))
+            again = book.place(Order("OLD", [OrderLine("ZED", 1)]))
+            assert again.replayed
+            book.place(Order("NEW-3", [OrderLine("ZED", 1)]))
+        assert book.position("NEW-3", "ZED") == 2
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        assert sorted(book.order_ids()) == ["NEW-1", "NEW-2", "NEW-3", "OLD"]
+        assert book.line("OLD", "ZED").ordered == 1
+        book.inspect().check()
+        book.ledger.verify()

@@ -30,7 +30,9 @@ class PostgresReads:
     _select: dict[str, str]
     _sql: Statements
 
-    def _reading(self, read: Callable[[psycopg.Connection[Any]], _T], doing: str) -> _T:
+    def _reading(
+        self, read: Callable[[psycopg.Connection[Any]], _T], doing: str, staged: bool = True
+    ) -> _T:
         raise NotImplementedError  # the repository's own (see PostgresRepository)
 
     def _many(
@@ -187,7 +189,10 @@ class PostgresReads:
             )
             return sorted(sku for (sku,) in found)
 
-        return self._reading(read, "find SKUs")
+        # (inside a unit of work the rows it staged are not written first: a
+        # book asks only for orders and receipts it does not hold whole, and
+        # every row it staged is of what it holds)
+        return self._reading(read, "find SKUs", staged=False)
 
     def due(self, until: str) -> list[str]:
         """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
@@ -198,6 +203,8 @@ class PostgresReads:
             " ON l.order_id = d.order_id WHERE d.gone = 0 AND d.due_us <= %s"
         )
         due_us = micros(until)
-        return self._reading(
-            lambda conn: [sku for (sku,) in self._run(conn, query, (due_us,))], "find deadlines"
+        return self._reading(  # (staged rows: as for `locate`; SKUs held are not loaded again)
+            lambda conn: [sku for (sku,) in self._run(conn, query, (due_us,))],
+            "find deadlines",
+            staged=False,
         )
