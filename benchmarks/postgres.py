@@ -89,7 +89,7 @@ class Baseline:
             )
             available -= take
 
-    def _locked(self, sku: str, work: Callable[[psycopg.Cursor[Any]], None]) -> None:
+    def _locked(self, sku: str, work: Callable[[psycopg.Cursor[Any]], object]) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {self.s}.stock VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (sku,)

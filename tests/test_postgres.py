@@ -322,9 +322,25 @@ def test_a_writer_on_the_same_sku_waits_for_the_batch(schema: str, held_x: Any) 
         with pytest.raises(ConcurrencyConflict, match="past the timeout"):
             book.place(Order("B-1", [OrderLine("X", 1)]))
         assert time.monotonic() - started >= 0.4
-        held_x.set()  # A commits: B's operation on X goes through after it
+    # told to wait longer, B's operation on X waits until A commits, then goes after it
     with BackorderBook(None, _repo(schema, timeout=30)) as book:
-        book.place(Order("B-1", [OrderLine("X", 1)]))
+        done = threading.Event()
+        failed: list[BaseException] = []
+
+        def place() -> None:
+            try:
+                book.place(Order("B-1", [OrderLine("X", 1)]))
+            except BaseException as exc:  # (reported below, in the test's thread)
+                failed.append(exc)
+            done.set()
+
+        waiter = threading.Thread(target=place)
+        waiter.start()
+        assert not done.wait(1.0), "B's operation on X did not wait for A's batch"
+        held_x.set()  # A commits
+        assert done.wait(30), "B's operation on X did not go through after A committed"
+        waiter.join()
+        assert failed == []
         assert book.position("HELD-1", "X") == 1
         assert book.position("B-1", "X") == 2
 

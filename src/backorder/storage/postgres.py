@@ -449,9 +449,10 @@ class PostgresRepository(PostgresReads):
         self, read: Callable[[psycopg.Connection[Any]], _T], doing: str, staged: bool = True
     ) -> _T:
         # Run `read` on one consistent view: inside the open unit of work (its
-        # staged rows written first, unless the read never needs them), in a read-only repeatable-read
-        # transaction of our own, or (caller's transaction) in a savepoint,
-        # again until the version is the same before and after.
+        # staged rows written first, unless the read never needs them), in a
+        # read-only repeatable-read transaction of our own, or (caller's
+        # transaction) in a savepoint, again until the version is the same
+        # before and after.
         def run(conn: psycopg.Connection[Any]) -> _T:
             if self._open:
                 if staged and self._staged:
