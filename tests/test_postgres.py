@@ -585,3 +585,78 @@ def test_a_batch_finds_orders_stored_before_it_without_writing_its_rows_first(
         assert book.line("OLD", "ZED").ordered == 1
         book.inspect().check()
         book.ledger.verify()
+
+
+def _as_version_3(schema: str) -> None:
+    # Put a version-4 book back into the shape version 3 wrote: no commit
+    # transaction ids, `changed` holding commit numbers, the meta version row
+    # kept by every commit.
+    from backorder.storage.postgres_schema import MIGRATIONS
+
+    s = f'"{schema}"'
+    _sql(f"DROP INDEX {s}.commits_xid")
+    _sql(f"ALTER TABLE {s}.commits DROP COLUMN xid")
+    for statement in MIGRATIONS[4][2:]:  # every table's `changed`
+        table = statement.split("}.")[1].split()[0]
+        _sql(f"UPDATE {s}.{table} SET changed = 1")
+    _sql(f"UPDATE {s}.meta SET value = 1 WHERE name = 'version'")
+    _sql(f"DELETE FROM {s}.schema_version WHERE version = 4")
+
+
+def test_migration_4_from_a_version_3_schema(schema: str) -> None:
+    from backorder.storage.postgres import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION == 4
+    with BackorderBook(None, _repo(schema)) as book:
+        book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        book.place(Order("A-2", [OrderLine("MUG", 1), OrderLine("CUP", 1)]))
+        book.receive("MUG", 1, "GRN-1")
+    _as_version_3(schema)
+    assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(3,)]
+    with (
+        BackorderBook(None, _repo(schema, lazy=False)) as book,
+        BackorderBook(None, _repo(schema)) as other,
+    ):
+        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(4,)]
+        assert book.line("A-1", "MUG").allocated == 1
+        assert book.position("A-2", "MUG") == 2
+        # both handles go on, each catching up with the other's commits
+        other.receive("MUG", 2, "GRN-2")
+        assert book.line("A-2", "MUG").allocated == 1
+        book.cancel("A-1")
+        assert other.stock("MUG").allocated == 1
+        stores = [book._work.store, other._work.store]
+        assert [getattr(store, "reloads", None) for store in stores] == [0, 0]
+        book.inspect().check()
+        book.ledger.verify()
+
+
+def test_a_commit_seen_after_a_later_one_is_caught_up(schema: str) -> None:
+    # Commits need not become visible in the order of their numbers: T1 takes
+    # its transaction id first, another writer commits after it, a reader
+    # catches up past that commit, then T1 commits. The reader still finds
+    # T1's rows (here: a switch of the policy, which the reader follows).
+    from backorder import PartialFill, StrictFIFO
+
+    s = f'"{schema}"'
+    writer = BackorderBook(None, _repo(schema))
+    reader = BackorderBook(None, _repo(schema))
+    writer.place(Order("A-1", [OrderLine("MUG", 2)]))
+    with _pg().connect(DSN) as t1:
+        (xid,) = t1.execute("SELECT pg_current_xact_id()::text::bigint").fetchone() or (0,)
+        writer.place(Order("A-2", [OrderLine("MUG", 1)]))  # commits after T1 began
+        assert reader.position("A-2", "MUG") == 2  # caught up past it
+        assert repr(reader.policy) == repr(PartialFill())
+        t1.execute(
+            f"UPDATE {s}.settings SET value = %s, changed = %s WHERE name = 'policy'",
+            (repr(StrictFIFO()), xid),
+        )
+        t1.execute(
+            f"INSERT INTO {s}.commits (version, xid) VALUES (nextval('{s}.versions'), %s)",
+            (xid,),
+        )
+        t1.commit()
+    assert reader.position("A-1", "MUG") == 1
+    assert repr(reader.policy) == repr(StrictFIFO())
+    writer.close()
+    reader.close()

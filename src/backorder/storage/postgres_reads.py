@@ -8,13 +8,26 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ..errors import StorageCorrupted
 from .loaded import StaleCopy
 from .rows import COUNTERS, Changes, Header, Snapshot
 from .sql import KINDS as _KINDS
 from .sql import Statements, changes_from, micros, sku_changes, snapshot_of
 
 __all__ = ["PostgresReads"]
+
+
+def _xmin(snapshot: str) -> int:
+    # The oldest transaction a snapshot (`xmin:xmax:xip,...`) did not see as ended.
+    return int(snapshot.split(":", 1)[0])
+
+
+def _visible(xid: int, snapshot: str) -> bool:
+    # Whether a snapshot sees the work of transaction `xid` (committed before it).
+    xmin, xmax, running = snapshot.split(":")
+    if xid < int(xmin):
+        return True
+    return xid < int(xmax) and str(xid) not in running.split(",")
+
 
 _T = TypeVar("_T")
 
@@ -23,12 +36,19 @@ class PostgresReads:
     """The reads of the repository: every one runs through `_reading` (one
     consistent view; the repository defines it)."""
 
-    __slots__ = ()
+    __slots__ = ("_snaps", "_tick", "_version")
     _q: Any
     _schema: str
     _owned: bool
     _select: dict[str, str]
+    _select_new: dict[str, str]
     _sql: Statements
+    # what each version number handed out stands for: the snapshot the book's
+    # copy is current at, and (inside a caller's transaction) the number of
+    # the book's last commit in it (0: none)
+    _snaps: dict[int, tuple[str, int, tuple[int, ...]]]
+    _tick: int
+    _version: int
 
     def _reading(
         self, read: Callable[[psycopg.Connection[Any]], _T], doing: str, staged: bool = True
@@ -48,11 +68,72 @@ class PostgresReads:
     def _run(self, conn: psycopg.Connection[Any], query: str, params: Any = ()) -> list[Any]:
         return conn.execute(query, params).fetchall()
 
-    def _read_version(self, conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute(f"SELECT value FROM {self._q}.meta WHERE name = 'version'").fetchone()
-        if row is None:
-            raise StorageCorrupted(f"schema {self._schema!r} has no version row")
-        return int(row[0])
+    # -- versions: snapshots ------------------------------------------------------
+    #
+    # A version this repository hands out is a number standing for a snapshot
+    # (`pg_current_snapshot()`) at which the book's copy is current. Every row
+    # records the transaction that wrote it (`changed`); catching up reads the
+    # rows whose writer that snapshot did not see, so commits that become
+    # visible in any order are all found. `commits` lists the transaction of
+    # every commit, so "did anything commit since" is one indexed read.
+
+    def _token(self, snapshot: str, mine: int = 0, own: tuple[int, ...] = ()) -> int:
+        # A new version number for `snapshot` (the last 16 are remembered).
+        self._tick += 1
+        self._snaps[self._tick] = (snapshot, mine, own)
+        if len(self._snaps) > 16:
+            del self._snaps[min(self._snaps)]
+        self._version = self._tick
+        return self._tick
+
+    def _advance(self, version: int, snapshot: str, mine: int | None = None, xid: int = 0) -> None:
+        # The copy at `version` is current at `snapshot` too (nothing else
+        # committed in between); `mine`/`xid`: its own commit, just made.
+        _, kept, own = self._snaps.get(version, (snapshot, 0, ()))
+        own = tuple(x for x in (*own, *((xid,) if xid else ())) if not _visible(x, snapshot))
+        self._snaps[version] = (snapshot, kept if mine is None else mine, own)
+
+    def _stale_query(self) -> str:
+        # The current snapshot, and whether the copy at snapshot %(snap)s is
+        # stale: a commit it did not see (other than its own, %(own)s, and the
+        # open transaction's), or (inside a caller's transaction) the book's
+        # own last commit %(mine)s gone with a rollback.
+        return (
+            f"SELECT pg_current_snapshot()::text, EXISTS (SELECT 1 FROM {self._q}.commits"
+            " WHERE xid >= %(xmin)s AND NOT pg_visible_in_snapshot("
+            "xid::text::xid8, %(snap)s::pg_snapshot) AND xid <> ALL(%(own)s::bigint[])"
+            " AND xid::text::xid8 IS DISTINCT FROM pg_current_xact_id_if_assigned())"
+            f" OR (%(mine)s <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.commits"
+            " WHERE version = %(mine)s))"
+        )
+
+    def _stale_params(self, version: int) -> dict[str, Any] | None:
+        known = self._snaps.get(version)
+        if known is None:
+            return None
+        snapshot, mine, own = known
+        return {"snap": snapshot, "xmin": _xmin(snapshot), "mine": mine, "own": list(own)}
+
+    def _current(self, conn: psycopg.Connection[Any]) -> int:
+        # The version now: the copy's own when nothing committed since its
+        # snapshot (which moves forward to now), else -1 (catch up).
+        params = self._stale_params(self._version)
+        if params is None:
+            return -1
+        row = conn.execute(self._stale_query(), params).fetchone()
+        if row is None or row[1]:
+            return -1
+        self._advance(self._version, str(row[0]))
+        return self._version
+
+    def _snapshot(self, conn: psycopg.Connection[Any]) -> str:
+        row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        return str(row[0]) if row else ""
+
+    def _changed_since(self, conn: psycopg.Connection[Any], snapshot: str) -> bool:
+        params = {"snap": snapshot, "xmin": _xmin(snapshot), "mine": 0, "own": []}
+        row = conn.execute(self._stale_query(), params).fetchone()
+        return bool(row and row[1])
 
     def _counters(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
         return {
@@ -62,22 +143,33 @@ class PostgresReads:
 
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
         def read(conn: psycopg.Connection[Any]) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
-            if since > 0 and not self._owned:
-                found = conn.execute(
-                    f"SELECT 1 FROM {self._q}.commits WHERE version = %s", (since,)
-                ).fetchone()
-                if found is None:
-                    raise StaleCopy(
-                        f"version {since} of schema {self._schema!r} never committed "
-                        f"(the caller's transaction was rolled back)"
-                    )
             queries: dict[str, tuple[str, Any]] = {
-                table: (q, (since,)) for table, q in self._select.items()
+                "snapshot": ("SELECT pg_current_snapshot()::text", ())
             }
+            if since < 0:
+                queries.update({table: (q, (since,)) for table, q in self._select.items()})
+            else:
+                params = self._stale_params(since)
+                if params is None:
+                    raise StaleCopy(f"version {since} of schema {self._schema!r} is not known")
+                mine = params["mine"]
+                if mine and not self._owned:
+                    found = conn.execute(
+                        f"SELECT 1 FROM {self._q}.commits WHERE version = %s", (mine,)
+                    ).fetchone()
+                    if found is None:
+                        raise StaleCopy(
+                            f"commit {mine} of schema {self._schema!r} never committed "
+                            f"(the caller's transaction was rolled back)"
+                        )
+                pair = (params["xmin"], params["snap"])
+                queries.update({table: (q, pair) for table, q in self._select_new.items()})
             queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
             rows = self._many(conn, queries)
             counters = {name: int(value) for name, value in rows.pop("meta")}
-            return counters.pop("version"), counters, rows
+            counters.pop("version", None)
+            (snapshot,) = rows.pop("snapshot")[0]
+            return self._token(str(snapshot)), counters, rows
 
         return self._reading(read, "read the book")
 
@@ -118,6 +210,7 @@ class PostgresReads:
         s = self._q
 
         def read(conn: psycopg.Connection[Any]) -> Header:
+            snapshot = self._snapshot(conn)
             counters = self._counters(conn)
             (ledger_seq,) = conn.execute(
                 f"SELECT coalesce(max(seq), 0) FROM {s}.ledger"
@@ -132,7 +225,7 @@ class PostgresReads:
                 f"SELECT value FROM {s}.settings WHERE name = 'policy'"
             ).fetchone()
             return Header(
-                counters["version"],
+                self._token(snapshot),
                 {name: counters.get(name, 0) for name in COUNTERS},
                 int(ledger_seq),
                 expired,
