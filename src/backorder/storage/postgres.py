@@ -217,9 +217,10 @@ class PostgresRepository(PostgresReads):
         }
         self._select["settings"] = f"SELECT name, value FROM {self._q}.settings WHERE changed > %s"
         # what changed since a snapshot: rows whose writer it did not see
+        # (but the copy's own commits, which it holds)
         unseen = (
-            " WHERE changed >= %s AND NOT pg_visible_in_snapshot(changed::text::xid8,"
-            " %s::pg_snapshot)"
+            " WHERE changed >= %s::bigint AND NOT pg_visible_in_snapshot(changed::text::xid8,"
+            " %s::pg_snapshot) AND changed <> ALL(%s::bigint[])"
         )
         self._select_new = {
             table: query.replace(" WHERE changed > %s", unseen)

@@ -100,11 +100,11 @@ class PostgresReads:
         # own last commit %(mine)s gone with a rollback.
         return (
             f"SELECT pg_current_snapshot()::text, EXISTS (SELECT 1 FROM {self._q}.commits"
-            " WHERE xid >= %(xmin)s AND NOT pg_visible_in_snapshot("
+            " WHERE xid >= %(xmin)s::bigint AND NOT pg_visible_in_snapshot("
             "xid::text::xid8, %(snap)s::pg_snapshot) AND xid <> ALL(%(own)s::bigint[])"
             " AND xid::text::xid8 IS DISTINCT FROM pg_current_xact_id_if_assigned())"
-            f" OR (%(mine)s <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.commits"
-            " WHERE version = %(mine)s))"
+            f" OR (%(mine)s::bigint <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.commits"
+            " WHERE version = %(mine)s::bigint))"
         )
 
     def _stale_params(self, version: int) -> dict[str, Any] | None:
@@ -162,8 +162,8 @@ class PostgresReads:
                             f"commit {mine} of schema {self._schema!r} never committed "
                             f"(the caller's transaction was rolled back)"
                         )
-                pair = (params["xmin"], params["snap"])
-                queries.update({table: (q, pair) for table, q in self._select_new.items()})
+                seen = (params["xmin"], params["snap"], params["own"])
+                queries.update({table: (q, seen) for table, q in self._select_new.items()})
             queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
             rows = self._many(conn, queries)
             counters = {name: int(value) for name, value in rows.pop("meta")}
