@@ -646,6 +646,7 @@ def test_a_commit_seen_after_a_later_one_is_caught_up(schema: str) -> None:
         (xid,) = t1.execute("SELECT pg_current_xact_id()::text::bigint").fetchone() or (0,)
         writer.place(Order("A-2", [OrderLine("MUG", 1)]))  # commits after T1 began
         assert reader.position("A-2", "MUG") == 2  # caught up past it
+        reader.receive("CUP", 1, "GRN-R")  # and wrote (its own commit is not news to it)
         assert repr(reader.policy) == repr(PartialFill())
         t1.execute(
             f"UPDATE {s}.settings SET value = %s, changed = %s WHERE name = 'policy'",

@@ -219,8 +219,8 @@ class PostgresRepository(PostgresReads):
         # what changed since a snapshot: rows whose writer it did not see
         # (but the copy's own commits, which it holds)
         unseen = (
-            " WHERE changed >= %s::bigint AND NOT pg_visible_in_snapshot(changed::text::xid8,"
-            " %s::pg_snapshot) AND changed <> ALL(%s::bigint[])"
+            " WHERE (changed >= %s::bigint OR changed = ANY(%s::bigint[]))"
+            " AND changed <> ALL(%s::bigint[])"
         )
         self._select_new = {
             table: query.replace(" WHERE changed > %s", unseen)
@@ -505,6 +505,11 @@ class PostgresRepository(PostgresReads):
         of `commits`. Cost: O(commits since the oldest transaction running
         when the copy was read)."""
         return self._again(self._current, "read the version")
+
+    def _running(self) -> tuple[int, ...]:
+        # (see PostgresReads) inside a caller's transaction, or a unit of work
+        # of our own, its transaction's rows are the copy's own
+        return (self._xid,) if self._xid and (self._open or not self._owned) else ()
 
     # -- writing ----------------------------------------------------------------
 

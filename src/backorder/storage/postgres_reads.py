@@ -16,9 +16,11 @@ from .sql import Statements, changes_from, micros, sku_changes, snapshot_of
 __all__ = ["PostgresReads"]
 
 
-def _xmin(snapshot: str) -> int:
-    # The oldest transaction a snapshot (`xmin:xmax:xip,...`) did not see as ended.
-    return int(snapshot.split(":", 1)[0])
+def _unseen(snapshot: str) -> tuple[int, list[int]]:
+    # What a snapshot (`xmin:xmax:xip,...`) did not see: every transaction
+    # from xmax on, and those it lists as running (xip).
+    _, xmax, running = snapshot.split(":")
+    return int(xmax), [int(xid) for xid in running.split(",") if xid]
 
 
 def _visible(xid: int, snapshot: str) -> bool:
@@ -94,25 +96,42 @@ class PostgresReads:
         self._snaps[version] = (snapshot, kept if mine is None else mine, own)
 
     def _stale_query(self) -> str:
-        # The current snapshot, and whether the copy at snapshot %(snap)s is
-        # stale: a commit it did not see (other than its own, %(own)s, and the
-        # open transaction's), or (inside a caller's transaction) the book's
-        # own last commit %(mine)s gone with a rollback.
-        return (
-            f"SELECT pg_current_snapshot()::text, EXISTS (SELECT 1 FROM {self._q}.commits"
-            " WHERE xid >= %(xmin)s::bigint AND NOT pg_visible_in_snapshot("
-            "xid::text::xid8, %(snap)s::pg_snapshot) AND xid <> ALL(%(own)s::bigint[])"
-            " AND xid::text::xid8 IS DISTINCT FROM pg_current_xact_id_if_assigned())"
-            f" OR (%(mine)s::bigint <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.commits"
-            " WHERE version = %(mine)s::bigint))"
+        # The current snapshot, and whether the copy at a snapshot is stale: a
+        # commit it did not see (from %(xmax)s on, or running then: %(xip)s)
+        # other than its own (%(own)s), or (inside a caller's transaction)
+        # the book's own last commit %(mine)s gone with a rollback. Indexed
+        # comparisons only.
+        # (the newest commits, as many as the copy has of its own and one
+        # more, are read backwards on the index: if any commit from xmax on is
+        # not the copy's, the newest such one is among them)
+        query = (
+            f"SELECT pg_current_snapshot()::text, EXISTS (SELECT 1 FROM (SELECT xid FROM"
+            f" {self._q}.commits ORDER BY xid DESC LIMIT %(k)s) AS newest"
+            " WHERE xid >= %(xmax)s::bigint AND xid <> ALL(%(own)s::bigint[]))"
+            " OR (cardinality(%(xip)s::bigint[]) > 0 AND EXISTS (SELECT 1 FROM"
+            f" {self._q}.commits WHERE xid = ANY(%(xip)s::bigint[])"
+            " AND xid <> ALL(%(own)s::bigint[])))"
         )
+        if not self._owned:
+            query += (
+                f" OR (%(mine)s::bigint <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.commits"
+                " WHERE version = %(mine)s::bigint))"
+            )
+        return query
 
-    def _stale_params(self, version: int) -> dict[str, Any] | None:
+    def _stale_params(self, version: int, own: tuple[int, ...] = ()) -> dict[str, Any] | None:
         known = self._snaps.get(version)
         if known is None:
             return None
-        snapshot, mine, own = known
-        return {"snap": snapshot, "xmin": _xmin(snapshot), "mine": mine, "own": list(own)}
+        snapshot, mine, kept = known
+        xmax, xip = _unseen(snapshot)
+        mine_too = [*kept, *own, *self._running()]
+        return {"xmax": xmax, "xip": xip, "mine": mine, "own": mine_too, "k": len(mine_too) + 1}
+
+    def _running(self) -> tuple[int, ...]:
+        # The transaction of the open unit of work, or the caller's (its own
+        # commits, seen by itself): never news to the copy.
+        return ()
 
     def _current(self, conn: psycopg.Connection[Any]) -> int:
         # The version now: the copy's own when nothing committed since its
@@ -131,7 +150,9 @@ class PostgresReads:
         return str(row[0]) if row else ""
 
     def _changed_since(self, conn: psycopg.Connection[Any], snapshot: str) -> bool:
-        params = {"snap": snapshot, "xmin": _xmin(snapshot), "mine": 0, "own": []}
+        xmax, xip = _unseen(snapshot)
+        own = list(self._running())
+        params = {"xmax": xmax, "xip": xip, "mine": 0, "own": own, "k": len(own) + 1}
         row = conn.execute(self._stale_query(), params).fetchone()
         return bool(row and row[1])
 
@@ -162,7 +183,7 @@ class PostgresReads:
                             f"commit {mine} of schema {self._schema!r} never committed "
                             f"(the caller's transaction was rolled back)"
                         )
-                seen = (params["xmin"], params["snap"], params["own"])
+                seen = (params["xmax"], params["xip"], params["own"])
                 queries.update({table: (q, seen) for table, q in self._select_new.items()})
             queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
             rows = self._many(conn, queries)
