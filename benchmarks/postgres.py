@@ -5,6 +5,9 @@
   hand-written psycopg baseline of the same workload: the SQL a developer
   would write (order lines with an index on `(sku, priority, created_at)`,
   the SKU's stock row and the head line taken `FOR UPDATE` on receipt).
+* batch import: many `place` calls in one `batch()` (one commit) against
+  the baseline's one `executemany` of the order lines in one transaction,
+  and the same batch on SQLite;
 * writers in 1, 2 and 4 processes on disjoint SKUs (ops/s and the speed-up
   over one process), for the book and for the baseline.
 
@@ -86,7 +89,7 @@ class Baseline:
             )
             available -= take
 
-    def _locked(self, sku: str, work: Callable[[psycopg.Cursor[Any]], None]) -> None:
+    def _locked(self, sku: str, work: Callable[[psycopg.Cursor[Any]], object]) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {self.s}.stock VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (sku,)
@@ -105,6 +108,23 @@ class Baseline:
                 (order.id, line.sku, line.quantity),
             ),
         )
+
+    def import_orders(self, orders: list[Order]) -> None:
+        # one transaction: the stock rows, every line in one executemany, the fill per SKU
+        skus = sorted({line.sku for order in orders for line in order.lines})
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {self.s}.stock VALUES (%s, 0, 0) ON CONFLICT DO NOTHING",
+                [(sku,) for sku in skus],
+            )
+            cur.execute(f"SELECT 1 FROM {self.s}.stock WHERE sku = ANY(%s) FOR UPDATE", (skus,))
+            cur.executemany(
+                f"INSERT INTO {self.s}.order_lines (order_id, sku, priority, quantity)"
+                " VALUES (%s, %s, 0, %s)",
+                [(o.id, line.sku, line.quantity) for o in orders for line in o.lines],
+            )
+            for sku in skus:
+                self._fill(cur, sku)
 
     def receive(self, sku: str, quantity: int) -> None:
         self._locked(
@@ -147,6 +167,11 @@ class BookTarget:
 
     def place(self, order: Order) -> None:
         self.book.place(order)
+
+    def import_orders(self, orders: list[Order]) -> None:
+        with self.book.batch():
+            for order in orders:
+                self.book.place(order)
 
     def receive(self, sku: str, quantity: int) -> None:
         self.book.receive(sku, quantity)
@@ -212,6 +237,31 @@ def per_operation(n: int, directory: str, made: list[str]) -> dict[str, dict[str
     return results
 
 
+def batch_import(n: int, directory: str, made: list[str]) -> dict[str, float]:
+    # orders/s of one batch of n single-line orders on 50 SKUs (one commit),
+    # kinds interleaved over 3 rounds, the best round of each kept
+    rng = random.Random(11)
+    skus = [f"SKU-{i}" for i in range(50)]
+    out: dict[str, float] = {}
+    for round_ in range(3):
+        for kind in ("postgres", "sqlite", "psycopg baseline"):
+            schema = f"bench_{uuid.uuid4().hex[:10]}"
+            made.append(schema)
+            target = _make(kind, schema, directory)
+            orders = [
+                Order(f"b{round_}-{i}", [OrderLine(rng.choice(skus), rng.randint(1, 3))])
+                for i in range(n)
+            ]
+            try:
+                start = time.perf_counter()
+                target.import_orders(orders)
+                rate = n / (time.perf_counter() - start)
+            finally:
+                target.close()
+            out[kind] = max(out.get(kind, 0.0), rate)
+    return out
+
+
 def _writer(kind: str, schema: str, worker: int, n: int, start_at: float) -> float:
     # one process: its own SKUs; returns the seconds its operations took
     target = _make(kind, schema, "")
@@ -260,10 +310,11 @@ def run(quick: bool) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as directory:
             ops = per_operation(300 if quick else 2000, directory, made)
+            batch = batch_import(2000 if quick else 20000, directory, made)
         writers = scaling(150 if quick else 600, made)
     finally:
         _drop(made)
-    return {"per_operation": ops, "scaling": writers, "cpus": os.cpu_count()}
+    return {"per_operation": ops, "batch": batch, "scaling": writers, "cpus": os.cpu_count()}
 
 
 def report(results: dict[str, Any]) -> str:
@@ -273,6 +324,9 @@ def report(results: dict[str, Any]) -> str:
     for op in ("place", "receive", "cancel", "position"):
         row = "".join(f"{results['per_operation'][k][op]:>18,.0f}" for k in kinds)
         lines.append(f"{op:<10}{row}")
+    lines += ["", "batch import, one commit (orders/s)", ""]
+    lines.append("".join(f"{k:>18}" for k in results["batch"]))
+    lines.append("".join(f"{rate:>18,.0f}" for rate in results["batch"].values()))
     lines += ["", f"writers on disjoint SKUs (ops/s; {results['cpus']} CPUs)", ""]
     for kind, by in results["scaling"].items():
         one = by[1]

@@ -7,10 +7,17 @@ the tests skip (or fail, with BACKORDER_REQUIRE_POSTGRES=1).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
+import random
+import signal
 import subprocess
+import threading
 import time
 from collections import Counter
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +37,7 @@ from backorder import (
 from backorder.errors import ArgumentTypeError
 
 from .pg import DSN, need_server, new_schema, schema, schemas
-from .pg_workers import event_json, hold_batch, random_ops
+from .pg_workers import call, event_json, hold_batch, place_until_killed, random_ops, recorded_ops
 
 __all__ = ["schema", "schemas"]  # the fixtures
 
@@ -315,9 +322,25 @@ def test_a_writer_on_the_same_sku_waits_for_the_batch(schema: str, held_x: Any) 
         with pytest.raises(ConcurrencyConflict, match="past the timeout"):
             book.place(Order("B-1", [OrderLine("X", 1)]))
         assert time.monotonic() - started >= 0.4
-        held_x.set()  # A commits: B's operation on X goes through after it
+    # told to wait longer, B's operation on X waits until A commits, then goes after it
     with BackorderBook(None, _repo(schema, timeout=30)) as book:
-        book.place(Order("B-1", [OrderLine("X", 1)]))
+        done = threading.Event()
+        failed: list[BaseException] = []
+
+        def place() -> None:
+            try:
+                book.place(Order("B-1", [OrderLine("X", 1)]))
+            except BaseException as exc:  # (reported below, in the test's thread)
+                failed.append(exc)
+            done.set()
+
+        waiter = threading.Thread(target=place)
+        waiter.start()
+        assert not done.wait(1.0), "B's operation on X did not wait for A's batch"
+        held_x.set()  # A commits
+        assert done.wait(30), "B's operation on X did not go through after A committed"
+        waiter.join()
+        assert failed == []
         assert book.position("HELD-1", "X") == 1
         assert book.position("B-1", "X") == 2
 
@@ -377,3 +400,264 @@ def test_a_stored_book_keeps_its_policy_on_postgresql(schema: str) -> None:
         assert other.policy == StrictFIFO()
         assert [line.order_id for line in other.waiting("LAMP")] == ["S-1", "V-1", "S-2"]
         other.close()
+
+
+def _same_book(stored: BackorderBook, replayed: BackorderBook, skus: list[str]) -> None:
+    # Everything a user can read of the two books agrees (ledger entry numbers
+    # aside: each SKU's entries are compared in order).
+    assert sorted(stored.order_ids()) == sorted(replayed.order_ids())
+    for order_id in stored.order_ids():
+        assert stored.status(order_id) == replayed.status(order_id), order_id
+    for sku in skus:
+        assert stored.stock(sku) == replayed.stock(sku), sku
+        assert stored.waiting(sku) == replayed.waiting(sku), sku
+        for kept, again in zip(
+            stored.ledger.entries(sku), replayed.ledger.entries(sku), strict=True
+        ):
+            assert attrs_without_seq(kept) == attrs_without_seq(again), sku
+
+
+def attrs_without_seq(entry: Any) -> dict[str, Any]:
+    """A ledger entry's fields but its number."""
+    import attrs
+
+    fields = attrs.asdict(entry, recurse=False)
+    fields.pop("seq")
+    return fields
+
+
+def test_eight_processes_replay_in_commit_order_to_the_stored_book(schema: str) -> None:
+    skus = ["MUG", "CUP", "TEE", "CAP"]
+    _repo(schema).close()  # the schema exists before the writers start
+    with _spawn().Pool(8) as pool:
+        results = pool.starmap(recorded_ops, [(DSN, schema, seed, 50, skus) for seed in range(8)])
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        book.inspect().check()
+        book.ledger.verify()
+        outbox = [event_json(p.event) for p in book.pending_events()]
+        # the outbox is exactly what the processes were told, each process's in its order
+        assert len(set(outbox)) == len(outbox)  # (every event names its time and order)
+        told = [event for result in results for _, _, events in result for event in events]
+        assert Counter(outbox) == Counter(told)
+        place = {event: i for i, event in enumerate(outbox)}
+        for result in results:
+            firsts = [place[events[0]] for _, _, events in result]
+            assert firsts == sorted(firsts)
+        # every operation, in the order its events reached the outbox (commit
+        # order), through one in-memory book at the time it ran
+        done = sorted((op for result in results for op in result), key=lambda op: place[op[2][0]])
+        assert sum(len(events) for _, _, events in done) == len(outbox)
+        now: list[datetime] = []
+        replay = BackorderBook(clock=lambda: now[-1])
+        for kind, args, events in done:
+            now.append(datetime.fromisoformat(json.loads(events[0])["at"]))
+            again = call(replay, kind, args)
+            assert [event_json(event) for event in again.events] == events, (kind, args)
+        _same_book(book, replay, skus)
+
+
+def _acknowledged(path: Path) -> list[str]:
+    # the names a killed worker wrote in full (a last line cut by the kill is not one)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return text.split("\n")[:-1]
+
+
+def test_sigkill_mid_operation_leaves_whole_operations(schema: str, tmp_path: Path) -> None:
+    with BackorderBook(None, _repo(schema)) as book:
+        book.receive("MUG", 3, "R-start")
+    rng = random.Random(15)
+    ctx = _spawn()
+    acknowledged: list[str] = []
+    for round_ in range(6):
+        path = tmp_path / f"round-{round_}.txt"
+        process = ctx.Process(target=place_until_killed, args=(DSN, schema, round_, str(path)))
+        process.start()
+        deadline = time.monotonic() + 30
+        while len(_acknowledged(path)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the worker connected and commits
+        time.sleep(rng.random() * 0.2)
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(30)
+        assert process.exitcode == -signal.SIGKILL
+        acknowledged += _acknowledged(path)
+        with BackorderBook(None, _repo(schema, lazy=False)) as book:
+            book.inspect().check()
+            book.ledger.verify()
+            stored = set(book.order_ids())
+            placed = {
+                p.event.order_id for p in book.pending_events() if isinstance(p.event, OrderPlaced)
+            }
+            assert stored == placed  # each operation's rows and events, together
+            for order_id in stored:  # every order whole: both lines
+                assert [line.sku for line in book.status(order_id).lines] == ["MUG", "CUP"]
+            references = {
+                entry.reference for sku in ("MUG", "CUP") for entry in book.ledger.entries(sku)
+            }
+            for name in acknowledged:  # nothing acknowledged is lost
+                assert name in (stored if name.startswith("K") else references), name
+            # at most the one operation under way when killed went through unacknowledged
+            made = {n for n in stored | references if n and n[0] in "KR" and n != "R-start"}
+            assert len(made - set(acknowledged)) <= round_ + 1
+    assert len(acknowledged) >= 18
+
+
+def test_terminated_backends_during_operations(schema: str) -> None:
+    from psycopg.conninfo import make_conninfo
+
+    from backorder import CommitOutcomeUnknown
+    from backorder.storage.postgres import PostgresRepository
+
+    two_lines = (OrderLine("MUG", 1), OrderLine("CUP", 1))
+    name = f"victim_{schema}"[:60]
+    repo = PostgresRepository(make_conninfo(DSN, application_name=name), schema=schema)
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def terminate() -> None:  # every few milliseconds, the book's backend is terminated
+        rng = random.Random(3)
+        while not stop.wait(rng.random() * 0.03):
+            query = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            rows = _sql(query + " WHERE application_name = %s", name)
+            killed.extend(1 for (done,) in rows if done)
+
+    acknowledged: list[str] = []  # operations the book said committed
+    lost: list[str] = []  # ... said did not commit (ConnectionLost)
+    unknown: list[str] = []  # ... said it cannot know (CommitOutcomeUnknown)
+    killer = threading.Thread(target=terminate)
+    with BackorderBook(None, repo) as book:
+        killer.start()
+        try:
+            for i in range(150):
+                for what, operation in (
+                    (f"T-{i}", lambda i=i: book.place(Order(f"T-{i}", [*two_lines]))),
+                    (f"G-{i}", lambda i=i: book.receive("MUG", 1, f"G-{i}")),
+                ):
+                    try:
+                        operation()
+                    except CommitOutcomeUnknown:
+                        unknown.append(what)
+                    except ConnectionLost:
+                        lost.append(what)
+                    else:
+                        acknowledged.append(what)
+        finally:
+            stop.set()
+            killer.join()
+        assert killed, "no backend was terminated during the operations"
+        assert acknowledged, "no operation went through"
+        assert lost or unknown, "no backend was terminated while an operation ran"
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        book.inspect().check()
+        book.ledger.verify()
+        references = {entry.reference for entry in book.ledger.entries("MUG")}
+        stored = set(book.order_ids()) | (references - {None})
+        assert set(acknowledged) <= stored  # nothing acknowledged is lost
+        assert not set(lost) & stored  # nothing said not to have committed is there
+        placed = {
+            p.event.order_id for p in book.pending_events() if isinstance(p.event, OrderPlaced)
+        }
+        assert placed == set(book.order_ids())
+        for order_id in book.order_ids():
+            assert [line.sku for line in book.status(order_id).lines] == ["MUG", "CUP"]
+
+
+def test_a_batch_finds_orders_stored_before_it_without_writing_its_rows_first(
+    schema: str,
+) -> None:
+    from backorder import DuplicateOrder
+
+    with BackorderBook(None, _repo(schema)) as book:
+        book.place(Order("OLD", [OrderLine("ZED", 1)]))
+    with BackorderBook(None, _repo(schema)) as book:  # lazy: holds no SKU yet
+        with book.batch():
+            book.place(Order("NEW-1", [OrderLine("MUG", 1)]))
+            book.place(Order("NEW-2", [OrderLine("MUG", 2)]))
+            # the stored order is found though the batch's rows are not yet written
+            with pytest.raises(DuplicateOrder):
+                book.place(Order("OLD", [OrderLine("MUG", 1)]))
+            again = book.place(Order("OLD", [OrderLine("ZED", 1)]))
+            assert again.replayed
+            book.place(Order("NEW-3", [OrderLine("ZED", 1)]))
+        assert book.position("NEW-3", "ZED") == 2
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        assert sorted(book.order_ids()) == ["NEW-1", "NEW-2", "NEW-3", "OLD"]
+        assert book.line("OLD", "ZED").ordered == 1
+        book.inspect().check()
+        book.ledger.verify()
+
+
+def _as_version_3(schema: str) -> None:
+    # Put a version-4 book back into the shape version 3 wrote: no commit
+    # transaction ids, `changed` holding commit numbers, the meta version row
+    # kept by every commit.
+    from backorder.storage.postgres_schema import MIGRATIONS
+
+    s = f'"{schema}"'
+    _sql(f"DROP INDEX {s}.commits_xid")
+    _sql(f"ALTER TABLE {s}.commits DROP COLUMN xid")
+    for statement in MIGRATIONS[4][2:]:  # every table's `changed`
+        table = statement.split("}.")[1].split()[0]
+        _sql(f"UPDATE {s}.{table} SET changed = 1")
+    _sql(f"UPDATE {s}.meta SET value = 1 WHERE name = 'version'")
+    _sql(f"DELETE FROM {s}.schema_version WHERE version = 4")
+
+
+def test_migration_4_from_a_version_3_schema(schema: str) -> None:
+    from backorder.storage.postgres import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION == 4
+    with BackorderBook(None, _repo(schema)) as book:
+        book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        book.place(Order("A-2", [OrderLine("MUG", 1), OrderLine("CUP", 1)]))
+        book.receive("MUG", 1, "GRN-1")
+    _as_version_3(schema)
+    assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(3,)]
+    with (
+        BackorderBook(None, _repo(schema, lazy=False)) as book,
+        BackorderBook(None, _repo(schema)) as other,
+    ):
+        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(4,)]
+        assert book.line("A-1", "MUG").allocated == 1
+        assert book.position("A-2", "MUG") == 2
+        # both handles go on, each catching up with the other's commits
+        other.receive("MUG", 2, "GRN-2")
+        assert book.line("A-2", "MUG").allocated == 1
+        book.cancel("A-1")
+        assert other.stock("MUG").allocated == 1
+        stores = [book._work.store, other._work.store]
+        assert [getattr(store, "reloads", None) for store in stores] == [0, 0]
+        book.inspect().check()
+        book.ledger.verify()
+
+
+def test_a_commit_seen_after_a_later_one_is_caught_up(schema: str) -> None:
+    # Commits need not become visible in the order of their numbers: T1 takes
+    # its transaction id first, another writer commits after it, a reader
+    # catches up past that commit, then T1 commits. The reader still finds
+    # T1's rows (here: a switch of the policy, which the reader follows).
+    from backorder import PartialFill, StrictFIFO
+
+    s = f'"{schema}"'
+    writer = BackorderBook(None, _repo(schema))
+    reader = BackorderBook(None, _repo(schema))
+    writer.place(Order("A-1", [OrderLine("MUG", 2)]))
+    with _pg().connect(DSN) as t1:
+        (xid,) = t1.execute("SELECT pg_current_xact_id()::text::bigint").fetchone() or (0,)
+        writer.place(Order("A-2", [OrderLine("MUG", 1)]))  # commits after T1 began
+        assert reader.position("A-2", "MUG") == 2  # caught up past it
+        reader.receive("CUP", 1, "GRN-R")  # and wrote (its own commit is not news to it)
+        assert repr(reader.policy) == repr(PartialFill())
+        t1.execute(
+            f"UPDATE {s}.settings SET value = %s, changed = %s WHERE name = 'policy'",
+            (repr(StrictFIFO()), xid),
+        )
+        t1.execute(
+            f"INSERT INTO {s}.commits (version, xid) VALUES (nextval('{s}.versions'), %s)",
+            (xid,),
+        )
+        t1.commit()
+    assert reader.position("A-1", "MUG") == 1
+    assert repr(reader.policy) == repr(StrictFIFO())
+    writer.close()
+    reader.close()

@@ -7,10 +7,16 @@ caller's transaction (`connection=`) and the mapping of the driver's errors.
 
 How writers are kept apart (this version): every unit of work takes one
 transaction-level advisory lock of the book's schema (`pg_advisory_xact_lock`)
-before it reads the version, so writers of one book take turns, as they do
-on SQLite, and each catches up with what the others committed before it
-applies an operation. Readers never take it. See docs/postgres.md for why,
-and for what per-SKU locking needs beyond it.
+before it looks for other writers' commits, so writers of one book take
+turns, as they do on SQLite, and each catches up with what the others
+committed before it applies an operation. Readers never take it.
+
+How a copy catches up (schema version 4): every row records the transaction
+that wrote it (`changed`), a version number this repository hands out
+stands for the snapshot the book's copy is current at, and catching up reads
+the rows whose writer that snapshot did not see, so it does not depend on
+commits becoming visible in any order (no commit counter every commit
+updates). See docs/postgres.md for what per-SKU locking needs beyond it.
 """
 
 from __future__ import annotations
@@ -147,10 +153,11 @@ class PostgresRepository(PostgresReads):
         "_q",
         "_schema",
         "_select",
+        "_select_new",
         "_sql",
         "_staged",
         "_timeout",
-        "_version",
+        "_xid",
         "lazy",
     )
 
@@ -209,6 +216,19 @@ class PostgresRepository(PostgresReads):
             for table, query in self._sql.select_changed.items()
         }
         self._select["settings"] = f"SELECT name, value FROM {self._q}.settings WHERE changed > %s"
+        # what changed since a snapshot: rows whose writer it did not see
+        # (but the copy's own commits, which it holds)
+        unseen = (
+            " WHERE (changed >= %s::bigint OR changed = ANY(%s::bigint[]))"
+            " AND changed <> ALL(%s::bigint[])"
+        )
+        self._select_new = {
+            table: query.replace(" WHERE changed > %s", unseen)
+            for table, query in self._select.items()
+        }
+        self._snaps: dict[int, tuple[str, int, tuple[int, ...]]] = {}
+        self._tick = 0
+        self._xid = 0
         self._staged: list[Changes] = []
         self._failed: BaseException | None = None
         self._version = 0
@@ -445,14 +465,17 @@ class PostgresRepository(PostgresReads):
 
     # -- reading --------------------------------------------------------------
 
-    def _reading(self, read: Callable[[psycopg.Connection[Any]], _T], doing: str) -> _T:
+    def _reading(
+        self, read: Callable[[psycopg.Connection[Any]], _T], doing: str, staged: bool = True
+    ) -> _T:
         # Run `read` on one consistent view: inside the open unit of work (its
-        # staged rows written first), in a read-only repeatable-read
-        # transaction of our own, or (caller's transaction) in a savepoint,
-        # again until the version is the same before and after.
+        # staged rows written first, unless the read never needs them), in a
+        # read-only repeatable-read transaction of our own, or (caller's
+        # transaction) in a savepoint, again until nothing committed between
+        # the first statement and the last.
         def run(conn: psycopg.Connection[Any]) -> _T:
             if self._open:
-                if self._staged:
+                if staged and self._staged:
                     self._flush(conn)
                 return read(conn)
             if self._owned:
@@ -466,9 +489,9 @@ class PostgresRepository(PostgresReads):
                 return result
             for _ in range(20):
                 with self._unit(conn, _READ_SAVEPOINT):
-                    before = self._read_version(conn)
+                    before = self._snapshot(conn)
                     result = read(conn)
-                    if self._read_version(conn) == before:
+                    if not self._changed_since(conn, before):
                         return result
             raise ConcurrencyConflict(
                 f"schema {self._schema!r} changed under every one of 20 reads; try again"
@@ -477,14 +500,23 @@ class PostgresRepository(PostgresReads):
         return self._again(run, doing)
 
     def version(self) -> int:
-        """The commit counter now (one indexed read). Cost: O(1)."""
-        return self._again(self._read_version, "read the version")
+        """The version the book's copy is at when nothing committed since it
+        was read (or written), else -1: the book catches up. One indexed read
+        of `commits`. Cost: O(commits since the oldest transaction running
+        when the copy was read)."""
+        return self._again(self._current, "read the version")
+
+    def _running(self) -> tuple[int, ...]:
+        # (see PostgresReads) inside a caller's transaction, or a unit of work
+        # of our own, its transaction's rows are the copy's own
+        return (self._xid,) if self._xid and (self._open or not self._owned) else ()
 
     # -- writing ----------------------------------------------------------------
 
     def begin(self) -> int:
         """Start a unit of work: take the schema's write lock and return the
-        version it starts from. An owned connection that broke is made again.
+        copy's version when nothing committed since its snapshot, else -1
+        (the book catches up). An owned connection that broke is made again.
 
         Raises:
             ConcurrencyConflict: another writer held the lock past the timeout.
@@ -495,27 +527,33 @@ class PostgresRepository(PostgresReads):
         """
         self._staged = []
         self._failed = None
-        row = self._again(self._begin, "begin a unit of work")
-        if row is None:
-            self.rollback()
-            raise StorageCorrupted(f"schema {self._schema!r} has no version row")
-        self._version, self._next = int(row[0]), int(row[1])
+        params = self._stale_params(self._version)
+        rows = self._again(lambda conn: self._begin(conn, params), "begin a unit of work")
+        (xid, number), stale = rows
+        self._xid, self._next = int(xid), int(number)
+        if stale is None or stale[1]:
+            return -1  # something committed since the copy's snapshot: catch up
+        # nothing did: the copy is current at this unit of work's snapshot
+        # (which sees its own writes)
+        self._advance(self._version, str(stale[0]))
         return self._version
 
-    def _begin(self, conn: psycopg.Connection[Any]) -> Any:
-        # BEGIN (or a savepoint), the schema's lock, then the version and the
-        # number this unit of work commits as, read after the lock is held.
-        version = (
-            f"SELECT value, nextval('{self._q}.versions') FROM {self._q}.meta"
-            " WHERE name = 'version'"
-        )
+    def _begin(
+        self, conn: psycopg.Connection[Any], params: dict[str, Any] | None
+    ) -> tuple[Any, Any]:
+        # BEGIN (or a savepoint), the schema's lock, then this unit of work's
+        # transaction id (assigned now, so every snapshot it takes sees its own
+        # writes), the number it commits as, and whether the copy is stale,
+        # read after the lock is held.
+        ids = f"SELECT pg_current_xact_id()::text::bigint, nextval('{self._q}.versions')"
         try:
             if self._owned:
                 with conn.pipeline():
                     conn.execute("BEGIN")
                     self._open = True
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
-                    cursor = conn.execute(version)
+                    first = conn.execute(ids)
+                    check = None if params is None else conn.execute(self._stale_query(), params)
             else:
                 # the lock timeout is ours only while waiting for the lock
                 self._start(conn, _SAVEPOINT)
@@ -529,8 +567,9 @@ class PostgresRepository(PostgresReads):
                 with conn.pipeline():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
                     conn.execute("SELECT set_config('lock_timeout', %s, true)", (old,))
-                    cursor = conn.execute(version)
-            return cursor.fetchone()
+                    first = conn.execute(ids)
+                    check = None if params is None else conn.execute(self._stale_query(), params)
+            return first.fetchone(), None if check is None else check.fetchone()
         except BaseException:
             self.rollback()
             raise
@@ -590,7 +629,7 @@ class PostgresRepository(PostgresReads):
     def _store(self, conn: psycopg.Connection[Any], staged: list[Changes]) -> None:
         merged = merge(staged)
         s = self._q
-        changed = self._next
+        changed = self._xid  # (every row records the transaction that wrote it)
         extra = {"deadlines": lambda row: (micros(row[1]),)}
         with conn.cursor() as cur:
             run = cur.executemany
@@ -654,8 +693,10 @@ class PostgresRepository(PostgresReads):
             self._undo(conn, _SAVEPOINT)
 
     def commit(self) -> int:
-        """Write what was staged, set the version and commit (inside a
+        """Write what was staged, record the commit and commit (inside a
         caller's transaction: release the savepoint). All or nothing.
+        Returns the copy's version (its snapshot now counts this commit as
+        its own).
 
         Raises:
             StorageError: a write of this unit of work failed (rolled back).
@@ -682,9 +723,9 @@ class PostgresRepository(PostgresReads):
                     if staged:
                         self._store(conn, staged)
                     conn.execute(
-                        f"UPDATE {s}.meta SET value = %s WHERE name = 'version'", (version,)
+                        f"INSERT INTO {s}.commits (version, xid) VALUES (%s, %s)",
+                        (version, self._xid),
                     )
-                    conn.execute(f"INSERT INTO {s}.commits (version) VALUES (%s)", (version,))
             except BaseException:
                 self._drop_unit()
                 raise
@@ -703,8 +744,11 @@ class PostgresRepository(PostgresReads):
                 self._drop_unit()
                 raise
         self._open = False
-        self._version = version
-        return version
+        # the copy holds this unit of work's writes: they are its own, not news
+        self._advance(
+            self._version, self._snaps.get(self._version, ("0:0:",))[0], version, self._xid
+        )
+        return self._version
 
     def rollback(self) -> None:
         """Drop the open unit of work, if any (inside a caller's transaction:

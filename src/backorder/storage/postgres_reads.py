@@ -8,13 +8,28 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ..errors import StorageCorrupted
 from .loaded import StaleCopy
 from .rows import COUNTERS, Changes, Header, Snapshot
 from .sql import KINDS as _KINDS
 from .sql import Statements, changes_from, micros, sku_changes, snapshot_of
 
 __all__ = ["PostgresReads"]
+
+
+def _unseen(snapshot: str) -> tuple[int, list[int]]:
+    # What a snapshot (`xmin:xmax:xip,...`) did not see: every transaction
+    # from xmax on, and those it lists as running (xip).
+    _, xmax, running = snapshot.split(":")
+    return int(xmax), [int(xid) for xid in running.split(",") if xid]
+
+
+def _visible(xid: int, snapshot: str) -> bool:
+    # Whether a snapshot sees the work of transaction `xid` (committed before it).
+    xmin, xmax, running = snapshot.split(":")
+    if xid < int(xmin):
+        return True
+    return xid < int(xmax) and str(xid) not in running.split(",")
+
 
 _T = TypeVar("_T")
 
@@ -23,14 +38,23 @@ class PostgresReads:
     """The reads of the repository: every one runs through `_reading` (one
     consistent view; the repository defines it)."""
 
-    __slots__ = ()
+    __slots__ = ("_snaps", "_tick", "_version")
     _q: Any
     _schema: str
     _owned: bool
     _select: dict[str, str]
+    _select_new: dict[str, str]
     _sql: Statements
+    # what each version number handed out stands for: the snapshot the book's
+    # copy is current at, and (inside a caller's transaction) the number of
+    # the book's last commit in it (0: none)
+    _snaps: dict[int, tuple[str, int, tuple[int, ...]]]
+    _tick: int
+    _version: int
 
-    def _reading(self, read: Callable[[psycopg.Connection[Any]], _T], doing: str) -> _T:
+    def _reading(
+        self, read: Callable[[psycopg.Connection[Any]], _T], doing: str, staged: bool = True
+    ) -> _T:
         raise NotImplementedError  # the repository's own (see PostgresRepository)
 
     def _many(
@@ -46,11 +70,91 @@ class PostgresReads:
     def _run(self, conn: psycopg.Connection[Any], query: str, params: Any = ()) -> list[Any]:
         return conn.execute(query, params).fetchall()
 
-    def _read_version(self, conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute(f"SELECT value FROM {self._q}.meta WHERE name = 'version'").fetchone()
-        if row is None:
-            raise StorageCorrupted(f"schema {self._schema!r} has no version row")
-        return int(row[0])
+    # -- versions: snapshots ------------------------------------------------------
+    #
+    # A version this repository hands out is a number standing for a snapshot
+    # (`pg_current_snapshot()`) at which the book's copy is current. Every row
+    # records the transaction that wrote it (`changed`); catching up reads the
+    # rows whose writer that snapshot did not see, so commits that become
+    # visible in any order are all found. `commits` lists the transaction of
+    # every commit, so "did anything commit since" is one indexed read.
+
+    def _token(self, snapshot: str, mine: int = 0, own: tuple[int, ...] = ()) -> int:
+        # A new version number for `snapshot` (the last 16 are remembered).
+        self._tick += 1
+        self._snaps[self._tick] = (snapshot, mine, own)
+        if len(self._snaps) > 16:
+            del self._snaps[min(self._snaps)]
+        self._version = self._tick
+        return self._tick
+
+    def _advance(self, version: int, snapshot: str, mine: int | None = None, xid: int = 0) -> None:
+        # The copy at `version` is current at `snapshot` too (nothing else
+        # committed in between); `mine`/`xid`: its own commit, just made.
+        _, kept, own = self._snaps.get(version, (snapshot, 0, ()))
+        own = tuple(x for x in (*own, *((xid,) if xid else ())) if not _visible(x, snapshot))
+        self._snaps[version] = (snapshot, kept if mine is None else mine, own)
+
+    def _stale_query(self) -> str:
+        # The current snapshot, and whether the copy at a snapshot is stale: a
+        # commit it did not see (from %(xmax)s on, or running then: %(xip)s)
+        # other than its own (%(own)s), or (inside a caller's transaction)
+        # the book's own last commit %(mine)s gone with a rollback. Indexed
+        # comparisons only.
+        # (the newest commits, as many as the copy has of its own and one
+        # more, are read backwards on the index: if any commit from xmax on is
+        # not the copy's, the newest such one is among them)
+        query = (
+            f"SELECT pg_current_snapshot()::text, EXISTS (SELECT 1 FROM (SELECT xid FROM"
+            f" {self._q}.commits ORDER BY xid DESC LIMIT %(k)s) AS newest"
+            " WHERE xid >= %(xmax)s::bigint AND xid <> ALL(%(own)s::bigint[]))"
+            " OR (cardinality(%(xip)s::bigint[]) > 0 AND EXISTS (SELECT 1 FROM"
+            f" {self._q}.commits WHERE xid = ANY(%(xip)s::bigint[])"
+            " AND xid <> ALL(%(own)s::bigint[])))"
+        )
+        if not self._owned:
+            query += (
+                f" OR (%(mine)s::bigint <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.commits"
+                " WHERE version = %(mine)s::bigint))"
+            )
+        return query
+
+    def _stale_params(self, version: int, own: tuple[int, ...] = ()) -> dict[str, Any] | None:
+        known = self._snaps.get(version)
+        if known is None:
+            return None
+        snapshot, mine, kept = known
+        xmax, xip = _unseen(snapshot)
+        mine_too = [*kept, *own, *self._running()]
+        return {"xmax": xmax, "xip": xip, "mine": mine, "own": mine_too, "k": len(mine_too) + 1}
+
+    def _running(self) -> tuple[int, ...]:
+        # The transaction of the open unit of work, or the caller's (its own
+        # commits, seen by itself): never news to the copy.
+        return ()
+
+    def _current(self, conn: psycopg.Connection[Any]) -> int:
+        # The version now: the copy's own when nothing committed since its
+        # snapshot (which moves forward to now), else -1 (catch up).
+        params = self._stale_params(self._version)
+        if params is None:
+            return -1
+        row = conn.execute(self._stale_query(), params).fetchone()
+        if row is None or row[1]:
+            return -1
+        self._advance(self._version, str(row[0]))
+        return self._version
+
+    def _snapshot(self, conn: psycopg.Connection[Any]) -> str:
+        row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        return str(row[0]) if row else ""
+
+    def _changed_since(self, conn: psycopg.Connection[Any], snapshot: str) -> bool:
+        xmax, xip = _unseen(snapshot)
+        own = list(self._running())
+        params = {"xmax": xmax, "xip": xip, "mine": 0, "own": own, "k": len(own) + 1}
+        row = conn.execute(self._stale_query(), params).fetchone()
+        return bool(row and row[1])
 
     def _counters(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
         return {
@@ -60,22 +164,33 @@ class PostgresReads:
 
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
         def read(conn: psycopg.Connection[Any]) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
-            if since > 0 and not self._owned:
-                found = conn.execute(
-                    f"SELECT 1 FROM {self._q}.commits WHERE version = %s", (since,)
-                ).fetchone()
-                if found is None:
-                    raise StaleCopy(
-                        f"version {since} of schema {self._schema!r} never committed "
-                        f"(the caller's transaction was rolled back)"
-                    )
             queries: dict[str, tuple[str, Any]] = {
-                table: (q, (since,)) for table, q in self._select.items()
+                "snapshot": ("SELECT pg_current_snapshot()::text", ())
             }
+            if since < 0:
+                queries.update({table: (q, (since,)) for table, q in self._select.items()})
+            else:
+                params = self._stale_params(since)
+                if params is None:
+                    raise StaleCopy(f"version {since} of schema {self._schema!r} is not known")
+                mine = params["mine"]
+                if mine and not self._owned:
+                    found = conn.execute(
+                        f"SELECT 1 FROM {self._q}.commits WHERE version = %s", (mine,)
+                    ).fetchone()
+                    if found is None:
+                        raise StaleCopy(
+                            f"commit {mine} of schema {self._schema!r} never committed "
+                            f"(the caller's transaction was rolled back)"
+                        )
+                seen = (params["xmax"], params["xip"], params["own"])
+                queries.update({table: (q, seen) for table, q in self._select_new.items()})
             queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
             rows = self._many(conn, queries)
             counters = {name: int(value) for name, value in rows.pop("meta")}
-            return counters.pop("version"), counters, rows
+            counters.pop("version", None)
+            (snapshot,) = rows.pop("snapshot")[0]
+            return self._token(str(snapshot)), counters, rows
 
         return self._reading(read, "read the book")
 
@@ -116,6 +231,7 @@ class PostgresReads:
         s = self._q
 
         def read(conn: psycopg.Connection[Any]) -> Header:
+            snapshot = self._snapshot(conn)
             counters = self._counters(conn)
             (ledger_seq,) = conn.execute(
                 f"SELECT coalesce(max(seq), 0) FROM {s}.ledger"
@@ -130,7 +246,7 @@ class PostgresReads:
                 f"SELECT value FROM {s}.settings WHERE name = 'policy'"
             ).fetchone()
             return Header(
-                counters["version"],
+                self._token(snapshot),
                 {name: counters.get(name, 0) for name in COUNTERS},
                 int(ledger_seq),
                 expired,
@@ -187,7 +303,10 @@ class PostgresReads:
             )
             return sorted(sku for (sku,) in found)
 
-        return self._reading(read, "find SKUs")
+        # (inside a unit of work the rows it staged are not written first: a
+        # book asks only for orders and receipts it does not hold whole, and
+        # every row it staged is of what it holds)
+        return self._reading(read, "find SKUs", staged=False)
 
     def due(self, until: str) -> list[str]:
         """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
@@ -198,6 +317,8 @@ class PostgresReads:
             " ON l.order_id = d.order_id WHERE d.gone = 0 AND d.due_us <= %s"
         )
         due_us = micros(until)
-        return self._reading(
-            lambda conn: [sku for (sku,) in self._run(conn, query, (due_us,))], "find deadlines"
+        return self._reading(  # (staged rows: as for `locate`; SKUs held are not loaded again)
+            lambda conn: [sku for (sku,) in self._run(conn, query, (due_us,))],
+            "find deadlines",
+            staged=False,
         )

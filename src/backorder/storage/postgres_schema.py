@@ -144,6 +144,33 @@ MIGRATIONS[3] = (
     "CREATE INDEX returns_changed ON {s}.returns (changed)",
 )
 
+# Version 4: catching up by snapshot, not by one commit counter. `changed` now
+# holds the writer's transaction id (`pg_current_xact_id()`); a book
+# remembers the snapshot it read at and reads the rows whose writer that
+# snapshot did not see. `commits` records each commit's transaction id; the
+# meta row `version` is no longer written by every commit. Rows written
+# before are marked 0 (seen by every snapshot).
+MIGRATIONS[4] = (
+    "ALTER TABLE {s}.commits ADD COLUMN xid BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX commits_xid ON {s}.commits (xid)",
+    *(
+        f"UPDATE {{s}}.{table} SET changed = 0"
+        for table in (
+            "skus",
+            "orders",
+            "lines",
+            "receipts",
+            "holds",
+            "expired_holds",
+            "expected",
+            "deadlines",
+            "ledger",
+            "settings",
+            "returns",
+        )
+    ),
+)
+
 #: The schema version this library writes.
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -45,11 +45,15 @@ class Repository(Protocol):
         ...
 
     def version(self) -> int:
-        """The commit counter now: it moves with every commit, by any writer."""
+        """The commit counter now: it moves with every commit, by any writer
+        (or any number that differs from the version the book last saw
+        whenever another writer committed since, as PostgreSQL's does)."""
         ...
 
     def begin(self) -> int:
-        """Start a unit of work and return the version it starts from.
+        """Start a unit of work and return the version it starts from (or,
+        like `version()`, a number that differs from the book's when another
+        writer committed since).
 
         Either exclude other writers until `commit`/`rollback` (SQLite does),
         or let `commit` raise `ConcurrencyConflict` if the version moved.
