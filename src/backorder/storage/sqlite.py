@@ -43,6 +43,16 @@ _ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
 # What `load` reads (every row); `load_changes` reads rows changed after a version.
 _SELECT = {table: query + _ORDER.get(table, "") for table, query in _SQL.select_changed.items()}
 _SELECT["settings"] = "SELECT name, value FROM settings WHERE changed > ?"
+# The ledger has no `changed` index (schema 5): entries are appended in `seq`
+# order one commit after another, so what was written after a version is a
+# range of the key from the first such entry (`_ledger_from`).
+_SELECT["ledger"] = (
+    "SELECT " + _SQL.select["ledger"][len("SELECT ") :].split(" FROM ")[0]
+    + " FROM ledger WHERE seq >= ? AND changed > ? ORDER BY seq"
+)
+_FIRST_LEDGER_FROM = "SELECT changed FROM ledger WHERE seq >= ? ORDER BY seq LIMIT 1"
+_OUTBOX_INSERT = "INSERT INTO outbox (id, event) VALUES (?, ?)"
+_META_UPDATE = "UPDATE meta SET value = ? WHERE name = ?"
 
 
 _R = TypeVar("_R")
@@ -112,7 +122,7 @@ class SQLiteRepository:
     Cost: opening O(1) (plus a migration once); see each method.
     """
 
-    __slots__ = ("_conn", "_failed", "_path", "_pid", "_staged", "_version", "lazy")
+    __slots__ = ("_begun", "_conn", "_failed", "_meta", "_path", "_pid", "_staged", "_version", "lazy")
 
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 30.0, lazy: bool = True
@@ -167,6 +177,9 @@ class SQLiteRepository:
         self._conn: sqlite3.Connection | None = conn
         self._pid = os.getpid()
         self._version = 0
+        # the `meta` counters as this unit of work has them (read at `begin`)
+        self._meta: dict[str, int] = {}
+        self._begun: dict[str, int] = {}
         self._staged: list[Changes] = []
         self._failed: BaseException | None = None
 
@@ -192,6 +205,15 @@ class SQLiteRepository:
             row = None  # no schema_version table yet
         if row is not None and row[0] == SCHEMA_VERSION:
             return
+        # Tables are rebuilt with foreign keys off (they can only be switched
+        # outside a transaction); every reference is checked before the commit.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            self._migrate_locked(conn)
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate_locked(self, conn: sqlite3.Connection) -> None:
         self._lock(conn)
         try:
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
@@ -215,6 +237,12 @@ class SQLiteRepository:
                 for statement in MIGRATIONS[version]:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            broken = conn.execute("PRAGMA foreign_key_check").fetchmany(3)
+            if broken:
+                raise StorageCorrupted(
+                    f"{self._path!r} has rows that refer to rows it does not hold "
+                    f"(table, row, parent: {broken!r}); it was left as it was"
+                )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -244,14 +272,37 @@ class SQLiteRepository:
     def _read_version(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
 
+    @staticmethod
+    def _ledger_from(conn: sqlite3.Connection, since: int) -> int:
+        # The smallest x such that the first entry with seq >= x was written
+        # after version `since` (entries are appended in seq order, commit
+        # after commit): a binary search on the key, O(log entries) look-ups.
+        low, high = conn.execute("SELECT min(seq), max(seq) FROM ledger").fetchone()
+        if high is None:
+            return 0
+        last = conn.execute(_FIRST_LEDGER_FROM, (high,)).fetchone()
+        if last[0] <= since:
+            return int(high) + 1  # nothing written since
+        low, high = int(low), int(high)
+        while low < high:
+            middle = (low + high) // 2
+            if conn.execute(_FIRST_LEDGER_FROM, (middle,)).fetchone()[0] > since:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
         # Every row written after version `since`, in one read transaction.
         conn, own = self._reading()
         try:
             version = self._read_version(conn)
             counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            floor = self._ledger_from(conn, since) if since >= 0 else -(2**63)
             rows = {
-                table: conn.execute(query, (since,)).fetchall() for table, query in _SELECT.items()
+                table: conn.execute(query, (floor, since) if table == "ledger" else (since,))
+                .fetchall()
+                for table, query in _SELECT.items()
             }
         except sqlite3.DatabaseError as exc:
             raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
@@ -437,7 +488,9 @@ class SQLiteRepository:
         self._lock(conn)
         self._staged = []
         self._failed = None
-        self._version = self._read_version(conn)
+        self._begun = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        self._meta = dict(self._begun)
+        self._version = int(self._meta["version"])
         return self._version
 
     @_mapped
@@ -504,8 +557,11 @@ class SQLiteRepository:
                     for hold_id, still in merged.expired_holds.items()
                 ],
             )
+        meta = self._meta
         if merged.events:
-            run("INSERT INTO outbox (event) VALUES (?)", [(text,) for text in merged.events])
+            first = meta["event_seq"] + 1
+            run(_OUTBOX_INSERT, enumerate(merged.events, first))
+            meta["event_seq"] = first + len(merged.events) - 1
         if merged.policy is not None:
             conn.execute(
                 "INSERT INTO settings (name, value, changed) VALUES ('policy', ?, ?)"
@@ -513,11 +569,7 @@ class SQLiteRepository:
                 " changed = excluded.changed",
                 (merged.policy, changed),
             )
-        if merged.counters:
-            run(
-                "UPDATE meta SET value = ? WHERE name = ?",
-                [(value, name) for name, value in merged.counters.items()],
-            )
+        meta.update(merged.counters)
 
     @_mapped
     def commit(self) -> int:
@@ -540,7 +592,13 @@ class SQLiteRepository:
         if self._staged:
             self._flush(conn)
         version = self._version + 1
-        conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (version,))
+        meta = self._meta
+        meta["version"] = version
+        # only the counters that moved (one page of `meta` either way)
+        conn.executemany(
+            _META_UPDATE,
+            [(value, name) for name, value in meta.items() if self._begun.get(name) != value],
+        )
         conn.execute("COMMIT")
         self._version = version
         return version
