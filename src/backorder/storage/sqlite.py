@@ -24,6 +24,7 @@ from .rows import (
     COUNTERS,
     Changes,
     Header,
+    Merged,
     Snapshot,
     merge,
 )
@@ -47,9 +48,33 @@ _SELECT["settings"] = "SELECT name, value FROM settings WHERE changed > ?"
 # order one commit after another, so what was written after a version is a
 # range of the key from the first such entry (`_ledger_from`).
 _SELECT["ledger"] = (
-    "SELECT " + _SQL.select["ledger"][len("SELECT ") :].split(" FROM ")[0]
+    "SELECT "
+    + _SQL.select["ledger"][len("SELECT ") :].split(" FROM ")[0]
     + " FROM ledger WHERE seq >= ? AND changed > ? ORDER BY seq"
 )
+# (schema 5) No `changed` index on orders: an order's row is written only
+# with its lines (see `_store`), so the orders written after a version are
+# those of the lines written after it.
+_SELECT["orders"] = (
+    _SQL.select["orders"]
+    + " WHERE order_id IN (SELECT order_id FROM lines WHERE changed > ?) ORDER BY seq"
+)
+# A line whose key and closed counts stay is updated without touching the
+# columns `lines_open` and `lines_by_sku` are made of (SQLite rewrites an
+# index entry whenever an UPDATE assigns one of its columns, equal or not:
+# a page per line); what that misses (new lines, moved or closed ones) goes
+# through the upsert, which leaves alone a row already stored exactly so.
+_LINE_COUNTS = (
+    "UPDATE lines SET slot = ?, allocated = ?, firm = ?, returned = ?, changed = ?"
+    " WHERE order_id = ? AND sku = ? AND rank = ? AND seq = ? AND shipped = ? AND cancelled = ?"
+)
+_LINE_VALUES = ("rank", "seq", "slot", "allocated", "shipped", "cancelled", "firm", "returned")
+_LINE_UPSERT = (
+    _SQL.upsert["lines"]
+    + f" WHERE ({', '.join('lines.' + c for c in (*_LINE_VALUES, 'changed'))})"
+    + f" <> ({', '.join('excluded.' + c for c in (*_LINE_VALUES, 'changed'))})"
+)
+_TOUCH_LINES = "UPDATE lines SET changed = ? WHERE order_id = ? AND changed <> ?"
 _FIRST_LEDGER_FROM = "SELECT changed FROM ledger WHERE seq >= ? ORDER BY seq LIMIT 1"
 _OUTBOX_INSERT = "INSERT INTO outbox (id, event) VALUES (?, ?)"
 _META_UPDATE = "UPDATE meta SET value = ? WHERE name = ?"
@@ -122,7 +147,17 @@ class SQLiteRepository:
     Cost: opening O(1) (plus a migration once); see each method.
     """
 
-    __slots__ = ("_begun", "_conn", "_failed", "_meta", "_path", "_pid", "_staged", "_version", "lazy")
+    __slots__ = (
+        "_begun",
+        "_conn",
+        "_failed",
+        "_meta",
+        "_path",
+        "_pid",
+        "_staged",
+        "_version",
+        "lazy",
+    )
 
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 30.0, lazy: bool = True
@@ -300,8 +335,9 @@ class SQLiteRepository:
             counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
             floor = self._ledger_from(conn, since) if since >= 0 else -(2**63)
             rows = {
-                table: conn.execute(query, (floor, since) if table == "ledger" else (since,))
-                .fetchall()
+                table: conn.execute(
+                    query, (floor, since) if table == "ledger" else (since,)
+                ).fetchall()
                 for table, query in _SELECT.items()
             }
         except sqlite3.DatabaseError as exc:
@@ -402,7 +438,13 @@ class SQLiteRepository:
             for first in range(0, len(names), 500):
                 chunk = names[first : first + 500]
                 marks = ",".join("?" * len(chunk))
-                of_orders = f"SELECT order_id FROM lines WHERE sku IN ({marks})"
+                # (the open lines, then the closed ones: each by its partial index)
+                of_orders = (
+                    f"SELECT order_id FROM lines WHERE sku IN ({marks})"
+                    " AND shipped + cancelled < ordered UNION ALL"
+                    f" SELECT order_id FROM lines WHERE sku IN ({marks})"
+                    " AND shipped + cancelled >= ordered"
+                )
                 for table, query in (
                     ("skus", _SQL.select["skus"] + f" WHERE sku IN ({marks}) ORDER BY rowid"),
                     (
@@ -431,7 +473,8 @@ class SQLiteRepository:
                     ("returns", _SQL.select["returns"] + f" WHERE sku IN ({marks})"),
                 ):
                     make = _KINDS[table]._make
-                    rows[table].extend(make(row) for row in conn.execute(query, chunk))
+                    params = chunk * (query.count("?") // len(chunk))
+                    rows[table].extend(make(row) for row in conn.execute(query, params))
         except sqlite3.DatabaseError as exc:
             raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
         finally:
@@ -540,7 +583,9 @@ class SQLiteRepository:
         changed = self._version + 1
         extra = {"deadlines": lambda row: (micros(row[1]),)}
         for table, rows in statement_rows(merged, changed, extra):
-            if table.endswith(":gone"):
+            if table == "lines":
+                self._store_lines(conn, merged, rows, changed)
+            elif table.endswith(":gone"):
                 name = table[: -len(":gone")]
                 key = _GONE_KEYS[name]
                 # table and key names come from this module, never from a user
@@ -570,6 +615,30 @@ class SQLiteRepository:
                 (merged.policy, changed),
             )
         meta.update(merged.counters)
+
+    @staticmethod
+    def _store_lines(
+        conn: sqlite3.Connection, merged: Merged, rows: list[tuple[Any, ...]], changed: int
+    ) -> None:
+        # Lines of orders written now (placed, re-ranked) by the upsert; the
+        # others first as counts only (see `_LINE_COUNTS`).
+        orders = merged.orders
+        kept = [row for row in rows if row[0] not in orders]
+        if kept:
+            conn.executemany(
+                _LINE_COUNTS,
+                [
+                    (r[4], r[6], r[9], r[10], changed, r[0], r[1], r[2], r[3], r[7], r[8])
+                    for r in kept
+                ],
+            )
+        conn.executemany(_LINE_UPSERT, rows)
+        # an order written without its lines (not something a book does) still
+        # marks them written now, so catching up reads the order
+        covered = {row[0] for row in rows}
+        missing = [(changed, order_id, changed) for order_id in orders if order_id not in covered]
+        if missing:
+            conn.executemany(_TOUCH_LINES, missing)
 
     @_mapped
     def commit(self) -> int:

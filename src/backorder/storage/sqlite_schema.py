@@ -147,15 +147,20 @@ MIGRATIONS[4] = (
 # Version 5: fewer pages written per commit and a smaller file (issue 13).
 # Tables keyed by text are rebuilt WITHOUT ROWID, clustered on their primary
 # key (one b-tree instead of a table and its key's index): `lines` keyed
-# (order_id, sku) serves the by-order look-ups, so `lines_by_order` goes;
-# `lines_by_sku` keeps only the SKU (the queue order of open lines is
-# `lines_open`, a partial index holding open lines only); `orders.seq` loses
-# its UNIQUE index (nothing looks an order up by its number). The ledger
-# loses its `changed` index: it is appended in `seq` order, one commit after
-# another, so catching up seeks the first entry written after a version in
-# its key (see `SQLiteRepository._ledger_from`). The outbox drops
-# AUTOINCREMENT (a page of `sqlite_sequence` per commit): its ids come from
-# the `event_seq` counter in `meta`, never handed out twice.
+# (order_id, sku) serves the by-order look-ups, so `lines_by_order` goes.
+# A SKU's lines are two partial indexes: `lines_open` (the open lines in
+# queue order: what a SKU's queue reads) and `lines_closed` (shipped or
+# cancelled in full: history), so a new line is written to one of them and
+# a line that only changes its allocation to neither. `orders` is keyed by
+# its arrival number (`seq`, the order a book reads them in: appended, no
+# sort on load), its id UNIQUE, and has no `changed` index: an order's row is
+# only ever written with every line of it (`Touched.record`; the adapter
+# makes sure), so the orders written after a version are those of the lines
+# written after it. The ledger loses its `changed` index: it is appended in
+# `seq` order, one commit after another, so catching up seeks the first
+# entry written after a version in its key (`SQLiteRepository._ledger_from`).
+# The outbox drops AUTOINCREMENT (a page of `sqlite_sequence` per commit):
+# its ids come from the `event_seq` counter in `meta`, never handed out twice.
 # (Rebuilt with foreign keys off, as SQLite's ALTER TABLE documentation says,
 # and checked with `PRAGMA foreign_key_check` before the commit.)
 _LINE_COLUMNS = (
@@ -165,12 +170,12 @@ _LINE_COLUMNS = (
 _REBUILT: tuple[tuple[str, str, str], ...] = (
     (
         "orders",
-        """(order_id TEXT PRIMARY KEY,
-            seq INTEGER NOT NULL,
+        """(seq INTEGER PRIMARY KEY,
+            order_id TEXT NOT NULL UNIQUE,
             rank INTEGER NOT NULL,
             body TEXT NOT NULL,
-            changed INTEGER NOT NULL) WITHOUT ROWID""",
-        "order_id, seq, rank, body, changed",
+            changed INTEGER NOT NULL)""",
+        "seq, order_id, rank, body, changed",
     ),
     (
         "lines",
@@ -272,9 +277,12 @@ MIGRATIONS[5] = (
         )
     ),
     "DROP INDEX ledger_changed",
-    "CREATE INDEX orders_changed ON orders (changed)",
-    "CREATE INDEX lines_by_sku ON lines (sku)",
-    "CREATE INDEX lines_open ON lines (sku, rank, seq) WHERE shipped + cancelled < ordered",
+    # (written `ordered > ...`: SQLite turns a query's `shipped + cancelled <
+    # ordered` round so the column comes first, and uses a partial index only
+    # when its WHERE is the query's term as turned; written the other way round
+    # the index serves no query)
+    "CREATE INDEX lines_open ON lines (sku, rank, seq) WHERE ordered > shipped + cancelled",
+    "CREATE INDEX lines_closed ON lines (sku) WHERE ordered <= shipped + cancelled",
     "CREATE INDEX lines_changed ON lines (changed)",
     "CREATE INDEX receipts_changed ON receipts (changed)",
     "CREATE INDEX returns_by_sku ON returns (sku)",
