@@ -78,25 +78,6 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _bare_commits(path: str, n: int) -> tuple[float, float]:
-    """The durability floor: one row and one fsync'd commit per operation.
-    (ops/s, WAL frames per commit)"""
-    conn = _connect(path)
-    conn.execute("CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, sku TEXT, quantity INTEGER)")
-    conn.execute("DELETE FROM t")
-    frames = _frames(path)
-    start = time.perf_counter()
-    for i in range(n):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t VALUES (?, ?, ?)", (f"o{i}", "SKU-1", 3))
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    frames = _frames(path) - frames
-    conn.close()
-    _checkpoint(path)
-    return n / elapsed, frames / n
-
-
 def _bare_bulk(path: str, n: int) -> float:
     conn = _connect(path)
     conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, sku TEXT, quantity INTEGER)")
@@ -204,20 +185,6 @@ def _receive_on(book: BackorderBook, sku: str, quantity: int, reference: str) ->
     book.receive(sku, quantity, reference=reference)
 
 
-def _place_all(place: Any, orders: list[Order], prefix: str) -> float:
-    start = time.perf_counter()
-    for order in orders:
-        place(attrs_evolve_id(order, prefix))
-    return len(orders) / (time.perf_counter() - start)
-
-
-def _receive_all(receive: Any, n: int, prefix: str) -> float:
-    start = time.perf_counter()
-    for i in range(n):
-        receive(SKUS[i % len(SKUS)], 3, f"GRN-{prefix}{i}")
-    return n / (time.perf_counter() - start)
-
-
 def attrs_evolve_id(order: Order, prefix: str) -> Order:
     """The same order under another id (each round places new orders)."""
     return Order(prefix + order.id, order.lines)
@@ -226,54 +193,75 @@ def attrs_evolve_id(order: Order, prefix: str) -> Order:
 _PER_OP = ("sqlite", "memory", "bare_sqlite", "hand_sqlite")
 
 
-def per_operation(directory: str, n: int, rounds: int = 3) -> dict[str, dict[str, float]]:
+class _Bare:
+    """The durability floor as a book: one row and one fsync'd commit per call."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.conn = _connect(path)
+        self.conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, sku TEXT, quantity INTEGER)")
+        self.count = 0
+
+    def commit_one(self, *_: object) -> None:
+        """One INSERT, one COMMIT."""
+        self.count += 1
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("INSERT INTO t VALUES (?, ?, ?)", (f"o{self.count}", "SKU-1", 3))
+        self.conn.execute("COMMIT")
+
+
+def per_operation(
+    directory: str, n: int, rounds: int = 3, chunk: int = 20
+) -> dict[str, dict[str, float]]:
     """place and receive, one commit each: SQLite book, in-memory book, bare
-    sqlite3 commits, the hand-written sqlite3 book; the rounds alternate
-    between them and the median of the rounds is kept (rates in ops/s, and
-    `*_frames`: WAL frames per commit)."""
+    sqlite3 commits, the hand-written sqlite3 book. The four take turns every
+    `chunk` operations (the first of each turn rotating), so the disk's and
+    the machine's noise hits them alike; rates in ops/s over all rounds, and
+    `*_frames`: WAL frames per commit."""
     orders = _orders(n, seed=5)
     path = os.path.join(directory, "per-op.db")
     sqlite_book = BackorderBook.open(path, PartialFill())
     _repository_connection(sqlite_book).execute("PRAGMA wal_autocheckpoint = 0")
     memory_book = BackorderBook(PartialFill())
     hand = HandWritten(os.path.join(directory, "hand.db"))
-    seen: dict[str, dict[str, list[float]]] = {name: {} for name in _PER_OP}
-
-    def keep(name: str, metric: str, value: float) -> None:
-        seen[name].setdefault(metric, []).append(value)
-
+    bare = _Bare(os.path.join(directory, "bare.db"))
+    doers: dict[str, tuple[Any, Any, str]] = {
+        "sqlite": (sqlite_book.place, functools.partial(_receive_on, sqlite_book), path),
+        "memory": (memory_book.place, functools.partial(_receive_on, memory_book), ""),
+        "bare_sqlite": (bare.commit_one, bare.commit_one, bare.path),
+        "hand_sqlite": (hand.place, hand.receive_as, hand.path),
+    }
+    seconds = {name: {"place": 0.0, "receive": 0.0} for name in _PER_OP}
+    frames = {name: {"place": 0, "receive": 0} for name in _PER_OP}
+    turn = 0
     for round_ in range(rounds):
         prefix = f"r{round_}-"
-        for name in _PER_OP:
-            if name == "bare_sqlite":
-                rate, frames = _bare_commits(os.path.join(directory, "bare.db"), n)
-                for metric in ("place", "receive"):
-                    keep(name, metric, rate)
-                    keep(name, metric + "_frames", frames)
-                continue
-            if name == "sqlite":
-                place, watched = sqlite_book.place, path
-                receive = functools.partial(_receive_on, sqlite_book)
-            elif name == "memory":
-                place, watched = memory_book.place, ""
-                receive = functools.partial(_receive_on, memory_book)
-            else:
-                place, receive, watched = hand.place, hand.receive_as, hand.path
-            before = _frames(watched) if watched else 0
-            placed = _place_all(place, orders, prefix)
-            middle = _frames(watched) if watched else 0
-            received = _receive_all(receive, n, prefix)
-            after = _frames(watched) if watched else 0
-            keep(name, "place", placed)
-            keep(name, "receive", received)
-            if watched:
-                keep(name, "place_frames", (middle - before) / n)
-                keep(name, "receive_frames", (after - middle) / n)
+        for metric in ("place", "receive"):
+            for first in range(0, n, chunk):
+                turn += 1
+                names = _PER_OP[turn % 4 :] + _PER_OP[: turn % 4]
+                for name in names:
+                    place, receive, watched = doers[name]
+                    before = _frames(watched) if watched else 0
+                    start = time.perf_counter()
+                    if metric == "place":
+                        for order in orders[first : first + chunk]:
+                            place(attrs_evolve_id(order, prefix))
+                    else:
+                        for i in range(first, min(n, first + chunk)):
+                            receive(SKUS[i % len(SKUS)], 3, f"GRN-{prefix}{i}")
+                    seconds[name][metric] += time.perf_counter() - start
+                    frames[name][metric] += (_frames(watched) - before) if watched else 0
     sqlite_book.close()
     hand.close()
+    bare.conn.close()
+    total = n * rounds
     return {
-        name: {metric: statistics.median(values) for metric, values in metrics.items()}
-        for name, metrics in seen.items()
+        name: {
+            **{metric: total / seconds[name][metric] for metric in ("place", "receive")},
+            **{metric + "_frames": frames[name][metric] / total for metric in ("place", "receive")},
+        }
+        for name in _PER_OP
     }
 
 
@@ -393,7 +381,7 @@ def opening(directory: str, n: int) -> dict[str, float]:
 def run(quick: bool, opening_too: bool = True) -> dict[str, Any]:
     """Every storage benchmark; small sizes when `quick`."""
     with tempfile.TemporaryDirectory(prefix="backorder-bench-") as directory:
-        ops = per_operation(directory, 300 if quick else 2_000)
+        ops = per_operation(directory, 200 if quick else 2_000)
         batch = bulk(directory, 20_000 if quick else 100_000)
         opened = opening(directory, 100_000 if quick else 1_000_000) if opening_too else {}
     return {"per_operation": ops, "bulk": batch, "open": opened}
