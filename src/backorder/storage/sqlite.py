@@ -60,7 +60,7 @@ _SELECT["orders"] = (
     + " WHERE order_id IN (SELECT order_id FROM lines WHERE changed > ?) ORDER BY seq"
 )
 # A line whose key and closed counts stay is updated without touching the
-# columns `lines_open` and `lines_by_sku` are made of (SQLite rewrites an
+# columns `lines_open` and `lines_closed` are made of (SQLite rewrites an
 # index entry whenever an UPDATE assigns one of its columns, equal or not:
 # a page per line); what that misses (new lines, moved or closed ones) goes
 # through the upsert, which leaves alone a row already stored exactly so.
@@ -149,7 +149,6 @@ class SQLiteRepository:
     """
 
     __slots__ = (
-        "_begun",
         "_conn",
         "_failed",
         "_meta",
@@ -213,9 +212,9 @@ class SQLiteRepository:
         self._conn: sqlite3.Connection | None = conn
         self._pid = os.getpid()
         self._version = 0
-        # the `meta` counters as this unit of work has them (read at `begin`)
+        # the `meta` counters as this unit of work has written them (read at
+        # `begin`; only those that move are written again)
         self._meta: dict[str, int] = {}
-        self._begun: dict[str, int] = {}
         self._staged: list[Changes] = []
         self._failed: BaseException | None = None
 
@@ -372,7 +371,9 @@ class SQLiteRepository:
         Raises:
             StorageCorrupted: SQLite cannot read the file.
 
-        Cost: O(rows written since `since`) (indexed on `changed`).
+        Cost: O(rows written since `since`) (indexed on `changed`; the
+        ledger by its key, from the first entry written after `since`, found
+        in O(log entries) look-ups).
         """
         version, counters, rows = self._read(since)
         return version, changes_from(counters, rows)
@@ -534,8 +535,7 @@ class SQLiteRepository:
         self._lock(conn)
         self._staged = []
         self._failed = None
-        self._begun = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        self._meta = dict(self._begun)
+        self._meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
         self._version = int(self._meta["version"])
         return self._version
 
@@ -606,10 +606,11 @@ class SQLiteRepository:
                 ],
             )
         meta = self._meta
+        moved = {name: value for name, value in merged.counters.items() if meta.get(name) != value}
         if merged.events:
             first = meta["event_seq"] + 1
             run(_OUTBOX_INSERT, enumerate(merged.events, first))
-            meta["event_seq"] = first + len(merged.events) - 1
+            moved["event_seq"] = first + len(merged.events) - 1
         if merged.policy is not None:
             conn.execute(
                 "INSERT INTO settings (name, value, changed) VALUES ('policy', ?, ?)"
@@ -617,7 +618,9 @@ class SQLiteRepository:
                 " changed = excluded.changed",
                 (merged.policy, changed),
             )
-        meta.update(merged.counters)
+        if moved:  # (written now: a read later in this unit of work sees them)
+            run(_META_UPDATE, [(value, name) for name, value in moved.items()])
+            meta.update(moved)
 
     @staticmethod
     def _store_lines(
@@ -664,13 +667,7 @@ class SQLiteRepository:
         if self._staged:
             self._flush(conn)
         version = self._version + 1
-        meta = self._meta
-        meta["version"] = version
-        # only the counters that moved (one page of `meta` either way)
-        conn.executemany(
-            _META_UPDATE,
-            [(value, name) for name, value in meta.items() if self._begun.get(name) != value],
-        )
+        conn.execute(_META_UPDATE, (version, "version"))
         conn.execute("COMMIT")
         self._version = version
         return version
