@@ -25,6 +25,7 @@ from .rows import (
     Changes,
     Header,
     LedgerRow,
+    Merged,
     ReceiptRow,
     Snapshot,
     merge,
@@ -45,6 +46,41 @@ _ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
 # What `load` reads (every row); `load_changes` reads rows changed after a version.
 _SELECT = {table: query + _ORDER.get(table, "") for table, query in _SQL.select_changed.items()}
 _SELECT["settings"] = "SELECT name, value FROM settings WHERE changed > ?"
+# The ledger has no `changed` index (schema 5): entries are appended in `seq`
+# order one commit after another, so what was written after a version is a
+# range of the key from the first such entry (`_ledger_from`).
+_SELECT["ledger"] = (
+    "SELECT "
+    + _SQL.select["ledger"][len("SELECT ") :].split(" FROM ")[0]
+    + " FROM ledger WHERE seq >= ? AND changed > ? ORDER BY seq"
+)
+# (schema 5) No `changed` index on orders: an order's row is written only
+# with its lines (see `_store`), so the orders written after a version are
+# those of the lines written after it.
+_SELECT["orders"] = (
+    _SQL.select["orders"]
+    + " WHERE order_id IN (SELECT order_id FROM lines WHERE changed > ?) ORDER BY seq"
+)
+# A line whose key and closed counts stay is updated without touching the
+# columns `lines_open` and `lines_closed` are made of (SQLite rewrites an
+# index entry whenever an UPDATE assigns one of its columns, equal or not:
+# a page per line); what that misses (new lines, moved or closed ones) goes
+# through the upsert, which leaves alone a row already stored exactly so.
+_LINE_COUNTS = (
+    "UPDATE lines SET slot = ?, allocated = ?, firm = ?, returned = ?, changed = ?"
+    " WHERE order_id = ? AND sku = ? AND rank = ? AND seq = ? AND shipped = ? AND cancelled = ?"
+)
+_LINE_VALUES = ("rank", "seq", "slot", "allocated", "shipped", "cancelled", "firm", "returned")
+_LINE_UPSERT = (
+    _SQL.upsert["lines"]
+    + f" WHERE ({', '.join('lines.' + c for c in (*_LINE_VALUES, 'changed'))})"
+    + f" <> ({', '.join('excluded.' + c for c in (*_LINE_VALUES, 'changed'))})"
+)
+_TOUCH_LINES = "UPDATE lines SET changed = ? WHERE order_id = ? AND changed <> ?"
+_SKUS_OF_ORDER = "SELECT sku FROM lines WHERE order_id = ?"
+_FIRST_LEDGER_FROM = "SELECT changed FROM ledger WHERE seq >= ? ORDER BY seq LIMIT 1"
+_OUTBOX_INSERT = "INSERT INTO outbox (id, event) VALUES (?, ?)"
+_META_UPDATE = "UPDATE meta SET value = ? WHERE name = ?"
 
 
 _R = TypeVar("_R")
@@ -114,7 +150,17 @@ class SQLiteRepository:
     Cost: opening O(1) (plus a migration once); see each method.
     """
 
-    __slots__ = ("_conn", "_failed", "_path", "_pid", "_staged", "_version", "lazy", "rows_read")
+    __slots__ = (
+        "_conn",
+        "_failed",
+        "_meta",
+        "_path",
+        "_pid",
+        "_staged",
+        "_version",
+        "lazy",
+        "rows_read",
+    )
 
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 30.0, lazy: bool = True
@@ -172,6 +218,9 @@ class SQLiteRepository:
         self._conn: sqlite3.Connection | None = conn
         self._pid = os.getpid()
         self._version = 0
+        # the `meta` counters as this unit of work has written them (read at
+        # `begin`; only those that move are written again)
+        self._meta: dict[str, int] = {}
         self._staged: list[Changes] = []
         self._failed: BaseException | None = None
 
@@ -197,6 +246,15 @@ class SQLiteRepository:
             row = None  # no schema_version table yet
         if row is not None and row[0] == SCHEMA_VERSION:
             return
+        # Tables are rebuilt with foreign keys off (they can only be switched
+        # outside a transaction); every reference is checked before the commit.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            self._migrate_locked(conn)
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate_locked(self, conn: sqlite3.Connection) -> None:
         self._lock(conn)
         try:
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
@@ -220,6 +278,12 @@ class SQLiteRepository:
                 for statement in MIGRATIONS[version]:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            broken = conn.execute("PRAGMA foreign_key_check").fetchmany(3)
+            if broken:
+                raise StorageCorrupted(
+                    f"{self._path!r} has rows that refer to rows it does not hold "
+                    f"(table, row, parent: {broken!r}); it was left as it was"
+                )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -249,15 +313,36 @@ class SQLiteRepository:
     def _read_version(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
 
+    @staticmethod
+    def _ledger_from(conn: sqlite3.Connection, since: int) -> int:
+        # The smallest x such that the first entry with seq >= x was written
+        # after version `since` (entries are appended in seq order, commit
+        # after commit): a binary search on the key, O(log entries) look-ups.
+        low, high = conn.execute("SELECT min(seq), max(seq) FROM ledger").fetchone()
+        if high is None:
+            return 0
+        last = conn.execute(_FIRST_LEDGER_FROM, (high,)).fetchone()
+        if last[0] <= since:
+            return int(high) + 1  # nothing written since
+        low, high = int(low), int(high)
+        while low < high:
+            middle = (low + high) // 2
+            if conn.execute(_FIRST_LEDGER_FROM, (middle,)).fetchone()[0] > since:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
         # Every row written after version `since`, in one read transaction.
         conn, own = self._reading()
         try:
             version = self._read_version(conn)
             counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            floor = self._ledger_from(conn, since) if since >= 0 else -(2**63)
             rows: dict[str, list[Any]] = {}
             for table, query in _SELECT.items():
-                cursor = conn.execute(query, (since,))
+                cursor = conn.execute(query, (floor, since) if table == "ledger" else (since,))
                 kind = _KINDS.get(table)
                 if since < 0 and kind is not None and table not in _GONE_KEYS:
                     # a whole load: each row made its row value at once (one
@@ -296,7 +381,9 @@ class SQLiteRepository:
         Raises:
             StorageCorrupted: SQLite cannot read the file.
 
-        Cost: O(rows written since `since`) (indexed on `changed`).
+        Cost: O(rows written since `since`) (indexed on `changed`; the
+        ledger by its key, from the first entry written after `since`, found
+        in O(log entries) look-ups).
         """
         version, counters, rows = self._read(since)
         return version, changes_from(counters, rows)
@@ -358,8 +445,8 @@ class SQLiteRepository:
         `load` read them when asked for.
 
         Cost: O(rows returned) (indexed; the open lines through the partial
-        index `lines_open` when the schema has it), plus a backward scan of
-        the ledger to each SKU's last entry.
+        index `lines_open` when the schema has it; each SKU's last ledger
+        entry through `ledger_by_sku`).
 
         Raises:
             StorageCorrupted: SQLite cannot read the file.
@@ -517,6 +604,8 @@ class SQLiteRepository:
         receipts it does not hold, which staged rows never change.
         Cost: O(result)."""
         conn = self._connection()
+        if len(order_ids) == 1 and not references:  # (every place asks this)
+            return sorted({sku for (sku,) in conn.execute(_SKUS_OF_ORDER, (order_ids[0],))})
         found: set[str] = set()
         for values, query in (
             (list(order_ids), "SELECT DISTINCT sku FROM lines WHERE order_id IN ({})"),
@@ -558,7 +647,8 @@ class SQLiteRepository:
         self._lock(conn)
         self._staged = []
         self._failed = None
-        self._version = self._read_version(conn)
+        self._meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        self._version = int(self._meta["version"])
         return self._version
 
     @_mapped
@@ -608,7 +698,9 @@ class SQLiteRepository:
         changed = self._version + 1
         extra = {"deadlines": lambda row: (micros(row[1]),)}
         for table, rows in statement_rows(merged, changed, extra):
-            if table.endswith(":gone"):
+            if table == "lines":
+                self._store_lines(conn, merged, rows, changed)
+            elif table.endswith(":gone"):
                 name = table[: -len(":gone")]
                 key = _GONE_KEYS[name]
                 # table and key names come from this module, never from a user
@@ -625,8 +717,12 @@ class SQLiteRepository:
                     for hold_id, still in merged.expired_holds.items()
                 ],
             )
+        meta = self._meta
+        moved = {name: value for name, value in merged.counters.items() if meta.get(name) != value}
         if merged.events:
-            run("INSERT INTO outbox (event) VALUES (?)", [(text,) for text in merged.events])
+            first = meta["event_seq"] + 1
+            run(_OUTBOX_INSERT, enumerate(merged.events, first))
+            moved["event_seq"] = first + len(merged.events) - 1
         if merged.policy is not None:
             conn.execute(
                 "INSERT INTO settings (name, value, changed) VALUES ('policy', ?, ?)"
@@ -634,11 +730,33 @@ class SQLiteRepository:
                 " changed = excluded.changed",
                 (merged.policy, changed),
             )
-        if merged.counters:
-            run(
-                "UPDATE meta SET value = ? WHERE name = ?",
-                [(value, name) for name, value in merged.counters.items()],
+        if moved:  # (written now: a read later in this unit of work sees them)
+            run(_META_UPDATE, [(value, name) for name, value in moved.items()])
+            meta.update(moved)
+
+    @staticmethod
+    def _store_lines(
+        conn: sqlite3.Connection, merged: Merged, rows: list[tuple[Any, ...]], changed: int
+    ) -> None:
+        # Lines of orders written now (placed, re-ranked) by the upsert; the
+        # others first as counts only (see `_LINE_COUNTS`).
+        orders = merged.orders
+        kept = [row for row in rows if row[0] not in orders]
+        if kept:
+            conn.executemany(
+                _LINE_COUNTS,
+                [
+                    (r[4], r[6], r[9], r[10], changed, r[0], r[1], r[2], r[3], r[7], r[8])
+                    for r in kept
+                ],
             )
+        conn.executemany(_LINE_UPSERT, rows)
+        # an order written without its lines (not something a book does) still
+        # marks them written now, so catching up reads the order
+        covered = {row[0] for row in rows}
+        missing = [(changed, order_id, changed) for order_id in orders if order_id not in covered]
+        if missing:
+            conn.executemany(_TOUCH_LINES, missing)
 
     @_mapped
     def commit(self) -> int:
@@ -661,7 +779,7 @@ class SQLiteRepository:
         if self._staged:
             self._flush(conn)
         version = self._version + 1
-        conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (version,))
+        conn.execute(_META_UPDATE, (version, "version"))
         conn.execute("COMMIT")
         self._version = version
         return version

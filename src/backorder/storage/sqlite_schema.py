@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import NotABackorderDatabase, UnsupportedSchema
 
-__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "inspect_file"]
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "REBUILDS_FROM", "SCHEMA_VERSION", "inspect_file"]
 
 #: Written into the file header (`PRAGMA application_id`): "BkOr".
 APPLICATION_ID = 0x426B4F72
@@ -143,6 +143,162 @@ MIGRATIONS[4] = (
     "CREATE INDEX returns_by_sku ON returns (sku)",
     "CREATE INDEX returns_changed ON returns (changed)",
 )
+
+# Version 5: fewer pages written per commit and a smaller file (issue 13).
+# Tables keyed by text are rebuilt WITHOUT ROWID, clustered on their primary
+# key (one b-tree instead of a table and its key's index): `lines` keyed
+# (order_id, sku) serves the by-order look-ups, so `lines_by_order` goes.
+# A SKU's lines are two partial indexes: `lines_open` (the open lines in
+# queue order: what a SKU's queue reads) and `lines_closed` (shipped or
+# cancelled in full: history), so a new line is written to one of them and
+# a line that only changes its allocation to neither. `orders` is keyed by
+# its arrival number (`seq`, the order a book reads them in: appended, no
+# sort on load), its id UNIQUE, and has no `changed` index: an order's row is
+# only ever written with every line of it (`Touched.record`; the adapter
+# makes sure), so the orders written after a version are those of the lines
+# written after it. The ledger loses its `changed` index: it is appended in
+# `seq` order, one commit after another, so catching up seeks the first
+# entry written after a version in its key (`SQLiteRepository._ledger_from`).
+# The outbox drops AUTOINCREMENT (a page of `sqlite_sequence` per commit):
+# its ids come from the `event_seq` counter in `meta`, never handed out twice.
+# (Rebuilt with foreign keys off, as SQLite's ALTER TABLE documentation says,
+# and checked with `PRAGMA foreign_key_check` before the commit.)
+_LINE_COLUMNS = (
+    "order_id, sku, rank, seq, slot, ordered, allocated, shipped, cancelled, changed,"
+    " firm, returned"
+)
+_REBUILT: tuple[tuple[str, str, str], ...] = (
+    (
+        "orders",
+        """(seq INTEGER PRIMARY KEY,
+            order_id TEXT NOT NULL UNIQUE,
+            rank INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            changed INTEGER NOT NULL)""",
+        "seq, order_id, rank, body, changed",
+    ),
+    (
+        "lines",
+        """(order_id TEXT NOT NULL REFERENCES orders (order_id),
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            rank INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            slot INTEGER NOT NULL,
+            ordered INTEGER NOT NULL CHECK (ordered > 0),
+            allocated INTEGER NOT NULL CHECK (allocated >= 0),
+            shipped INTEGER NOT NULL CHECK (shipped >= 0),
+            cancelled INTEGER NOT NULL CHECK (cancelled >= 0),
+            changed INTEGER NOT NULL,
+            firm INTEGER NOT NULL DEFAULT 0 CHECK (firm >= 0),
+            returned INTEGER NOT NULL DEFAULT 0 CHECK (returned >= 0),
+            CHECK (allocated + shipped + cancelled <= ordered),
+            PRIMARY KEY (order_id, sku)) WITHOUT ROWID""",
+        _LINE_COLUMNS,
+    ),
+    (
+        "receipts",
+        """(sku TEXT NOT NULL REFERENCES skus (sku),
+            reference TEXT NOT NULL,
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            changed INTEGER NOT NULL,
+            PRIMARY KEY (sku, reference)) WITHOUT ROWID""",
+        "sku, reference, quantity, changed",
+    ),
+    (
+        "returns",
+        """(order_id TEXT NOT NULL REFERENCES orders (order_id),
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            reference TEXT NOT NULL,
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            changed INTEGER NOT NULL,
+            PRIMARY KEY (order_id, sku, reference)) WITHOUT ROWID""",
+        "order_id, sku, reference, quantity, changed",
+    ),
+    (
+        "holds",
+        """(hold_id TEXT PRIMARY KEY,
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            expires_at TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL) WITHOUT ROWID""",
+        "hold_id, sku, quantity, expires_at, seq, gone, changed",
+    ),
+    (
+        "expired_holds",
+        """(hold_id TEXT PRIMARY KEY,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL) WITHOUT ROWID""",
+        "hold_id, gone, changed",
+    ),
+    (
+        "expected",
+        """(reference TEXT PRIMARY KEY,
+            sku TEXT NOT NULL REFERENCES skus (sku),
+            quantity INTEGER NOT NULL CHECK (quantity > 0),
+            arriving TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL) WITHOUT ROWID""",
+        "reference, sku, quantity, arriving, seq, gone, changed",
+    ),
+    (
+        "deadlines",
+        """(order_id TEXT PRIMARY KEY REFERENCES orders (order_id),
+            deadline TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            gone INTEGER NOT NULL,
+            changed INTEGER NOT NULL,
+            due_us INTEGER NOT NULL) WITHOUT ROWID""",
+        "order_id, deadline, seq, gone, changed, due_us",
+    ),
+    (
+        "outbox",
+        """(id INTEGER PRIMARY KEY,
+            event TEXT NOT NULL,
+            leased_until_us INTEGER)""",
+        "id, event, leased_until_us",
+    ),
+)
+MIGRATIONS[5] = (
+    # the next event id: after every id the outbox ever handed out
+    "INSERT INTO meta (name, value) VALUES ('event_seq', max("
+    " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),"
+    " coalesce((SELECT max(id) FROM outbox), 0)))",
+    *(
+        statement
+        for table, definition, columns in _REBUILT
+        for statement in (
+            f"CREATE TABLE {table}_v5 {definition}",
+            f"INSERT INTO {table}_v5 ({columns}) SELECT {columns} FROM {table}",
+            f"DROP TABLE {table}",
+            f"ALTER TABLE {table}_v5 RENAME TO {table}",
+        )
+    ),
+    "DROP INDEX ledger_changed",
+    # a lazy SKU load reads the SKU's last ledger entry (its balances)
+    "CREATE INDEX ledger_by_sku ON ledger (sku, seq)",
+    # (written `ordered > ...`: SQLite turns a query's `shipped + cancelled <
+    # ordered` round so the column comes first, and uses a partial index only
+    # when its WHERE is the query's term as turned; written the other way round
+    # the index serves no query)
+    "CREATE INDEX lines_open ON lines (sku, rank, seq) WHERE ordered > shipped + cancelled",
+    "CREATE INDEX lines_closed ON lines (sku) WHERE ordered <= shipped + cancelled",
+    "CREATE INDEX lines_changed ON lines (changed)",
+    "CREATE INDEX receipts_changed ON receipts (changed)",
+    "CREATE INDEX returns_by_sku ON returns (sku)",
+    "CREATE INDEX returns_changed ON returns (changed)",
+    "CREATE INDEX holds_live ON holds (gone)",
+    "CREATE INDEX holds_changed ON holds (changed)",
+    "CREATE INDEX expired_holds_changed ON expired_holds (changed)",
+    "CREATE INDEX expected_changed ON expected (changed)",
+    "CREATE INDEX deadlines_due ON deadlines (gone, due_us)",
+    "CREATE INDEX deadlines_changed ON deadlines (changed)",
+)
+
+#: The first version whose migration rebuilds tables (run with foreign keys off).
+REBUILDS_FROM = 5
 
 #: The schema version this library writes.
 SCHEMA_VERSION = max(MIGRATIONS)
