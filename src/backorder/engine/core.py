@@ -116,9 +116,7 @@ class Engine:
 
     def begin(self, at: datetime | None = None) -> UndoLog:
         """A new undo log for an operation at `at` (the clock's time when None)."""
-        log = UndoLog(self.state, self.now() if at is None else at)
-        log.eta_hook = self.eta_hook
-        return log
+        return UndoLog(self.state, self.now() if at is None else at, self.eta_hook)
 
     # -- look-ups --------------------------------------------------------
 
@@ -255,7 +253,11 @@ class Engine:
                 # a new line usually joins at the back: its place is the length
                 key = line.key
                 place = len(queue) if queue[-1] == key else queue.index(key) + 1
-                eta = etas.line_eta(sku, line, log.at) if has_dates(sku) else etas.unknown
+                eta = (
+                    etas.line_eta(sku, line, log.at)
+                    if sku.expected or sku.lead_time is not None  # (`has_dates`, inlined)
+                    else etas.unknown
+                )
                 log.events.append(
                     LineBackordered(line.order.id, line.sku, short, place, log.at, eta)
                 )
