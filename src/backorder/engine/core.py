@@ -245,8 +245,9 @@ class Engine:
         """A `LineBackordered` (with its place and first ETA) for each line still short."""
         skus = self.state.skus
         etas = self.etas
+        at = log.at
         for line in lines:
-            short = line.backordered
+            short = line.ordered - line.allocated - line.shipped - line.cancelled  # (backordered)
             if short > 0:
                 sku = skus[line.sku]
                 queue = sku.queue
@@ -254,13 +255,11 @@ class Engine:
                 key = line.key
                 place = len(queue) if queue[-1] == key else queue.index(key) + 1
                 eta = (
-                    etas.line_eta(sku, line, log.at)
+                    etas.line_eta(sku, line, at)
                     if sku.expected or sku.lead_time is not None  # (`has_dates`, inlined)
                     else etas.unknown
                 )
-                log.events.append(
-                    LineBackordered(line.order.id, line.sku, short, place, log.at, eta)
-                )
+                log.events.append(LineBackordered(line.order.id, line.sku, short, place, at, eta))
 
 
 def lines_named(

@@ -59,7 +59,13 @@ def place(
     try:  # (the hot path spells out `with log:`: two calls fewer)
         state.seq += 1
         key = pack(rank, state.seq)
-        lines = tuple(LineState(order, ol.sku, key, ol.quantity) for ol in order.lines)
+        order_lines = order.lines
+        if len(order_lines) == 1:  # (the usual order: no generator)
+            lines: tuple[LineState, ...] = (
+                LineState(order, order_lines[0].sku, key, order_lines[0].quantity),
+            )
+        else:
+            lines = tuple(LineState(order, ol.sku, key, ol.quantity) for ol in order_lines)
         state.orders[order.id] = OrderRecord(order, rank, lines)
         log.changes.append(OrderAdded(order.id))
         log.events.append(OrderPlaced(order.id, order, at))
@@ -77,7 +83,7 @@ def place(
             line.slot = sku.slots
             if hold is not None and hold.sku == line.sku:
                 take_hold(state, log, hold, line)
-            short = line.backordered
+            short = line.ordered - line.allocated  # (`backordered`: nothing shipped or cancelled)
             if short:
                 sku.queue.add(key)
                 sku.backordered += short
