@@ -19,7 +19,7 @@ from ..events import Event, LineAllocated, LineBackordered
 from ..ledger import ALLOCATION
 from ..policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO, policy_identity
 from .changes import SkuAdded, UndoLog
-from .etas import EtaRules, has_dates
+from .etas import EtaRules
 from .state import LineState, OrderRecord, SkuState, State
 
 __all__ = [
