@@ -49,6 +49,9 @@ MAX_TIMEOUT = 2_000_000.0
 
 _UTC = timezone.utc
 
+# sets a field of a frozen value in its own __init__ (attrs' generated one does the same)
+_set = object.__setattr__
+
 
 def check_quantity(value: object, field: str) -> int:
     """Return `value` as an exact `int` if it is an int from 1 to `MAX_QUANTITY`, else raise.
@@ -297,7 +300,7 @@ def _order_check(check: Any, value: object, field: str) -> Any:
         raise InvalidOrder(str(exc)) from None
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, init=False)
 class OrderLine:
     """One line of an order: `quantity` units of one SKU.
 
@@ -321,15 +324,15 @@ class OrderLine:
     sku: str
     quantity: int
 
-    def __attrs_post_init__(self) -> None:
-        # Fast path for the common good values; the checks explain the bad ones.
-        sku, quantity = self.sku, self.quantity
+    def __init__(self, sku: str, quantity: int) -> None:
+        # (written out, not generated: the same checks, fewer calls; fast
+        # path for the common good values, the checks explain the bad ones)
         if type(sku) is not str or not sku or sku.isspace() or not sku.isascii() or "\x00" in sku:
-            object.__setattr__(self, "sku", _order_check(check_text, sku, "OrderLine.sku"))
+            sku = _order_check(check_text, sku, "OrderLine.sku")
         if type(quantity) is not int or not 0 < quantity <= MAX_QUANTITY:
-            object.__setattr__(
-                self, "quantity", _order_check(check_quantity, quantity, "OrderLine.quantity")
-            )
+            quantity = _order_check(check_quantity, quantity, "OrderLine.quantity")
+        _set(self, "sku", sku)
+        _set(self, "quantity", quantity)
 
 
 def _to_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
@@ -376,7 +379,7 @@ def _metadata_text(text: str, field: str) -> str:
         raise InvalidOrder(str(exc)) from None
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, init=False)
 class Order:
     """A customer's order: one or more lines, each for a different SKU.
 
@@ -424,29 +427,44 @@ class Order:
     )
     fill_by: datetime | date | None = attrs.field(default=None, eq=_when_key)
 
-    def __attrs_post_init__(self) -> None:
-        # Fast paths for the common good values; the checks explain the bad ones.
-        order_id, tier = self.id, self.tier
-        if (
-            type(order_id) is not str
-            or not order_id
-            or order_id.isspace()
-            or not order_id.isascii()
-            or "\x00" in order_id
-        ):
-            object.__setattr__(self, "id", _order_check(check_text, order_id, "Order.id"))
-        if not self.lines:
-            raise InvalidOrder(f"Order.lines must hold at least one line, got {self.lines!r}")
-        seen: set[str] = set()
-        for line in self.lines:
+    def __init__(
+        self,
+        id: str,
+        lines: Iterable[OrderLine],
+        tier: str = "standard",
+        ship_complete: bool = False,
+        placed_at: datetime | None = None,
+        metadata: Mapping[str, str] = _NO_METADATA,
+        fill_by: datetime | date | None = None,
+    ) -> None:
+        # (written out, not generated: the converters and checks of the
+        # fields, in the same order, with fewer calls; fast paths for the
+        # common good values, the checks explain the bad ones)
+        order_lines = lines if type(lines) is tuple else _to_lines(lines)
+        if metadata is not _NO_METADATA:
+            metadata = _to_metadata(metadata)
+        if type(id) is not str or not id or id.isspace() or not id.isascii() or "\x00" in id:
+            id = _order_check(check_text, id, "Order.id")
+        if not order_lines:
+            raise InvalidOrder(f"Order.lines must hold at least one line, got {order_lines!r}")
+        if len(order_lines) == 1:
+            line = order_lines[0]
             if type(line) is not OrderLine and not isinstance(line, OrderLine):
                 raise OrderTypeError(
                     "Order.lines must hold OrderLine values, "
                     f"got {type(line).__name__} {shown(line)}"
                 )
-            if line.sku in seen:
-                raise InvalidOrder(f"Order.lines has SKU {shown(line.sku)} twice")
-            seen.add(line.sku)
+        else:
+            seen: set[str] = set()
+            for line in order_lines:
+                if type(line) is not OrderLine and not isinstance(line, OrderLine):
+                    raise OrderTypeError(
+                        "Order.lines must hold OrderLine values, "
+                        f"got {type(line).__name__} {shown(line)}"
+                    )
+                if line.sku in seen:
+                    raise InvalidOrder(f"Order.lines has SKU {shown(line.sku)} twice")
+                seen.add(line.sku)
         if (
             type(tier) is not str
             or not tier
@@ -454,16 +472,23 @@ class Order:
             or not tier.isascii()
             or "\x00" in tier
         ):
-            object.__setattr__(self, "tier", _order_check(check_text, tier, "Order.tier"))
-        if type(self.ship_complete) is not bool:
+            tier = _order_check(check_text, tier, "Order.tier")
+        if type(ship_complete) is not bool:
             raise OrderTypeError(
                 f"Order.ship_complete must be a bool, got "
-                f"{type(self.ship_complete).__name__} {shown(self.ship_complete)}"
+                f"{type(ship_complete).__name__} {shown(ship_complete)}"
             )
-        if self.placed_at is not None:
-            _order_check(check_aware, self.placed_at, "Order.placed_at")
-        if self.fill_by is not None:
-            _order_check(deadline, self.fill_by, "Order.fill_by")
+        if placed_at is not None:
+            _order_check(check_aware, placed_at, "Order.placed_at")
+        if fill_by is not None:
+            _order_check(deadline, fill_by, "Order.fill_by")
+        _set(self, "id", id)
+        _set(self, "lines", order_lines)
+        _set(self, "tier", tier)
+        _set(self, "ship_complete", ship_complete)
+        _set(self, "placed_at", placed_at)
+        _set(self, "metadata", metadata)
+        _set(self, "fill_by", fill_by)
 
     @property
     def deadline(self) -> datetime | None:

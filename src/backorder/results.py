@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -52,6 +53,89 @@ class PlaceResult:
     def lines(self) -> tuple[LineStatus, ...]:
         """The status of each line, in the order's line order."""
         return self.status.lines
+
+
+# -- a place's status, built when first read ------------------------------
+#
+# Most callers of `place` never read the status it returns, so the book hands
+# back a `PlaceResult` whose `status` slot holds a snapshot of plain values
+# (the order and each line's counters, taken when the result is made) and
+# builds the `OrderStatus` from it on first read. `status` is read through
+# `_StatusOnRead`, so equality, hashing, repr, pickling, copying and
+# `attrs.asdict`/`evolve` see the built status: a user cannot tell.
+
+# marks a snapshot in the slot (a status value is never this tuple)
+_SNAPSHOT = object()
+
+# (sku, ordered, allocated, shipped, cancelled, firm, returned) of one line
+LineCounts = tuple[str, int, int, int, int, int, int]
+
+
+def _status_from(snapshot: tuple[Any, ...]) -> OrderStatus:
+    _, order, counts = snapshot
+    order_id, tier = order.id, order.tier
+    return OrderStatus(
+        order,
+        tuple(
+            LineStatus(
+                order_id,
+                sku,
+                tier,
+                ordered,
+                allocated,
+                shipped,
+                cancelled,
+                ordered - allocated - shipped - cancelled,
+                firm,
+                returned,
+            )
+            for sku, ordered, allocated, shipped, cancelled, firm, returned in counts
+        ),
+    )
+
+
+class _StatusOnRead:
+    # The `status` attribute of PlaceResult: the slot, built from its
+    # snapshot (once) when it holds one.
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def __get__(self, result: object, owner: type | None = None) -> Any:
+        if result is None:
+            return self.slot
+        value = self.slot.__get__(result, owner)
+        if type(value) is tuple and len(value) == 3 and value[0] is _SNAPSHOT:
+            value = _status_from(value)
+            self.slot.__set__(result, value)
+        return value
+
+    def __set__(self, result: object, value: object) -> None:
+        self.slot.__set__(result, value)
+
+    def __delete__(self, result: object) -> None:
+        self.slot.__delete__(result)
+
+
+_status_slot: Any = PlaceResult.__dict__["status"]
+setattr(PlaceResult, "status", _StatusOnRead(_status_slot))  # noqa: B010
+_set_status = _status_slot.__set__
+_set_events: Any = PlaceResult.__dict__["events"].__set__
+_set_replayed: Any = PlaceResult.__dict__["replayed"].__set__
+_new = object.__new__
+
+
+def placed(order: Order, counts: tuple[LineCounts, ...], events: tuple[Event, ...]) -> PlaceResult:
+    """The `PlaceResult` of an order just placed (`replayed` False), from the
+    order as stored and each line's counters now; its `status` is built from
+    them when first read. For the engine. O(1); O(lines) on first read."""
+    result: PlaceResult = _new(PlaceResult)
+    _set_status(result, (_SNAPSHOT, order, counts))
+    _set_events(result, events)
+    _set_replayed(result, False)
+    return result
 
 
 @attrs.frozen(slots=True)

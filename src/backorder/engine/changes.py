@@ -525,7 +525,12 @@ class UndoLog:
         "state",
     )
 
-    def __init__(self, state: State, at: datetime) -> None:
+    def __init__(
+        self,
+        state: State,
+        at: datetime,
+        eta_hook: Callable[[UndoLog, SkuState], None] | None = None,
+    ) -> None:
         self.state = state
         self.at = at
         self.events: list[Event] = []
@@ -538,7 +543,7 @@ class UndoLog:
         # Each touched SKU's ETAs before the operation (None: all unknown),
         # taken by `eta_hook` on first touch, to emit EtaChanged afterwards.
         self.eta_before: dict[SkuState, Any] = {}
-        self.eta_hook: Callable[[UndoLog, SkuState], None] | None = None
+        self.eta_hook = eta_hook
         # per touched SKU: (available, last waiting key, supply curve, lead time) before
         self.eta_tail: dict[SkuState, tuple[int, float, Any, timedelta | None]] = {}
         # every other change, in order; undone newest first

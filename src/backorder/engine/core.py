@@ -19,7 +19,7 @@ from ..events import Event, LineAllocated, LineBackordered
 from ..ledger import ALLOCATION
 from ..policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO, policy_identity
 from .changes import SkuAdded, UndoLog
-from .etas import EtaRules, has_dates
+from .etas import EtaRules
 from .state import LineState, OrderRecord, SkuState, State
 
 __all__ = [
@@ -116,9 +116,7 @@ class Engine:
 
     def begin(self, at: datetime | None = None) -> UndoLog:
         """A new undo log for an operation at `at` (the clock's time when None)."""
-        log = UndoLog(self.state, self.now() if at is None else at)
-        log.eta_hook = self.eta_hook
-        return log
+        return UndoLog(self.state, self.now() if at is None else at, self.eta_hook)
 
     # -- look-ups --------------------------------------------------------
 
@@ -247,18 +245,21 @@ class Engine:
         """A `LineBackordered` (with its place and first ETA) for each line still short."""
         skus = self.state.skus
         etas = self.etas
+        at = log.at
         for line in lines:
-            short = line.backordered
+            short = line.ordered - line.allocated - line.shipped - line.cancelled  # (backordered)
             if short > 0:
                 sku = skus[line.sku]
                 queue = sku.queue
                 # a new line usually joins at the back: its place is the length
                 key = line.key
                 place = len(queue) if queue[-1] == key else queue.index(key) + 1
-                eta = etas.line_eta(sku, line, log.at) if has_dates(sku) else etas.unknown
-                log.events.append(
-                    LineBackordered(line.order.id, line.sku, short, place, log.at, eta)
+                eta = (
+                    etas.line_eta(sku, line, at)
+                    if sku.expected or sku.lead_time is not None  # (`has_dates`, inlined)
+                    else etas.unknown
                 )
+                log.events.append(LineBackordered(line.order.id, line.sku, short, place, at, eta))
 
 
 def lines_named(

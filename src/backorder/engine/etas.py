@@ -83,7 +83,7 @@ class EtaRules:
         """Keep the SKU's ETAs before the operation (the `UndoLog.eta_hook`):
         what the last operation left (cached with the SKU's version), else
         computed now."""
-        if not has_dates(sku):
+        if not sku.expected and sku.lead_time is None:  # (`has_dates`, inlined: per touch)
             log.eta_before[sku] = None  # every line's ETA is unknown
             return
         cached = sku.eta_cache
@@ -146,13 +146,17 @@ class EtaRules:
         """Append `EtaChanged` for exactly the lines waiting before and after
         the operation whose (at, basis) moved. O((r + 1) * (ranks + log n) +
         changed * log n) per touched SKU."""
+        eta_before = log.eta_before
+        for sku, before in eta_before.items():
+            if before is not None or sku.expected or sku.lead_time is not None:
+                break
+        else:
+            return  # (the usual case for SKUs without dates: one pass, no list)
         work = [
             (sku, before)
-            for sku, before in log.eta_before.items()
+            for sku, before in eta_before.items()
             if before is not None or has_dates(sku)
         ]
-        if not work:
-            return
         new_orders = log.new_orders()
         moved: dict[LineState, int] = {}
         for change in log.changes:

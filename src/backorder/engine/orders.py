@@ -20,7 +20,7 @@ from ..events import (
     TierChanged,
 )
 from ..ledger import RELEASE, SHIPMENT
-from ..results import CancelResult, PlaceResult, ShipResult, TierResult
+from ..results import CancelResult, LineCounts, PlaceResult, ShipResult, TierResult, placed
 from .changes import DeadlineAdded, OrderAdded, OrderReranked, UndoLog, rekey, resync
 from .core import Applied, Engine, lines_named, order_status
 from .holds import take_hold
@@ -59,13 +59,22 @@ def place(
     try:  # (the hot path spells out `with log:`: two calls fewer)
         state.seq += 1
         key = pack(rank, state.seq)
-        lines = tuple(LineState(order, ol.sku, key, ol.quantity) for ol in order.lines)
+        order_lines = order.lines
+        if len(order_lines) == 1:  # (the usual order: no generator)
+            lines: tuple[LineState, ...] = (
+                LineState(order, order_lines[0].sku, key, order_lines[0].quantity),
+            )
+        else:
+            lines = tuple(LineState(order, ol.sku, key, ol.quantity) for ol in order_lines)
         state.orders[order.id] = OrderRecord(order, rank, lines)
         log.changes.append(OrderAdded(order.id))
         log.events.append(OrderPlaced(order.id, order, at))
         capped: list[tuple[SkuState, int]] = []
+        skus = state.skus
         for line in lines:
-            sku = engine.sku(log, line.sku)
+            sku = skus.get(line.sku)  # (`engine.sku`, inlined for a SKU already seen)
+            if sku is None:
+                sku = engine.sku(log, line.sku)
             if sku.limit is not None:
                 capped.append((sku, sku.backordered))
             log.touch_sku(sku)
@@ -74,13 +83,14 @@ def place(
             line.slot = sku.slots
             if hold is not None and hold.sku == line.sku:
                 take_hold(state, log, hold, line)
-            short = line.backordered
+            short = line.ordered - line.allocated  # (`backordered`: nothing shipped or cancelled)
             if short:
                 sku.queue.add(key)
                 sku.backordered += short
                 if sku.demand is not None:
                     sku.demand.add(line, short)
-            engine.fill(sku, log)
+            if sku.on_hand > sku.allocated:  # (else the fill loop has nothing to offer)
+                engine.fill(sku, log)
         for sku, before in capped:
             if sku.limit is not None and sku.backordered > sku.limit:
                 raise BackorderLimitExceeded(
@@ -88,8 +98,9 @@ def place(
                     f"{shown(sku.sku)} backordered, but its backorder limit {sku.limit} "
                     f"leaves room for {max(0, sku.limit - before)}"
                 )
-        deadline = order.deadline
-        if deadline is not None:
+        if order.fill_by is not None:
+            deadline = order.deadline
+            assert deadline is not None
             item = (deadline, state.seq, order.id)
             state.deadlines.add(item)
             log.changes.append(DeadlineAdded(item))
@@ -105,8 +116,21 @@ def place(
     if dry_run:
         log.rollback()
         return None
-    order_id = order.id
-    return Applied(log, lambda events: PlaceResult(order_status(state.orders[order_id]), events))
+    record = state.orders[order.id]
+    return Applied(log, lambda events: placed(record.order, line_counts(record), events))
+
+
+def line_counts(record: OrderRecord) -> tuple[LineCounts, ...]:
+    """Each line's (sku, ordered, allocated, shipped, cancelled, firm,
+    returned) now, for a result built later (`results.placed`). O(lines)."""
+    lines = record.lines
+    if len(lines) == 1:
+        ln = lines[0]
+        return ((ln.sku, ln.ordered, ln.allocated, ln.shipped, ln.cancelled, ln.firm, ln.returned),)
+    return tuple(
+        (ln.sku, ln.ordered, ln.allocated, ln.shipped, ln.cancelled, ln.firm, ln.returned)
+        for ln in lines
+    )
 
 
 def apply_cancel(engine: Engine, log: UndoLog, record: OrderRecord, plan: CancelPlan) -> int:
