@@ -144,7 +144,10 @@ def test_a_copy_catches_up_with_changes_to_closed_orders_it_does_not_hold(
     second.place(Order("W-late", [OrderLine("MUG", 1)]))
     assert first.waiting("MUG") == second.waiting("MUG")  # caught up
     assert first.position("W-late", "MUG") == len(second.waiting("MUG"))
-    assert "H-6" not in first.inspect().loaded_orders()
+    # (a one-line closed order whose line was rewritten comes whole with the
+    # catch-up, schema 5 reading the orders of the lines written; an order
+    # that would come without all its lines stays history)
+    assert first.status("H-6") == second.status("H-6")
     assert first.status("H-6").lines[0].returned == 1
     assert first.status("H-7").order.tier == "vip"
     first.inspect().check()
