@@ -141,8 +141,22 @@ class RowStore:
             while wanted:
                 changes = repo.load_skus(sorted(wanted))
                 elsewhere = apply_checked(self.state, changes, lazy=True, loading=wanted)
+                self._join_closed(wanted)
                 validate(self.state, wanted)
                 wanted = frozenset(name for name in elsewhere if name not in self.state.skus)
+
+    def _join_closed(self, names: frozenset[str]) -> None:
+        # A held order's closed line on a SKU loaded just now was a stub (its
+        # SKU was not loaded); a SKU load brings open lines only, so it joins
+        # its SKU's lines here, as a whole load would have put it (a closed
+        # line moves none of the SKU's counters). O(lines of held orders).
+        skus = self.state.skus
+        for record in self.state.orders.values():
+            for line in record.lines:
+                if line.sku in names and line.shipped + line.cancelled >= line.ordered:
+                    sku = skus.get(line.sku)
+                    if sku is not None and sku.lines.get(line.key) is not line:
+                        sku.lines[line.key] = line
 
     def load_orders(self, order_ids: list[str]) -> None:
         # (lazy) Read orders by id that the loads of their SKUs did not bring
@@ -154,7 +168,9 @@ class RowStore:
         wanted = [order_id for order_id in order_ids if order_id not in state.orders]
         if wanted:
             with collector_paused():
-                apply_checked(state, _closed_orders(repo.load_orders(wanted)), lazy=True)
+                apply_checked(
+                    state, _closed_orders(repo.load_orders(wanted)), lazy=True, history=True
+                )
 
     def ensure(
         self,

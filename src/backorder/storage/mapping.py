@@ -185,12 +185,16 @@ def state_of(snapshot: Snapshot) -> State:
 
 
 def apply_checked(
-    state: State, changes: Changes, lazy: bool = False, loading: frozenset[str] = frozenset()
+    state: State,
+    changes: Changes,
+    lazy: bool = False,
+    loading: frozenset[str] = frozenset(),
+    history: bool = False,
 ) -> set[str]:
     """`apply_rows`, with rows that cannot be read back (damage) reported as
     `StorageCorrupted`."""
     try:
-        return apply_rows(state, changes, lazy, loading)
+        return apply_rows(state, changes, lazy, loading, history)
     except StorageCorrupted:
         raise
     except (KeyError, ValueError, TypeError, IndexError, UnicodeError, OverflowError) as exc:
@@ -269,7 +273,11 @@ def expected_of(row: ExpectedRow) -> ScheduledReceipt:
 
 
 def apply_rows(
-    state: State, changes: Changes, lazy: bool = False, loading: frozenset[str] = frozenset()
+    state: State,
+    changes: Changes,
+    lazy: bool = False,
+    loading: frozenset[str] = frozenset(),
+    history: bool = False,
 ) -> set[str]:
     """Bring a working state up to date with rows read from the repository.
 
@@ -284,7 +292,9 @@ def apply_rows(
     are skipped; `loading` names SKUs being loaded now, whose rows are taken
     whole. A line on an already loaded SKU that is not in `loading` is left
     as it is during a load (its SKU is kept at its own version; catching up
-    brings both forward together).
+    brings both forward together). `history`: the rows are closed orders read
+    by id (`load_orders`), kept although no line of theirs is open (catching
+    up leaves such orders out: they are history).
 
     Returns the SKUs of holds on SKUs not loaded (a lazy state loads every
     SKU with an active hold). ETA caches of the SKUs concerned are dropped.
@@ -337,9 +347,12 @@ def apply_rows(
                 continue
             order = stored_order(order_row.order, names)
             seen = came.get(order_row.order_id) if came else None
-            if seen is not None and seen[0] < len(order.lines) and not seen[1]:
-                # a closed order not held, some of its lines rewritten: history,
-                # read by id when asked for
+            if seen is not None and not seen[1] and not history:
+                # an order not held whose lines that came are all closed (a
+                # closed order rewritten, or one placed and closed since):
+                # history, read by id when asked for, as a SKU load leaves it
+                # (were it kept, its closed lines on SKUs loaded later would
+                # never join them: those loads bring open lines only)
                 relevant.discard(order_row.order_id)
                 continue
             # (keyed by the order's own id string when it is the row's: one string)
