@@ -254,7 +254,9 @@ class RowStore:
             self._restart()
             return
         try:
-            elsewhere = apply_rows(self.state, changes, lazy=self.lazy)
+            # (a repository that cannot read closed orders by id keeps every
+            # order that comes: it could not bring one left out back)
+            elsewhere = apply_rows(self.state, changes, lazy=self.lazy, history=self.by_id is None)
             if elsewhere:
                 self.load(elsewhere)
         except Exception:  # rows this copy cannot place: start again from the store
