@@ -251,16 +251,18 @@ def test_an_order_placed_and_closed_by_another_book_stays_history_until_named(
     # catches up with an order placed and cancelled elsewhere on MUG and CUP:
     # the order is history; naming it reads it whole, its lines in their SKUs
     path = tmp_path / "book.db"
-    first = BackorderBook.open(path, PartialFill(), clock=TickingClock())
-    second = BackorderBook.open(path, PartialFill(), clock=TickingClock())
-    first.receive("MUG", 1)
-    first.hold("MUG", 1, timedelta(minutes=10), "H-1")
-    second.place(Order("O-0", [OrderLine("MUG", 1), OrderLine("CUP", 1)]))
-    second.cancel("O-0")
-    with pytest.raises(CannotCancel):
-        first.cancel("O-0")
-    first.inspect().check()
-    assert first.status("O-0") == second.status("O-0")
+    with (
+        BackorderBook.open(path, PartialFill(), clock=TickingClock()) as first,
+        BackorderBook.open(path, PartialFill(), clock=TickingClock()) as second,
+    ):
+        first.receive("MUG", 1)
+        first.hold("MUG", 1, timedelta(minutes=10), "H-1")
+        second.place(Order("O-0", [OrderLine("MUG", 1), OrderLine("CUP", 1)]))
+        second.cancel("O-0")
+        with pytest.raises(CannotCancel):
+            first.cancel("O-0")
+        first.inspect().check()
+        assert first.status("O-0") == second.status("O-0")
 
 
 def test_a_held_orders_closed_line_joins_its_sku_when_that_sku_loads(tmp_path: Path) -> None:
