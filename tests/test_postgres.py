@@ -345,16 +345,94 @@ def test_a_writer_on_the_same_sku_waits_for_the_batch(schema: str, held_x: Any) 
         assert book.position("B-1", "X") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConcurrencyConflict,
-    reason="this version serializes every writer of a schema (one advisory lock)",
-)
 def test_a_writer_on_another_sku_does_not_wait(schema: str, held_x: Any) -> None:
+    # A holds a batch open on X (its order drew arrival number 1 from A's copy)
     with BackorderBook(None, _repo(schema, timeout=1)) as book:
         started = time.monotonic()
         book.receive("Y", 1)
+        book.place(Order("B-1", [OrderLine("Y", 2)]))  # the same arrival number as A's
+        book.receive("Y", 1)
         assert time.monotonic() - started < 1
+        assert book.status("B-1").lines[0].allocated == 2
+    held_x.set()  # A commits after B
+    # (the fixture waits for A to end; a new process reads what both wrote)
+
+
+def test_writers_on_different_skus_at_once_leave_one_whole_book(schema: str) -> None:
+    with BackorderBook(None, _repo(schema)) as book:
+        book.receive("Y", 1)
+    ctx = _spawn()
+    ready, release = ctx.Event(), ctx.Event()
+    process = ctx.Process(target=hold_batch, args=(DSN, schema, "X", ready, release))
+    process.start()
+    try:
+        assert ready.wait(30), "process A did not open its batch"
+        with BackorderBook(None, _repo(schema, timeout=1)) as book:
+            book.place(Order("B-1", [OrderLine("Y", 2)]))
+            book.receive("Y", 1)
+    finally:
+        release.set()
+        process.join(30)
+    assert process.exitcode == 0
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        book.inspect().check()
+        book.ledger.verify()
+        # each SKU's entries rise; A's and B's copies numbered theirs at once
+        for sku in ("X", "Y"):
+            numbers = [entry.seq for entry in book.ledger.entries(sku)]
+            assert numbers == sorted(set(numbers))
+        # an order on both SKUs arrives after everything on either
+        book.place(Order("C-1", [OrderLine("X", 1), OrderLine("Y", 1)]))
+        assert [line.order_id for line in book.waiting("X")] == ["HELD-1", "C-1"]
+        assert [line.order_id for line in book.waiting("Y")] == ["C-1"]
+        book.receive("X", 2)
+        assert book.status("HELD-1").lines[0].allocated == 1
+        assert book.status("C-1").lines[0].allocated == 1
+        book.ledger.verify()
+    with BackorderBook(None, _repo(schema)) as lazy:  # a lazy copy agrees
+        assert lazy.position("C-1", "Y") == 1
+        assert lazy.status("C-1").lines[1].allocated == 0
+        lazy.ledger.verify()
+
+
+def test_one_order_id_placed_at_once_on_two_skus_is_placed_once(schema: str) -> None:
+    # A places O-1 on X inside its own open transaction; B places O-1 on Y
+    # meanwhile (another SKU: no lock to wait for) and waits on the order's
+    # unique key instead. Once A commits, B runs again and finds O-1 placed.
+    from backorder import DuplicateOrder
+
+    _repo(schema).close()
+    outcome: list[object] = []
+    with _pg().connect(DSN) as conn:
+        first = BackorderBook(None, _repo(schema, connection=conn))
+        first.place(Order("O-1", [OrderLine("X", 1)]))
+        with BackorderBook(None, _repo(schema)) as other:
+
+            def place_too() -> None:
+                try:
+                    outcome.append(other.place(Order("O-1", [OrderLine("Y", 1)])))
+                except DuplicateOrder as exc:
+                    outcome.append(exc)
+
+            thread = threading.Thread(target=place_too)
+            thread.start()
+            thread.join(1.0)
+            assert thread.is_alive(), "B did not wait for A's order"
+            conn.commit()
+            thread.join(30)
+            assert len(outcome) == 1
+            assert isinstance(outcome[0], DuplicateOrder)
+            assert [line.sku for line in other.status("O-1").lines] == ["X"]
+            other.place(Order("O-2", [OrderLine("Y", 1)]))
+            assert other.position("O-2", "Y") == 1
+            other.inspect().check()
+        first.close()
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        assert sorted(book.order_ids()) == ["O-1", "O-2"]
+        placed = [p.event for p in book.pending_events() if isinstance(p.event, OrderPlaced)]
+        assert [event.order_id for event in placed] == ["O-1", "O-2"]
+        book.inspect().check()
+        book.ledger.verify()
 
 
 def test_processes_writing_at_once_keep_every_invariant(schema: str) -> None:
@@ -587,6 +665,25 @@ def test_a_batch_finds_orders_stored_before_it_without_writing_its_rows_first(
         book.ledger.verify()
 
 
+def _as_version_4(schema: str) -> None:
+    # Put a version-5 book back into the shape version 4 wrote: arrival
+    # numbers unique across the book, the ledger keyed by its number alone,
+    # the counters kept in `meta` by every commit.
+    s = f'"{schema}"'
+    for index in ("orders_by_seq", "holds_by_seq", "expected_by_seq", "ledger_by_seq"):
+        _sql(f"DROP INDEX {s}.{index}")
+    _sql(f"ALTER TABLE {s}.orders ADD CONSTRAINT orders_seq_key UNIQUE (seq)")
+    _sql(f"ALTER TABLE {s}.ledger DROP CONSTRAINT ledger_pkey")
+    _sql(f"ALTER TABLE {s}.ledger ADD PRIMARY KEY (seq)")
+    _sql(f"CREATE INDEX ledger_by_sku ON {s}.ledger (sku, seq)")
+    for name, table in (("seq", "orders"), ("hold_seq", "holds"), ("expected_seq", "expected")):
+        _sql(
+            f"UPDATE {s}.meta SET value = (SELECT coalesce(max(seq), 0) FROM {s}.{table}) "
+            f"WHERE name = '{name}'"
+        )
+    _sql(f"DELETE FROM {s}.schema_version WHERE version = 5")
+
+
 def _as_version_3(schema: str) -> None:
     # Put a version-4 book back into the shape version 3 wrote: no commit
     # transaction ids, `changed` holding commit numbers, the meta version row
@@ -606,18 +703,19 @@ def _as_version_3(schema: str) -> None:
 def test_migration_4_from_a_version_3_schema(schema: str) -> None:
     from backorder.storage.postgres import SCHEMA_VERSION
 
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     with BackorderBook(None, _repo(schema)) as book:
         book.place(Order("A-1", [OrderLine("MUG", 2)]))
         book.place(Order("A-2", [OrderLine("MUG", 1), OrderLine("CUP", 1)]))
         book.receive("MUG", 1, "GRN-1")
+    _as_version_4(schema)
     _as_version_3(schema)
     assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(3,)]
     with (
         BackorderBook(None, _repo(schema, lazy=False)) as book,
         BackorderBook(None, _repo(schema)) as other,
     ):
-        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(4,)]
+        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(5,)]
         assert book.line("A-1", "MUG").allocated == 1
         assert book.position("A-2", "MUG") == 2
         # both handles go on, each catching up with the other's commits
@@ -629,6 +727,40 @@ def test_migration_4_from_a_version_3_schema(schema: str) -> None:
         assert [getattr(store, "reloads", None) for store in stores] == [0, 0]
         book.inspect().check()
         book.ledger.verify()
+
+
+def test_migration_5_from_a_version_4_schema(schema: str) -> None:
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        book.place(Order("A-2", [OrderLine("MUG", 1), OrderLine("CUP", 1)]))
+        book.receive("MUG", 1, "GRN-1")
+        book.receive("CUP", 3, "GRN-2")
+        before = book.inspect().internals()
+    _as_version_4(schema)
+    assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(4,)]
+    with (
+        BackorderBook(None, _repo(schema, lazy=False)) as book,
+        BackorderBook(None, _repo(schema)) as other,
+    ):
+        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(5,)]
+        assert book.inspect().internals() == before
+        keys = _sql(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            f"WHERE i.indrelid = '\"{schema}\".ledger'::regclass AND i.indisprimary "
+            "ORDER BY a.attname"
+        )
+        assert keys == [("seq",), ("sku",)]
+        # numbers go on from the rows' highest, on both handles
+        other.place(Order("A-3", [OrderLine("MUG", 1)]))
+        assert book.position("A-3", "MUG") == 3
+        book.place(Order("A-4", [OrderLine("CUP", 1)]))
+        other.receive("MUG", 3, "GRN-3")
+        assert book.line("A-3", "MUG").allocated == 1
+        for handle in (book, other):
+            handle.inspect().check()
+            handle.ledger.verify()
+        assert len(book.ledger) == len(other.ledger)
 
 
 def test_a_commit_seen_after_a_later_one_is_caught_up(schema: str) -> None:

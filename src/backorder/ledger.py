@@ -36,7 +36,10 @@ class LedgerEntry:
     """One stock movement and the balances right after it.
 
     Attributes:
-        seq: the entry's number in the whole ledger, from 1, gap-free.
+        seq: the entry's number: from 1, gap-free and unique in the whole
+            ledger, except over PostgreSQL, where writers on different SKUs
+            work at once: there numbers rise per SKU in commit order and two
+            SKUs' entries may share a number (`(sku, seq)` names an entry).
         kind: `"receipt"`, `"adjustment"`, `"allocation"`, `"release"`,
             `"shipment"`, `"hold"` (units reserved for a checkout) or
             `"return"` (shipped units that came back and went on hand).
@@ -97,13 +100,17 @@ class StockLedger:
     checks the balances each records.
     """
 
-    __slots__ = ("_complete", "_journal", "_last", "_rows", "_seq", "_start")
+    __slots__ = ("_complete", "_count", "_journal", "_last", "_rows", "_seq", "_start", "_unique")
 
     def __init__(self) -> None:
         """Make an empty ledger. Cost: O(1)."""
         self._rows: dict[str, list[_Row]] = {}
         self._last: dict[str, tuple[int, int]] = {}
-        self._seq = 0
+        self._seq = 0  # the highest entry number held (or known)
+        self._count = 0  # the entries held
+        # False when entry numbers are drawn per SKU (PostgreSQL, writers on
+        # different SKUs at once): unique and rising per SKU only
+        self._unique = True
         self._journal: list[str] = []
         # False while a lazily loaded book holds the entries of some SKUs only
         self._complete = True
@@ -113,10 +120,10 @@ class StockLedger:
 
     def __len__(self) -> int:
         """The number of entries over all SKUs. Cost: O(1)."""
-        return self._seq
+        return self._count
 
     def __repr__(self) -> str:
-        return f"<StockLedger {self._seq} entries over {len(self._rows)} SKUs>"
+        return f"<StockLedger {self._count} entries over {len(self._rows)} SKUs>"
 
     def skus(self) -> tuple[str, ...]:
         """Every SKU with at least one entry, in order of first entry. Cost: O(SKUs)."""
@@ -189,7 +196,8 @@ class StockLedger:
     def verify(self) -> None:
         """Replay every entry from zero and check what each one records.
 
-        Checks, per SKU: entry numbers increase; each kind moves only what it
+        Checks, per SKU: entry numbers increase (and, but over PostgreSQL,
+        are unique and gap-free over the whole ledger); each kind moves only what it
         may (a receipt adds on hand, an allocation adds allocated, ...); the
         balances recorded equal the running sums; `0 <= allocated <= on_hand`
         after every entry. Returns `None` when all agree.
@@ -210,7 +218,7 @@ class StockLedger:
                 where = f"sku {sku!r} entry {seq}"
                 if row_sku != sku:
                     raise LedgerCorrupted(f"{where}: filed under the wrong SKU {row_sku!r}")
-                if seq <= previous or seq in seen:
+                if seq <= previous or (self._unique and seq in seen):
                     raise LedgerCorrupted(f"{where}: entry number out of order")
                 previous = seq
                 seen.add(seq)
@@ -236,8 +244,11 @@ class StockLedger:
                     )
             if self._last.get(sku, (0, 0)) != (on_hand, allocated):
                 raise LedgerCorrupted(f"sku {sku!r}: current balance disagrees with replay")
-        if self._complete and len(seen) != self._seq:
-            raise LedgerCorrupted(f"ledger holds {len(seen)} entries but counted {self._seq}")
+        held = sum(len(rows) for rows in self._rows.values())
+        if held != self._count:
+            raise LedgerCorrupted(f"ledger holds {held} entries but counted {self._count}")
+        if self._complete and self._unique and len(seen) != self._seq:
+            raise LedgerCorrupted(f"ledger holds {len(seen)} entries but numbered {self._seq}")
 
 
 class LedgerWriter:
@@ -266,6 +277,12 @@ class LedgerWriter:
         the entries it lacks). Cost: O(1)."""
         self.ledger._complete = complete
 
+    def set_unique(self, unique: bool) -> None:
+        """Say whether entry numbers are unique and gap-free book-wide (True)
+        or unique and rising per SKU only (False: PostgreSQL, where writers
+        on different SKUs number their entries at once). Cost: O(1)."""
+        self.ledger._unique = unique
+
     def record(
         self,
         kind: str,
@@ -281,6 +298,7 @@ class LedgerWriter:
         on_hand += on_hand_delta
         allocated += allocated_delta
         ledger._seq += 1
+        ledger._count += 1
         row: _Row = (
             ledger._seq,
             kind,
@@ -334,6 +352,7 @@ class LedgerWriter:
                 sku_rows.append(row)
             else:
                 continue
+            ledger._count += 1
             ledger._last[sku] = (row[8], row[9])
         if rows:
             ledger._seq = max(ledger._seq, rows[-1][0])
@@ -345,6 +364,7 @@ class LedgerWriter:
             sku = ledger._journal.pop()
             rows = ledger._rows[sku]
             rows.pop()
+            ledger._count -= 1
             if rows:
                 ledger._last[sku] = (rows[-1][8], rows[-1][9])
             else:
@@ -361,6 +381,7 @@ class LedgerWriter:
             rows = ledger._rows[sku]
             while rows and rows[-1][0] > mark:
                 rows.pop()
+                ledger._count -= 1
             if rows:
                 ledger._last[sku] = (rows[-1][8], rows[-1][9])
             else:

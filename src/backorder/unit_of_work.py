@@ -149,6 +149,9 @@ class UnitOfWork:
         self.check_open()
         if self.depth:
             prefetch()
+            self.store.ready()
+            if self.store.scoped:  # (it caught up once locked: follow the policy stored)
+                self._sync()
             return call()
         store = self.store
         attempt = 0
@@ -159,6 +162,9 @@ class UnitOfWork:
             self.depth = 1
             try:
                 prefetch()
+                store.ready()
+                if store.scoped:  # (it caught up once locked: follow the policy stored)
+                    self._sync()
                 return call()
             except CommitRace:
                 if attempt >= RETRIES:
@@ -275,7 +281,7 @@ def _prefetcher(
 
     def prefetch(book: _Host, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         store = book._work.store
-        if not store.lazy:
+        if not (store.lazy or store.scoped):
             return
         bound = dict(zip(names, args, strict=False))  # a bad call raises in the call
         bound.update(kwargs)

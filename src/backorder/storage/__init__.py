@@ -35,6 +35,7 @@ from .protocol import (
     ClaimingRepository,
     IncrementalRepository,
     LazyRepository,
+    LockingRepository,
     OrderLoadingRepository,
     Repository,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "LazyRepository",
     "LedgerRow",
     "LineRow",
+    "LockingRepository",
     "Merged",
     "OrderLoadingRepository",
     "OrderRow",

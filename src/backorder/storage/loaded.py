@@ -18,6 +18,7 @@ from .protocol import (
     ClaimingRepository,
     IncrementalRepository,
     LazyRepository,
+    LockingRepository,
     OrderLoadingRepository,
     Repository,
 )
@@ -83,6 +84,7 @@ class RowStore:
 
     __slots__ = (
         *("by_id", "catch_ups", "lazy", "leases", "open", "reloads", "repo", "state"),
+        *("extra", "locked", "locker", "named", "scoped", "whole_lock"),
         "version",
     )
     live = False
@@ -97,6 +99,15 @@ class RowStore:
         # the repository, if it reads closed orders and receipts by id (found
         # once here: isinstance against a runtime Protocol costs ~80 µs)
         self.by_id = repo if isinstance(repo, OrderLoadingRepository) else None
+        # (a LockingRepository: the SKUs this unit of work locked, whether it
+        # locked the whole book, whether the operation being prepared named
+        # any SKU, and SKUs a lost attempt found it had to lock too)
+        self.locker = repo if isinstance(repo, LockingRepository) else None
+        self.scoped = self.locker is not None
+        self.locked: set[str] = set()
+        self.whole_lock = False
+        self.named = False
+        self.extra: set[str] = set()
         if self.lazy:
             self.start_lazy()
         else:
@@ -116,6 +127,7 @@ class RowStore:
             state.policy_id, state.policy_saved = header.policy, True
         state.journal.seq = header.ledger_seq
         state.journal.set_complete(False)
+        state.journal.set_unique(not self.scoped)
         self.state = state
         self.version = header.version
         self.load(header.held_skus)
@@ -124,7 +136,7 @@ class RowStore:
         with collector_paused():
             snapshot = self.repo.load()
             version = snapshot.version
-            self.state = state_of(snapshot)
+            self.state = state_of(snapshot, not self.scoped)
             del snapshot
         self.version = version
         self.reloads += 1
@@ -182,7 +194,11 @@ class RowStore:
         # (lazy) Make sure what an operation names is loaded: SKUs, every SKU of
         # the orders, the SKUs of scheduled receipts, closed orders named, and
         # whether the (sku, reference) of a receipt was counted. Bad values are
-        # left to the operation's own checks.
+        # left to the operation's own checks. Over a LockingRepository the
+        # SKUs named are locked first (and the copy caught up), lazy or not.
+        if self.locker is not None and self.open:  # (a read locks nothing)
+            skus, orders, refs = list(skus), list(orders), list(refs)
+            self._lock_named(skus, orders, refs)
         if not self.lazy:
             return
         state = self.state
@@ -200,6 +216,92 @@ class RowStore:
             self.load_orders(find_orders)
         if receipts:
             self.load_receipts(receipts)
+
+    def _lock_named(self, skus: list[object], orders: list[object], refs: list[object]) -> None:
+        # Lock the SKUs an operation names (its SKUs, those of the orders and
+        # scheduled receipts it names: a copy knows those it holds, the store
+        # finds the others; neither ever changes), then catch up.
+        state = self.state
+        names = {s for s in skus if type(s) is str}
+        find_orders: list[str] = []
+        find_refs: list[str] = []
+        for order_id in orders:
+            if type(order_id) is str:
+                record = state.orders.get(order_id)
+                if record is None:
+                    find_orders.append(order_id)
+                else:
+                    names.update(line.sku for line in record.lines)
+        for reference in refs:
+            if type(reference) is str:
+                expected = state.expected.get(reference)
+                if expected is None:
+                    find_refs.append(reference)
+                else:
+                    names.add(expected.sku)
+        if find_orders or find_refs:
+            names.update(cast(LazyRepository, self.repo).locate(find_orders, find_refs))
+        if names:
+            self.named = True
+            self.lock(names | self.extra)
+
+    def lock(self, names: Iterable[str]) -> None:
+        # (LockingRepository) Lock these SKUs too, and catch up when anything
+        # committed since the copy's version (the locks held: what the copy
+        # then holds of them stays current until the unit of work ends).
+        locker = self.locker
+        assert locker is not None
+        if self.whole_lock:
+            return
+        new = sorted(set(names) - self.locked)
+        if not new:
+            return
+        version = locker.lock_skus(new)
+        self.locked.update(new)
+        if version != self.version:
+            self.catch_up()
+
+    def ready(self) -> None:
+        # Before an operation runs: over a LockingRepository, one that named
+        # no SKU (a sweep, a policy switch, a bad argument) locks the whole
+        # book. O(1) otherwise.
+        locker = self.locker
+        if locker is None or not self.open:
+            return
+        named, self.named = self.named, False
+        if named or self.whole_lock:
+            return
+        version = locker.lock_book()
+        self.whole_lock = True
+        if version != self.version:
+            self.catch_up()
+
+    def _check_locked(self, changes: Changes) -> None:
+        # Every row written must be of a SKU this unit of work locked: else
+        # lock that SKU too on the next attempt, and lose this one.
+        if self.whole_lock:
+            return
+        locked = self.locked
+        missing = {
+            row.sku
+            for rows in (
+                changes.skus,
+                changes.lines,
+                changes.ledger,
+                changes.receipts,
+                changes.holds,
+                changes.expected,
+                changes.returns,
+            )
+            for row in rows
+            if row.sku not in locked
+        }
+        if missing:
+            self.extra.update(missing)
+            raise CommitRace(
+                f"the operation wrote rows of SKUs it had not locked ({sorted(missing)!r}): "
+                f"it runs again with them locked"
+            )
 
     def load_receipts(self, receipts: Iterable[tuple[object, object]]) -> None:
         # (lazy) Receipt references counted on loaded SKUs, read when a
@@ -236,7 +338,7 @@ class RowStore:
             with collector_paused():
                 snapshot = self.repo.load()
                 version = snapshot.version
-                self.state = state_of(snapshot)
+                self.state = state_of(snapshot, not self.scoped)
                 del snapshot  # (its rows go before the collector runs again)
             self.version = version
             self.lazy = False
@@ -273,6 +375,13 @@ class RowStore:
             self.reload()
 
     def begin(self) -> None:
+        if self.locker is not None:  # locks come once the operation is known
+            self.locked = set()
+            self.whole_lock = False
+            self.named = False
+            self.locker.begin_unlocked()
+            self.open = True
+            return
         version = self.repo.begin()
         self.open = True
         if version != self.version:
@@ -287,7 +396,10 @@ class RowStore:
             self.catch_up()
 
     def save(self, log: UndoLog, batching: bool) -> None:
-        self.repo.write(changes_of(self.state, log))
+        changes = changes_of(self.state, log)
+        if self.locker is not None:
+            self._check_locked(changes)
+        self.repo.write(changes)
         if not batching:
             try:
                 version = self.repo.commit()
@@ -296,8 +408,11 @@ class RowStore:
             self.open = False
             self.version = version
             self.state.policy_saved = True
+            self.extra = set()
 
     def end(self) -> None:
+        self.locked = set()
+        self.whole_lock = False
         if self.open:
             self.open = False
             self.repo.rollback()

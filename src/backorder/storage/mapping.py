@@ -151,9 +151,10 @@ def changes_of(state: State, log: UndoLog) -> Changes:
     )
 
 
-def state_of(snapshot: Snapshot) -> State:
+def state_of(snapshot: Snapshot, unique_numbers: bool = True) -> State:
     """A working state made from every row of a repository: the rows applied
-    to an empty state. O(rows log n).
+    to an empty state. `unique_numbers`: ledger entry numbers are unique
+    book-wide (False: per SKU, see `LockingRepository`). O(rows log n).
 
     Raises:
         StorageCorrupted: rows that contradict each other (a line of an order
@@ -175,6 +176,7 @@ def state_of(snapshot: Snapshot) -> State:
         returns=snapshot.returns,
     )
     state = State()
+    state.journal.set_unique(unique_numbers)
     apply_checked(state, changes)
     validate(state, state.skus)
     try:
@@ -303,14 +305,11 @@ def apply_rows(
     counters = changes.counters
     if changes.policy is not None:  # recorded (or switched) by this or another book
         state.policy_id, state.policy_saved = changes.policy, True
-    if lazy:  # a load may read a newer version than the state's: never go back
-        state.seq = max(state.seq, counters.get("seq", 0))
-        state.hold_seq = max(state.hold_seq, counters.get("hold_seq", 0))
-        state.expected_seq = max(state.expected_seq, counters.get("expected_seq", 0))
-    else:
-        state.seq = counters.get("seq", state.seq)
-        state.hold_seq = counters.get("hold_seq", state.hold_seq)
-        state.expected_seq = counters.get("expected_seq", state.expected_seq)
+    # counters only rise: a load may read a newer version than the state's,
+    # and (PostgreSQL) catching up reads the numbers others' rows hold
+    state.seq = max(state.seq, counters.get("seq", 0))
+    state.hold_seq = max(state.hold_seq, counters.get("hold_seq", 0))
+    state.expected_seq = max(state.expected_seq, counters.get("expected_seq", 0))
     skus = state.skus
     touched: set[str] = set()
     for row in changes.skus:

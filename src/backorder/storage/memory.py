@@ -126,6 +126,7 @@ class LiveStore:
     __slots__ = ("keep", "repo", "state")
     live = True
     lazy = False
+    scoped = False  # (no locks to take: the book's lock is the repository's)
 
     def __init__(self, repo: InMemoryRepository) -> None:
         self.repo = repo
@@ -145,6 +146,9 @@ class LiveStore:
         refs: Iterable[object],
         receipts: Iterable[tuple[object, object]] = (),
     ) -> None:
+        pass
+
+    def ready(self) -> None:
         pass
 
     def ensure_due(self, when: datetime) -> None:

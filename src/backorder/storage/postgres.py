@@ -5,18 +5,22 @@ The rows, the merge of staged writes and the statements are the shared ones
 types, the schema the tables live in, locking, the `%s` placeholder, the
 caller's transaction (`connection=`) and the mapping of the driver's errors.
 
-How writers are kept apart (this version): every unit of work takes one
-transaction-level advisory lock of the book's schema (`pg_advisory_xact_lock`)
-before it looks for other writers' commits, so writers of one book take
-turns, as they do on SQLite, and each catches up with what the others
-committed before it applies an operation. Readers never take it.
+How writers are kept apart (schema version 5): a unit of work takes the
+schema's advisory lock shared, then one transaction-level advisory lock per
+SKU the operation names, in the order of their keys (`lock_skus`); one that
+names no SKU takes the schema's lock exclusive (`lock_book`). Writers on
+different SKUs work at once, writers on one SKU take turns, and each
+catches up with what the others committed once its locks are held, before
+it applies an operation, so arrival numbers drawn from the copy follow the
+commit order on each SKU. Readers never take a lock.
 
 How a copy catches up (schema version 4): every row records the transaction
 that wrote it (`changed`), a version number this repository hands out
 stands for the snapshot the book's copy is current at, and catching up reads
 the rows whose writer that snapshot did not see, so it does not depend on
 commits becoming visible in any order (no commit counter every commit
-updates). See docs/postgres.md for what per-SKU locking needs beyond it.
+updates, and no counter in `meta`: a reader takes the highest number the
+rows hold).
 """
 
 from __future__ import annotations
@@ -65,8 +69,22 @@ _T = TypeVar("_T")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _GONE_KEYS = {"holds": "hold_id", "expected": "reference", "deadlines": "order_id"}
-_ORDER = {"skus": " ORDER BY pos", "orders": " ORDER BY seq", "holds": " ORDER BY seq"}
-_ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
+
+# Tables keyed by something other than a SKU: two writers holding different
+# SKUs' locks may both write one key (one new order id, one hold id). An
+# upsert of such a key overwrites only a row the writer's copy knew (its
+# writer visible in the copy's snapshot, or the writer itself); any other
+# row sets `changed` to NULL, which its NOT NULL refuses: the unit of work
+# is lost and runs again after catching up (finding the key taken).
+_GUARDED = ("orders", "holds", "expected", "deadlines", "expired_holds")
+_GUARD = (
+    "changed = CASE WHEN coalesce(pg_visible_in_snapshot({t}.changed::text::xid8,"
+    " %s::pg_snapshot), true) OR {t}.changed = ANY(%s::bigint[]) THEN excluded.changed END"
+)
+_ORDER = {"skus": " ORDER BY pos", "orders": " ORDER BY seq, order_id"}
+_ORDER.update(
+    holds=" ORDER BY seq, hold_id", expected=" ORDER BY seq, reference", ledger=" ORDER BY seq, sku"
+)
 _SAVEPOINT = "backorder_work"
 _READ_SAVEPOINT = "backorder_read"
 
@@ -85,6 +103,15 @@ def _redacted(conninfo: str) -> str:
         return "<unreadable connection string>"
     parts.pop("password", None)
     return " ".join(f"{key}={value}" for key, value in sorted(parts.items())) or "(defaults)"
+
+
+def _unusable(exc: psycopg.OperationalError) -> bool:
+    # An error the client raised itself (no SQLSTATE: a failed send or
+    # read, a pipeline it could not end) or the server's "connection
+    # exception" / "operator intervention" classes: the connection cannot
+    # be trusted with another statement.
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
 
 
 class PostgresRepository(PostgresReads):
@@ -108,10 +135,12 @@ class PostgresRepository(PostgresReads):
       isolation level (READ COMMITTED) for that transaction.
 
     Several processes and machines may open one schema: each unit of work
-    takes the schema's transaction-level advisory lock, so writers take turns
-    (no table is locked, readers never wait); a writer that waits longer
-    than `timeout` gets `ConcurrencyConflict`. Inside a caller's transaction
-    the lock is held until that transaction ends.
+    locks the SKUs it names (advisory locks, in key order; one naming no
+    SKU locks the whole book), so writers on different SKUs work at once and
+    writers on one SKU take turns (no table is locked, readers never wait);
+    a writer that waits longer than `timeout` gets `ConcurrencyConflict`.
+    Inside a caller's transaction the locks are held until that transaction
+    ends.
 
     The tables live in `schema` (created on first open, with a
     `schema_version` table; older versions are migrated forward). A schema
@@ -146,6 +175,7 @@ class PostgresRepository(PostgresReads):
         "_conn",
         "_conninfo",
         "_failed",
+        "_held",
         "_key",
         "_next",
         "_open",
@@ -211,6 +241,12 @@ class PostgresRepository(PostgresReads):
         quoted = pg_sql.Identifier(schema).as_string(None)
         self._q = quoted
         self._sql = Statements("%s", prefix=quoted + ".")
+        for table in _GUARDED[:-1]:
+            statement = self._sql.upsert[table]
+            assert statement.endswith("changed = excluded.changed")
+            self._sql.upsert[table] = statement.replace(
+                "changed = excluded.changed", _GUARD.format(t=table)
+            )
         self._select = {
             table: query + _ORDER.get(table, "")
             for table, query in self._sql.select_changed.items()
@@ -231,6 +267,7 @@ class PostgresRepository(PostgresReads):
         self._xid = 0
         self._staged: list[Changes] = []
         self._failed: BaseException | None = None
+        self._held = 0  # the unit of work's locks: 0 none, 1 SKUs (book shared), 2 book
         self._version = 0
         self._next = 0
         self._open = False
@@ -346,13 +383,32 @@ class PostgresRepository(PostgresReads):
             yield
         except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
             raise CommitRace(f"PostgreSQL chose this unit of work to {doing} again: {exc}") from exc
+        except pg_errors.NotNullViolation as exc:
+            if exc.diag.column_name != "changed":
+                raise StorageError(f"PostgreSQL refused to {doing}: {exc}") from exc
+            # (the guard of a key not partitioned by SKU: see _GUARDED)
+            raise CommitRace(
+                f"another writer stored a row with the same key ({exc.diag.table_name}) first "
+                f"while trying to {doing}: it runs again"
+            ) from exc
+        except pg_errors.UniqueViolation as exc:
+            # two writers on different SKUs chose one key at once (an order
+            # id, a generated hold id): the later one catches up and runs again
+            raise CommitRace(
+                f"another writer committed the same key first while trying to {doing}: {exc}"
+            ) from exc
         except pg_errors.LockNotAvailable as exc:
             raise ConcurrencyConflict(
-                f"schema {self._schema!r} stayed locked by another writer past the timeout "
+                f"could not {doing}: held by another writer past the timeout "
                 f"({self._timeout:g} s): {exc}"
             ) from exc
         except psycopg.OperationalError as exc:
             conn = self._conn
+            if conn is not None and self._owned and not conn.closed and _unusable(exc):
+                # the driver lost track of the connection (say the server
+                # ended it while a pipeline ran, before the socket told):
+                # nothing was committed, and it is made again
+                conn.close()
             if conn is None or conn.closed or conn.broken:
                 raise ConnectionLost(
                     f"the connection to PostgreSQL was lost while trying to {doing}; "
@@ -514,65 +570,143 @@ class PostgresRepository(PostgresReads):
     # -- writing ----------------------------------------------------------------
 
     def begin(self) -> int:
-        """Start a unit of work: take the schema's write lock and return the
-        copy's version when nothing committed since its snapshot, else -1
-        (the book catches up). An owned connection that broke is made again.
+        """Start a unit of work holding the whole book's write lock (no other
+        writer runs until it ends) and return the copy's version when nothing
+        committed since its snapshot, else -1 (the book catches up). An owned
+        connection that broke is made again. (A book uses `begin_unlocked`
+        and `lock_skus` instead, so writers on different SKUs work at once.)
 
         Raises:
-            ConcurrencyConflict: another writer held the lock past the timeout.
+            ConcurrencyConflict: another writer held a lock past the timeout.
             ConnectionLost: the server cannot be reached.
             RepositoryClosed: closed.
 
-        Cost: one round trip plus the wait for other writers.
+        Cost: two round trips plus the wait for other writers.
+        """
+        self.begin_unlocked()
+        return self.lock_book()
+
+    def begin_unlocked(self) -> None:
+        """Start a unit of work that holds no lock yet (see
+        `LockingRepository`). An owned connection that broke is made again.
+
+        Raises:
+            ConnectionLost: the server cannot be reached.
+            RepositoryClosed: closed.
+
+        Cost: one round trip.
         """
         self._staged = []
         self._failed = None
-        params = self._stale_params(self._version)
-        rows = self._again(lambda conn: self._begin(conn, params), "begin a unit of work")
-        (xid, number), stale = rows
+        self._held = 0
+        xid, number = self._again(self._begin, "begin a unit of work")
         self._xid, self._next = int(xid), int(number)
-        if stale is None or stale[1]:
-            return -1  # something committed since the copy's snapshot: catch up
-        # nothing did: the copy is current at this unit of work's snapshot
-        # (which sees its own writes)
-        self._advance(self._version, str(stale[0]))
-        return self._version
 
-    def _begin(
-        self, conn: psycopg.Connection[Any], params: dict[str, Any] | None
-    ) -> tuple[Any, Any]:
-        # BEGIN (or a savepoint), the schema's lock, then this unit of work's
-        # transaction id (assigned now, so every snapshot it takes sees its own
-        # writes), the number it commits as, and whether the copy is stale,
-        # read after the lock is held.
+    def _begin(self, conn: psycopg.Connection[Any]) -> Any:
+        # BEGIN (or a savepoint), then this unit of work's transaction id
+        # (assigned now, so every snapshot it takes sees its own writes) and
+        # the number it commits as.
         ids = f"SELECT pg_current_xact_id()::text::bigint, nextval('{self._q}.versions')"
         try:
             if self._owned:
                 with conn.pipeline():
                     conn.execute("BEGIN")
                     self._open = True
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
                     first = conn.execute(ids)
-                    check = None if params is None else conn.execute(self._stale_query(), params)
             else:
-                # the lock timeout is ours only while waiting for the lock
                 self._start(conn, _SAVEPOINT)
                 self._open = True
-                with conn.pipeline():
-                    before = conn.execute("SELECT current_setting('lock_timeout')")
-                    conn.execute(
-                        "SELECT set_config('lock_timeout', %s, true)", (self._lock_timeout(),)
-                    )
-                (old,) = before.fetchone() or ("0",)
-                with conn.pipeline():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
-                    conn.execute("SELECT set_config('lock_timeout', %s, true)", (old,))
-                    first = conn.execute(ids)
-                    check = None if params is None else conn.execute(self._stale_query(), params)
-            return first.fetchone(), None if check is None else check.fetchone()
+                first = conn.execute(ids)
+            return first.fetchone()
         except BaseException:
             self.rollback()
             raise
+
+    def lock_skus(self, skus: Sequence[str]) -> int:
+        """Lock these SKUs until the unit of work ends: the book's lock
+        shared first (a `lock_book` waits for it), then one advisory lock
+        per SKU (`pg_advisory_xact_lock`), in the order of their keys, so
+        writers on different SKUs never wait for each other and writers on
+        one SKU take turns. Returns the copy's version when nothing
+        committed since its snapshot, else -1 (read after the locks are
+        held).
+
+        Raises:
+            ConcurrencyConflict: a SKU stayed locked past the timeout (or
+                no unit of work is open).
+            CommitRace: PostgreSQL found a deadlock (the book runs it again).
+            ConnectionLost: the connection broke (nothing committed).
+
+        Cost: one round trip plus the wait for writers of these SKUs.
+        """
+        keys = sorted({_lock_key(f"{self._schema}\x00sku\x00{sku}") for sku in skus})
+        locks = [("SELECT pg_advisory_xact_lock(%s)", (key,)) for key in keys]
+        if not self._held:
+            locks.insert(0, ("SELECT pg_advisory_xact_lock_shared(%s)", (self._key,)))
+        version = self._locking(locks, f"SKUs {sorted(skus)!r}")
+        self._held = max(self._held, 1)
+        return version
+
+    def lock_book(self) -> int:
+        """Lock the whole book until the unit of work ends: it waits for
+        every writer and no writer starts until it ends (a sweep, a policy
+        switch, migrating). Returns the copy's version or -1 as `lock_skus`.
+
+        Raises:
+            ConcurrencyConflict: another writer held the book past the timeout.
+            CommitRace: PostgreSQL found a deadlock (the book runs it again).
+            ConnectionLost: the connection broke (nothing committed).
+
+        Cost: one round trip plus the wait for every other writer.
+        """
+        if self._held == 2:
+            return self._current(self._connection())
+        version = self._locking(
+            [("SELECT pg_advisory_xact_lock(%s)", (self._key,))], f"schema {self._schema!r}"
+        )
+        self._held = 2
+        return version
+
+    def _locking(self, locks: list[tuple[str, tuple[int]]], what: str) -> int:
+        # Take these locks, then read whether the copy is stale, in one
+        # round trip (a caller's lock_timeout is ours only while waiting).
+        if not self._open:
+            raise ConcurrencyConflict("a lock outside a unit of work: call begin() first")
+        conn = self._connection()
+        params = self._stale_params(self._version)
+        try:
+            with self._mapped(f"lock {what}"):
+                if self._owned:
+                    with conn.pipeline():
+                        for query, args in locks:
+                            conn.execute(query, args)
+                        check = (
+                            None if params is None else conn.execute(self._stale_query(), params)
+                        )
+                else:
+                    with conn.pipeline():
+                        before = conn.execute("SELECT current_setting('lock_timeout')")
+                        conn.execute(
+                            "SELECT set_config('lock_timeout', %s, true)", (self._lock_timeout(),)
+                        )
+                    (old,) = before.fetchone() or ("0",)
+                    with conn.pipeline():
+                        for query, args in locks:
+                            conn.execute(query, args)
+                        conn.execute("SELECT set_config('lock_timeout', %s, true)", (old,))
+                        check = (
+                            None if params is None else conn.execute(self._stale_query(), params)
+                        )
+                stale = None if check is None else check.fetchone()
+        except BaseException:
+            self.rollback()
+            raise
+        if stale is None or stale[1]:
+            return -1  # something committed since the copy's snapshot: catch up
+        # nothing did: the copy is current at this unit of work's snapshot
+        # (which sees its own writes)
+        self._advance(self._version, str(stale[0]))
+        return self._version
 
     def _again(self, call: Callable[[psycopg.Connection[Any]], _T], doing: str) -> _T:
         # Run `call` on the connection; an owned connection found broken
@@ -631,6 +765,11 @@ class PostgresRepository(PostgresReads):
         s = self._q
         changed = self._xid  # (every row records the transaction that wrote it)
         extra = {"deadlines": lambda row: (micros(row[1]),)}
+        known = self._snaps.get(self._version)
+        guard = (
+            None if known is None else known[0],
+            [*(() if known is None else known[2]), *self._running()],
+        )
         with conn.cursor() as cur:
             run = cur.executemany
             for table, rows in statement_rows(merged, changed, extra):
@@ -639,15 +778,17 @@ class PostgresRepository(PostgresReads):
                     key = _GONE_KEYS[name]
                     # table and key names come from this module, never from a user
                     run(f"UPDATE {s}.{name} SET gone = 1, changed = %s WHERE {key} = %s", rows)
+                elif table in _GUARDED:
+                    run(self._sql.upsert[table], [(*row, *guard) for row in rows])
                 else:
                     run(self._sql.upsert[table], rows)
             if merged.expired_holds:
                 run(
                     f"INSERT INTO {s}.expired_holds (hold_id, gone, changed) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (hold_id) DO UPDATE SET gone = excluded.gone,"
-                    " changed = excluded.changed",
+                    " ON CONFLICT (hold_id) DO UPDATE SET gone = excluded.gone, "
+                    + _GUARD.format(t="expired_holds"),
                     [
-                        (hold_id, int(not still), changed)
+                        (hold_id, int(not still), changed, *guard)
                         for hold_id, still in merged.expired_holds.items()
                     ],
                 )
@@ -664,11 +805,9 @@ class PostgresRepository(PostgresReads):
                     " changed = excluded.changed",
                     (merged.policy, changed),
                 )
-            if merged.counters:
-                run(
-                    f"UPDATE {s}.meta SET value = %s WHERE name = %s",
-                    [(value, name) for name, value in merged.counters.items()],
-                )
+            # (the counters are not written: one row every writer updates
+            # would make writers on different SKUs wait for each other; they
+            # are read back as the highest number the rows hold)
 
     def _failure(self, failed: BaseException, which: str) -> StorageError:
         # The error that a unit of work whose write failed ends with.
@@ -733,6 +872,8 @@ class PostgresRepository(PostgresReads):
                 self._end(conn, _SAVEPOINT)
             except psycopg.OperationalError as exc:
                 self._open = False
+                if self._owned and not conn.closed and _unusable(exc):
+                    conn.close()  # made again by the next unit of work
                 if conn.closed or conn.broken:
                     raise CommitOutcomeUnknown(
                         f"the connection to PostgreSQL was lost while committing: the operation "

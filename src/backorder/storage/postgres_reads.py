@@ -33,6 +33,21 @@ def _visible(xid: int, snapshot: str) -> bool:
 
 _T = TypeVar("_T")
 
+# Each counter, and the table whose rows hold its numbers: PostgreSQL does
+# not write the counters (one row every writer updates), so a read takes the
+# highest of the last value written to `meta` (by schema 4 and before) and
+# the numbers the rows read hold. (A copy keeps the highest it has seen.)
+_COUNTED = (("seq", "orders"), ("hold_seq", "holds"), ("expected_seq", "expected"))
+
+
+def _highest(counters: dict[str, int], rows: dict[str, list[Any]]) -> None:
+    # Raise each counter to the highest number among the raw rows read.
+    for counter, table in _COUNTED:
+        at = _KINDS[table]._fields.index("seq")
+        top = max((int(row[at]) for row in rows.get(table, ())), default=0)
+        if top > counters.get(counter, 0):
+            counters[counter] = top
+
 
 class PostgresReads:
     """The reads of the repository: every one runs through `_reading` (one
@@ -189,6 +204,7 @@ class PostgresReads:
             rows = self._many(conn, queries)
             counters = {name: int(value) for name, value in rows.pop("meta")}
             counters.pop("version", None)
+            _highest(counters, rows)
             (snapshot,) = rows.pop("snapshot")[0]
             return self._token(str(snapshot)), counters, rows
 
@@ -233,6 +249,11 @@ class PostgresReads:
         def read(conn: psycopg.Connection[Any]) -> Header:
             snapshot = self._snapshot(conn)
             counters = self._counters(conn)
+            for counter, table in _COUNTED:  # (indexed on seq)
+                (top,) = conn.execute(
+                    f"SELECT coalesce(max(seq), 0) FROM {s}.{table}"
+                ).fetchone() or (0,)
+                counters[counter] = max(counters.get(counter, 0), int(top))
             (ledger_seq,) = conn.execute(
                 f"SELECT coalesce(max(seq), 0) FROM {s}.ledger"
             ).fetchone() or (0,)
@@ -284,6 +305,7 @@ class PostgresReads:
             asked["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
             got = self._many(conn, asked)
             counters = {name: int(value) for name, value in got["meta"]}
+            _highest(counters, got)
             rows = {table: [_KINDS[table]._make(row) for row in got[table]] for table, _ in queries}
             return sku_changes(counters, rows)
 

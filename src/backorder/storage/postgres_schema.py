@@ -171,6 +171,23 @@ MIGRATIONS[4] = (
     ),
 )
 
+# Version 5: writers on different SKUs work at once (per-SKU locks). The
+# counters are no longer written to `meta` (one row every writer would
+# update): a reader takes the highest number the rows hold, so `seq` of
+# orders, holds and scheduled receipts gets a plain index. Two SKUs' orders
+# may share an arrival number, and two SKUs' ledger entries a number: the
+# ledger is keyed by (sku, seq).
+MIGRATIONS[5] = (
+    "ALTER TABLE {s}.orders DROP CONSTRAINT orders_seq_key",
+    "CREATE INDEX orders_by_seq ON {s}.orders (seq)",
+    "CREATE INDEX holds_by_seq ON {s}.holds (seq)",
+    "CREATE INDEX expected_by_seq ON {s}.expected (seq)",
+    "ALTER TABLE {s}.ledger DROP CONSTRAINT ledger_pkey",
+    "ALTER TABLE {s}.ledger ADD PRIMARY KEY (sku, seq)",
+    "DROP INDEX {s}.ledger_by_sku",
+    "CREATE INDEX ledger_by_seq ON {s}.ledger (seq)",
+)
+
 #: The schema version this library writes.
 SCHEMA_VERSION = max(MIGRATIONS)
 

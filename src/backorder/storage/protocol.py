@@ -26,6 +26,7 @@ __all__ = [
     "ClaimingRepository",
     "IncrementalRepository",
     "LazyRepository",
+    "LockingRepository",
     "OrderLoadingRepository",
     "Repository",
 ]
@@ -177,4 +178,40 @@ class OrderLoadingRepository(LazyRepository, Protocol):
     def load_receipts(self, receipts: Sequence[tuple[str, str]]) -> list[ReceiptRow]:
         """The receipts counted under these `(sku, reference)` keys; keys
         never counted are left out."""
+        ...
+
+
+@runtime_checkable
+class LockingRepository(IncrementalRepository, Protocol):
+    """A repository whose writers lock what each operation touches, so
+    writers on different SKUs work at once (`PostgresRepository`).
+
+    A book over one starts a unit of work with `begin_unlocked()` instead of
+    `begin()`, then, before the operation runs, locks the SKUs it names
+    (`lock_skus`, those of the orders and receipts it names found with
+    `locate`) or, for an operation that names none (a sweep, a policy
+    switch), the whole book (`lock_book`); each returns the copy's version,
+    or -1 when something committed since (the book catches up then, with
+    the locks held). Rows the book writes are of SKUs it locked: a row of
+    another SKU makes it lock that one too and run the operation again.
+    Counters and ledger numbers are drawn from the copy after catching up
+    (above everything committed on the SKUs locked), so they rise per SKU in
+    commit order; two SKUs may share a number, and a key two writers chose
+    at once (an order id, a generated hold id) makes the later commit lose a
+    race (`CommitRace`) and run again.
+    """
+
+    def begin_unlocked(self) -> None:
+        """Start a unit of work that holds no lock yet."""
+        ...
+
+    def lock_skus(self, skus: Sequence[str]) -> int:
+        """Lock these SKUs until the unit of work ends (after the book's
+        shared lock, in one fixed order); return the copy's version or -1.
+        Raises `ConcurrencyConflict` past the timeout."""
+        ...
+
+    def lock_book(self) -> int:
+        """Lock the whole book until the unit of work ends (no other writer
+        runs); return the copy's version or -1."""
         ...
