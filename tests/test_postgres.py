@@ -676,6 +676,7 @@ def _as_version_4(schema: str) -> None:
     _sql(f"ALTER TABLE {s}.ledger DROP CONSTRAINT ledger_pkey")
     _sql(f"ALTER TABLE {s}.ledger ADD PRIMARY KEY (seq)")
     _sql(f"CREATE INDEX ledger_by_sku ON {s}.ledger (sku, seq)")
+    _sql(f"ALTER TABLE {s}.commits DROP COLUMN tables")
     for name, table in (("seq", "orders"), ("hold_seq", "holds"), ("expected_seq", "expected")):
         _sql(
             f"UPDATE {s}.meta SET value = (SELECT coalesce(max(seq), 0) FROM {s}.{table}) "

@@ -196,9 +196,10 @@ class RowStore:
         # whether the (sku, reference) of a receipt was counted. Bad values are
         # left to the operation's own checks. Over a LockingRepository the
         # SKUs named are locked first (and the copy caught up), lazy or not.
+        located: tuple[list[str], list[str], list[str]] | None = None
         if self.locker is not None and self.open:  # (a read locks nothing)
             skus, orders, refs = list(skus), list(orders), list(refs)
-            self._lock_named(skus, orders, refs)
+            located = self._lock_named(skus, orders, refs)
         if not self.lazy:
             return
         state = self.state
@@ -206,7 +207,10 @@ class RowStore:
         find_orders = [o for o in orders if type(o) is str and not self._complete(o)]
         find_refs = [r for r in refs if type(r) is str and r not in state.expected]
         found: list[str] = []
-        if find_orders or find_refs:
+        if located is not None and located[:2] == (find_orders, find_refs):
+            found = located[2]  # (found just now, before locking: ids never move)
+            missing.update(found)
+        elif find_orders or find_refs:
             repo = cast(LazyRepository, self.repo)  # (lazy: see `load`)
             found = repo.locate(find_orders, find_refs)
             missing.update(found)
@@ -217,7 +221,9 @@ class RowStore:
         if receipts:
             self.load_receipts(receipts)
 
-    def _lock_named(self, skus: list[object], orders: list[object], refs: list[object]) -> None:
+    def _lock_named(
+        self, skus: list[object], orders: list[object], refs: list[object]
+    ) -> tuple[list[str], list[str], list[str]]:
         # Lock the SKUs an operation names (its SKUs, those of the orders and
         # scheduled receipts it names: a copy knows those it holds, the store
         # finds the others; neither ever changes), then catch up.
@@ -239,11 +245,16 @@ class RowStore:
                     find_refs.append(reference)
                 else:
                     names.add(expected.sku)
+        found: list[str] = []
         if find_orders or find_refs:
-            names.update(cast(LazyRepository, self.repo).locate(find_orders, find_refs))
+            found = cast(LazyRepository, self.repo).locate(find_orders, find_refs)
+            names.update(found)
         if names:
             self.named = True
             self.lock(names | self.extra)
+        # (what was looked for and found: the lazy load needs no second look
+        # when its copy still lacks the same orders and receipts)
+        return find_orders, find_refs, found
 
     def lock(self, names: Iterable[str]) -> None:
         # (LockingRepository) Lock these SKUs too, and catch up when anything

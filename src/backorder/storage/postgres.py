@@ -177,6 +177,7 @@ class PostgresRepository(PostgresReads):
         "_failed",
         "_held",
         "_key",
+        "_mask",
         "_next",
         "_open",
         "_owned",
@@ -262,6 +263,9 @@ class PostgresRepository(PostgresReads):
             table: query.replace(" WHERE changed > %s", unseen)
             for table, query in self._select.items()
         }
+        self._bits = {table: 1 << bit for bit, table in enumerate(sorted(self._select_new))}
+        self._hints: tuple[int, str, int] | None = None
+        self._mask = 0  # the tables the open unit of work wrote (`commits.tables`)
         self._snaps: dict[int, tuple[str, int, tuple[int, ...]]] = {}
         self._tick = 0
         self._xid = 0
@@ -601,6 +605,7 @@ class PostgresRepository(PostgresReads):
         self._held = 0
         xid, number = self._again(self._begin, "begin a unit of work")
         self._xid, self._next = int(xid), int(number)
+        self._mask = 0
 
     def _begin(self, conn: psycopg.Connection[Any]) -> Any:
         # BEGIN (or a savepoint), then this unit of work's transaction id
@@ -701,7 +706,7 @@ class PostgresRepository(PostgresReads):
         except BaseException:
             self.rollback()
             raise
-        if stale is None or stale[1]:
+        if stale is None or self._hint(stale):
             return -1  # something committed since the copy's snapshot: catch up
         # nothing did: the copy is current at this unit of work's snapshot
         # (which sees its own writes)
@@ -772,7 +777,9 @@ class PostgresRepository(PostgresReads):
         )
         with conn.cursor() as cur:
             run = cur.executemany
+            bits = self._bits
             for table, rows in statement_rows(merged, changed, extra):
+                self._mask |= bits[table.split(":")[0]]
                 if table.endswith(":gone"):
                     name = table[: -len(":gone")]
                     key = _GONE_KEYS[name]
@@ -783,6 +790,7 @@ class PostgresRepository(PostgresReads):
                 else:
                     run(self._sql.upsert[table], rows)
             if merged.expired_holds:
+                self._mask |= bits["expired_holds"]
                 run(
                     f"INSERT INTO {s}.expired_holds (hold_id, gone, changed) VALUES (%s, %s, %s)"
                     " ON CONFLICT (hold_id) DO UPDATE SET gone = excluded.gone, "
@@ -799,6 +807,7 @@ class PostgresRepository(PostgresReads):
                 )
                 cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
             if merged.policy is not None:
+                self._mask |= bits["settings"]
                 cur.execute(
                     f"INSERT INTO {s}.settings (name, value, changed) VALUES ('policy', %s, %s)"
                     " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
@@ -862,8 +871,8 @@ class PostgresRepository(PostgresReads):
                     if staged:
                         self._store(conn, staged)
                     conn.execute(
-                        f"INSERT INTO {s}.commits (version, xid) VALUES (%s, %s)",
-                        (version, self._xid),
+                        f"INSERT INTO {s}.commits (version, xid, tables) VALUES (%s, %s, %s)",
+                        (version, self._xid, self._mask),
                     )
             except BaseException:
                 self._drop_unit()

@@ -53,12 +53,14 @@ class PostgresReads:
     """The reads of the repository: every one runs through `_reading` (one
     consistent view; the repository defines it)."""
 
-    __slots__ = ("_snaps", "_tick", "_version")
+    __slots__ = ("_bits", "_hints", "_snaps", "_tick", "_version")
     _q: Any
     _schema: str
     _owned: bool
     _select: dict[str, str]
     _select_new: dict[str, str]
+    _bits: dict[str, int]  # each table's bit in `commits.tables`
+    _hints: tuple[int, str, int] | None
     _sql: Statements
     # what each version number handed out stands for: the snapshot the book's
     # copy is current at, and (inside a caller's transaction) the number of
@@ -120,7 +122,9 @@ class PostgresReads:
         # more, are read backwards on the index: if any commit from xmax on is
         # not the copy's, the newest such one is among them)
         query = (
-            f"SELECT pg_current_snapshot()::text, EXISTS (SELECT 1 FROM (SELECT xid FROM"
+            f"SELECT pg_current_snapshot()::text, (SELECT coalesce(bit_or(tables), 0) FROM"
+            f" {self._q}.commits WHERE (xid >= %(xmax)s::bigint OR xid = ANY(%(xip)s::bigint[]))"
+            " AND xid <> ALL(%(own)s::bigint[])), EXISTS (SELECT 1 FROM (SELECT xid FROM"
             f" {self._q}.commits ORDER BY xid DESC LIMIT %(k)s) AS newest"
             " WHERE xid >= %(xmax)s::bigint AND xid <> ALL(%(own)s::bigint[]))"
             " OR (cardinality(%(xip)s::bigint[]) > 0 AND EXISTS (SELECT 1 FROM"
@@ -133,6 +137,16 @@ class PostgresReads:
                 " WHERE version = %(mine)s::bigint))"
             )
         return query
+
+    def _hint(self, row: tuple[Any, ...]) -> bool:
+        # Whether a row of `_stale_query` says the copy is stale; if so, keep
+        # what it found for the catch-up that follows: the snapshot it read
+        # at and which tables the commits that snapshot sees (and the copy's
+        # does not) wrote. Rows of the other tables are then not read.
+        if not row[2]:
+            return False
+        self._hints = (self._version, str(row[0]), int(row[1]))
+        return True
 
     def _stale_params(self, version: int, own: tuple[int, ...] = ()) -> dict[str, Any] | None:
         known = self._snaps.get(version)
@@ -155,7 +169,7 @@ class PostgresReads:
         if params is None:
             return -1
         row = conn.execute(self._stale_query(), params).fetchone()
-        if row is None or row[1]:
+        if row is None or self._hint(row):
             return -1
         self._advance(self._version, str(row[0]))
         return self._version
@@ -169,7 +183,7 @@ class PostgresReads:
         own = list(self._running())
         params = {"xmax": xmax, "xip": xip, "mine": 0, "own": own, "k": len(own) + 1}
         row = conn.execute(self._stale_query(), params).fetchone()
-        return bool(row and row[1])
+        return bool(row and row[2])
 
     def _counters(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
         return {
@@ -182,6 +196,7 @@ class PostgresReads:
             queries: dict[str, tuple[str, Any]] = {
                 "snapshot": ("SELECT pg_current_snapshot()::text", ())
             }
+            hint, self._hints = self._hints, None
             if since < 0:
                 queries.update({table: (q, (since,)) for table, q in self._select.items()})
             else:
@@ -199,13 +214,30 @@ class PostgresReads:
                             f"(the caller's transaction was rolled back)"
                         )
                 seen = (params["xmax"], params["xip"], params["own"])
-                queries.update({table: (q, seen) for table, q in self._select_new.items()})
-            queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
+                if hint is not None and hint[0] == since and self._owned:
+                    # (the check just made, after this unit of work's locks:
+                    # the copy is current at its snapshot once the tables
+                    # those commits wrote are read; rows read later, of
+                    # commits after it, are read again next time)
+                    del queries["snapshot"]
+                    bits = self._bits
+                    queries.update(
+                        (table, (q, seen))
+                        for table, q in self._select_new.items()
+                        if hint[2] & bits[table]
+                    )
+                else:
+                    hint = None
+                    queries.update({table: (q, seen) for table, q in self._select_new.items()})
+            if since < 0:  # (the counters kept before schema 5; since, the rows' highest)
+                queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
             rows = self._many(conn, queries)
-            counters = {name: int(value) for name, value in rows.pop("meta")}
+            counters = {name: int(value) for name, value in rows.pop("meta", ())}
             counters.pop("version", None)
+            for table in self._select_new:
+                rows.setdefault(table, [])
             _highest(counters, rows)
-            (snapshot,) = rows.pop("snapshot")[0]
+            snapshot = hint[1] if hint is not None else rows.pop("snapshot")[0][0]
             return self._token(str(snapshot)), counters, rows
 
         return self._reading(read, "read the book")

@@ -176,7 +176,7 @@ MIGRATIONS[4] = (
 # update): a reader takes the highest number the rows hold, so `seq` of
 # orders, holds and scheduled receipts gets a plain index. Two SKUs' orders
 # may share an arrival number, and two SKUs' ledger entries a number: the
-# ledger is keyed by (sku, seq).
+# ledger is keyed by (sku, seq). Each commit records which tables it wrote.
 MIGRATIONS[5] = (
     "ALTER TABLE {s}.orders DROP CONSTRAINT orders_seq_key",
     "CREATE INDEX orders_by_seq ON {s}.orders (seq)",
@@ -186,6 +186,9 @@ MIGRATIONS[5] = (
     "ALTER TABLE {s}.ledger ADD PRIMARY KEY (sku, seq)",
     "DROP INDEX {s}.ledger_by_sku",
     "CREATE INDEX ledger_by_seq ON {s}.ledger (seq)",
+    # which tables each commit wrote (a bit per table; -1: all, for commits
+    # made before): a catch-up reads only those
+    "ALTER TABLE {s}.commits ADD COLUMN tables INTEGER NOT NULL DEFAULT -1",
 )
 
 #: The schema version this library writes.
