@@ -9,7 +9,8 @@
   the baseline's one `executemany` of the order lines in one transaction,
   and the same batch on SQLite;
 * writers in 1, 2 and 4 processes on disjoint SKUs (ops/s and the speed-up
-  over one process), for the book and for the baseline.
+  over one process), for the book and for the baseline, interleaved over
+  rounds, medians.
 
 Needs a server (`BACKORDER_PG_DSN`, default `dbname=test`); every table is
 made in a schema of its own, dropped at the end. Run directly:
@@ -24,6 +25,7 @@ import json
 import multiprocessing
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -281,22 +283,27 @@ def _writer(kind: str, schema: str, worker: int, n: int, start_at: float) -> flo
     return elapsed
 
 
-def scaling(n: int, made: list[str]) -> dict[str, dict[int, float]]:
+def scaling(n: int, made: list[str], rounds: int = 3) -> dict[str, dict[int, float]]:
+    # ops/s of 1, 2 and 4 writers, every count and kind interleaved over
+    # `rounds` rounds (the machine's noise hits them alike), median kept
     ctx = multiprocessing.get_context("spawn")
-    out: dict[str, dict[int, float]] = {}
-    for kind in ("postgres", "psycopg baseline"):
-        out[kind] = {}
-        for writers in (1, 2, 4):
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            made.append(schema)
-            _make(kind, schema, "").close()  # the schema exists before the writers start
-            start_at = time.time() + 3
-            with ctx.Pool(writers) as pool:
-                times = pool.starmap(
-                    _writer, [(kind, schema, w, n, start_at) for w in range(writers)]
-                )
-            out[kind][writers] = writers * n / max(times)
-    return out
+    seen: dict[str, dict[int, list[float]]] = {}
+    for _ in range(rounds):
+        for kind in ("postgres", "psycopg baseline"):
+            for writers in (1, 2, 4):
+                schema = f"bench_{uuid.uuid4().hex[:10]}"
+                made.append(schema)
+                _make(kind, schema, "").close()  # the schema exists before the writers start
+                start_at = time.time() + 2
+                with ctx.Pool(writers) as pool:
+                    times = pool.starmap(
+                        _writer, [(kind, schema, w, n, start_at) for w in range(writers)]
+                    )
+                seen.setdefault(kind, {}).setdefault(writers, []).append(writers * n / max(times))
+    return {
+        kind: {writers: statistics.median(rates) for writers, rates in by.items()}
+        for kind, by in seen.items()
+    }
 
 
 def _drop(made: list[str]) -> None:
@@ -311,7 +318,7 @@ def run(quick: bool) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as directory:
             ops = per_operation(300 if quick else 2000, directory, made)
             batch = batch_import(2000 if quick else 20000, directory, made)
-        writers = scaling(150 if quick else 600, made)
+        writers = scaling(200 if quick else 600, made, 3 if quick else 5)
     finally:
         _drop(made)
     return {"per_operation": ops, "batch": batch, "scaling": writers, "cpus": os.cpu_count()}
@@ -327,7 +334,7 @@ def report(results: dict[str, Any]) -> str:
     lines += ["", "batch import, one commit (orders/s)", ""]
     lines.append("".join(f"{k:>18}" for k in results["batch"]))
     lines.append("".join(f"{rate:>18,.0f}" for rate in results["batch"].values()))
-    lines += ["", f"writers on disjoint SKUs (ops/s; {results['cpus']} CPUs)", ""]
+    lines += ["", f"writers on disjoint SKUs (ops/s, median of rounds; {results['cpus']} CPUs)", ""]
     for kind, by in results["scaling"].items():
         one = by[1]
         cells = ", ".join(f"{w}: {rate:,.0f} ({rate / one:.2f}x)" for w, rate in by.items())

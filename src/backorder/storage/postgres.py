@@ -645,9 +645,12 @@ class PostgresRepository(PostgresReads):
         Cost: one round trip plus the wait for writers of these SKUs.
         """
         keys = sorted({_lock_key(f"{self._schema}\x00sku\x00{sku}") for sku in skus})
-        locks = [("SELECT pg_advisory_xact_lock(%s)", (key,)) for key in keys]
+        # one statement: its calls run left to right, the book's lock first
+        calls = ["pg_advisory_xact_lock(%s)"] * len(keys)
         if not self._held:
-            locks.insert(0, ("SELECT pg_advisory_xact_lock_shared(%s)", (self._key,)))
+            calls.insert(0, "pg_advisory_xact_lock_shared(%s)")
+            keys.insert(0, self._key)
+        locks = [(f"SELECT {', '.join(calls)}", tuple(keys))]
         version = self._locking(locks, f"SKUs {sorted(skus)!r}")
         self._held = max(self._held, 1)
         return version
@@ -672,7 +675,7 @@ class PostgresRepository(PostgresReads):
         self._held = 2
         return version
 
-    def _locking(self, locks: list[tuple[str, tuple[int]]], what: str) -> int:
+    def _locking(self, locks: list[tuple[str, tuple[int, ...]]], what: str) -> int:
         # Take these locks, then read whether the copy is stale, in one
         # round trip (a caller's lock_timeout is ours only while waiting).
         if not self._open:
