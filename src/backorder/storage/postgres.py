@@ -603,6 +603,7 @@ class PostgresRepository(PostgresReads):
         self._staged = []
         self._failed = None
         self._held = 0
+        self._hints = None  # (a check's hint serves only the catch-up right after it)
         xid, number = self._again(self._begin, "begin a unit of work")
         self._xid, self._next = int(xid), int(number)
         self._mask = 0
@@ -908,6 +909,7 @@ class PostgresRepository(PostgresReads):
         roll back to its savepoint). Cost: O(1)."""
         self._staged = []
         self._failed = None
+        self._hints = None
         if self._open:
             self._drop_unit()
 
