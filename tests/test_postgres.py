@@ -7,6 +7,7 @@ the tests skip (or fail, with BACKORDER_REQUIRE_POSTGRES=1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -298,9 +300,10 @@ def _spawn() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-@pytest.fixture
-def held_x(schema: str) -> Any:
-    """Process A holds a batch open on SKU X (its lock held) until released."""
+@contextlib.contextmanager
+def _holding_x(schema: str) -> Iterator[Any]:
+    """Process A holds a batch open on SKU X (its lock held) until the event
+    yielded is set, or the block ends; then A commits and ends."""
     with BackorderBook(None, _repo(schema)) as book:  # the schema exists before A starts
         book.receive("Y", 1)
     ctx = _spawn()
@@ -314,6 +317,13 @@ def held_x(schema: str) -> Any:
         release.set()
         process.join(30)
     assert process.exitcode == 0
+
+
+@pytest.fixture
+def held_x(schema: str) -> Iterator[Any]:
+    """Process A holds a batch open on SKU X (its lock held) until released."""
+    with _holding_x(schema) as release:
+        yield release
 
 
 def test_a_writer_on_the_same_sku_waits_for_the_batch(schema: str, held_x: Any) -> None:
@@ -359,21 +369,12 @@ def test_a_writer_on_another_sku_does_not_wait(schema: str, held_x: Any) -> None
 
 
 def test_writers_on_different_skus_at_once_leave_one_whole_book(schema: str) -> None:
-    with BackorderBook(None, _repo(schema)) as book:
+    with (
+        _holding_x(schema),  # (A commits when the block ends)
+        BackorderBook(None, _repo(schema, timeout=1)) as book,
+    ):
+        book.place(Order("B-1", [OrderLine("Y", 2)]))
         book.receive("Y", 1)
-    ctx = _spawn()
-    ready, release = ctx.Event(), ctx.Event()
-    process = ctx.Process(target=hold_batch, args=(DSN, schema, "X", ready, release))
-    process.start()
-    try:
-        assert ready.wait(30), "process A did not open its batch"
-        with BackorderBook(None, _repo(schema, timeout=1)) as book:
-            book.place(Order("B-1", [OrderLine("Y", 2)]))
-            book.receive("Y", 1)
-    finally:
-        release.set()
-        process.join(30)
-    assert process.exitcode == 0
     with BackorderBook(None, _repo(schema, lazy=False)) as book:
         book.inspect().check()
         book.ledger.verify()

@@ -147,12 +147,16 @@ class UnitOfWork:
     def run(self, call: Callable[[], _R], prefetch: Callable[[], None]) -> _R:
         """Run one operation as one unit of work (or inside the open one)."""
         self.check_open()
-        if self.depth:
-            prefetch()
-            self.store.ready()
+
+        def prepared() -> _R:
+            prefetch()  # (loads, and over a LockingRepository locks, what it names)
+            self.store.ready()  # (locks the whole book if it named nothing)
             if self.store.scoped:  # (it caught up once locked: follow the policy stored)
                 self._sync()
             return call()
+
+        if self.depth:
+            return prepared()
         store = self.store
         attempt = 0
         while True:
@@ -161,11 +165,7 @@ class UnitOfWork:
             self._sync()
             self.depth = 1
             try:
-                prefetch()
-                store.ready()
-                if store.scoped:  # (it caught up once locked: follow the policy stored)
-                    self._sync()
-                return call()
+                return prepared()
             except CommitRace:
                 if attempt >= RETRIES:
                     raise

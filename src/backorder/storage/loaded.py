@@ -67,6 +67,24 @@ class StaleCopy(ConcurrencyConflict):
     the book's copy holds work the store does not, so it loads again."""
 
 
+def _skus_or_unknown(
+    keys: Iterable[object], skus_of: Callable[[str], Iterable[str] | None]
+) -> tuple[set[str], list[str]]:
+    # The SKUs of the keys a copy knows (`skus_of` gives None for one it does
+    # not), and those keys it does not, for the store to find. Keys that are
+    # not text are left to the operation's own checks.
+    known: set[str] = set()
+    unknown: list[str] = []
+    for key in keys:
+        if type(key) is str:
+            skus = skus_of(key)
+            if skus is None:
+                unknown.append(key)
+            else:
+                known.update(skus)
+    return known, unknown
+
+
 class RowStore:
     """The book's side of a row `Repository`: a loaded copy kept in step.
 
@@ -84,7 +102,7 @@ class RowStore:
 
     __slots__ = (
         *("by_id", "catch_ups", "lazy", "leases", "open", "reloads", "repo", "state"),
-        *("extra", "locked", "locker", "named", "scoped", "whole_lock"),
+        *("extra", "locked", "locker", "named", "whole_lock"),
         "version",
     )
     live = False
@@ -103,16 +121,25 @@ class RowStore:
         # locked the whole book, whether the operation being prepared named
         # any SKU, and SKUs a lost attempt found it had to lock too)
         self.locker = repo if isinstance(repo, LockingRepository) else None
-        self.scoped = self.locker is not None
-        self.locked: set[str] = set()
-        self.whole_lock = False
-        self.named = False
         self.extra: set[str] = set()
+        self._unlock()
         if self.lazy:
             self.start_lazy()
         else:
             self.reload()
             self.reloads = 0
+
+    @property
+    def scoped(self) -> bool:
+        """Whether each unit of work locks what its operation names (over a
+        `LockingRepository`). O(1)."""
+        return self.locker is not None
+
+    def _unlock(self) -> None:
+        # (a unit of work begins or ends: it holds no lock)
+        self.locked: set[str] = set()
+        self.whole_lock = False
+        self.named = False
 
     def start_lazy(self) -> None:
         repo = self.repo
@@ -229,22 +256,18 @@ class RowStore:
         # finds the others; neither ever changes), then catch up.
         state = self.state
         names = {s for s in skus if type(s) is str}
-        find_orders: list[str] = []
-        find_refs: list[str] = []
-        for order_id in orders:
-            if type(order_id) is str:
-                record = state.orders.get(order_id)
-                if record is None:
-                    find_orders.append(order_id)
-                else:
-                    names.update(line.sku for line in record.lines)
-        for reference in refs:
-            if type(reference) is str:
-                expected = state.expected.get(reference)
-                if expected is None:
-                    find_refs.append(reference)
-                else:
-                    names.add(expected.sku)
+
+        def order_skus(order_id: str) -> list[str] | None:
+            record = state.orders.get(order_id)
+            return None if record is None else [line.sku for line in record.lines]
+
+        def receipt_skus(reference: str) -> list[str] | None:
+            expected = state.expected.get(reference)
+            return None if expected is None else [expected.sku]
+
+        of_orders, find_orders = _skus_or_unknown(orders, order_skus)
+        of_receipts, find_refs = _skus_or_unknown(refs, receipt_skus)
+        names |= of_orders | of_receipts
         found: list[str] = []
         if find_orders or find_refs:
             found = cast(LazyRepository, self.repo).locate(find_orders, find_refs)
@@ -387,9 +410,7 @@ class RowStore:
 
     def begin(self) -> None:
         if self.locker is not None:  # locks come once the operation is known
-            self.locked = set()
-            self.whole_lock = False
-            self.named = False
+            self._unlock()
             self.locker.begin_unlocked()
             self.open = True
             return
@@ -422,8 +443,7 @@ class RowStore:
             self.extra = set()
 
     def end(self) -> None:
-        self.locked = set()
-        self.whole_lock = False
+        self._unlock()
         if self.open:
             self.open = False
             self.repo.rollback()

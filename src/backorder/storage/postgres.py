@@ -76,7 +76,7 @@ _GONE_KEYS = {"holds": "hold_id", "expected": "reference", "deadlines": "order_i
 # writer visible in the copy's snapshot, or the writer itself); any other
 # row sets `changed` to NULL, which its NOT NULL refuses: the unit of work
 # is lost and runs again after catching up (finding the key taken).
-_GUARDED = ("orders", "holds", "expected", "deadlines", "expired_holds")
+_GUARDED = ("orders", "holds", "expected", "deadlines")  # (and expired_holds, in _store)
 _GUARD = (
     "changed = CASE WHEN coalesce(pg_visible_in_snapshot({t}.changed::text::xid8,"
     " %s::pg_snapshot), true) OR {t}.changed = ANY(%s::bigint[]) THEN excluded.changed END"
@@ -242,7 +242,7 @@ class PostgresRepository(PostgresReads):
         quoted = pg_sql.Identifier(schema).as_string(None)
         self._q = quoted
         self._sql = Statements("%s", prefix=quoted + ".")
-        for table in _GUARDED[:-1]:
+        for table in _GUARDED:
             statement = self._sql.upsert[table]
             assert statement.endswith("changed = excluded.changed")
             self._sql.upsert[table] = statement.replace(

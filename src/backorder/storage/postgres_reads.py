@@ -281,14 +281,11 @@ class PostgresReads:
         def read(conn: psycopg.Connection[Any]) -> Header:
             snapshot = self._snapshot(conn)
             counters = self._counters(conn)
-            for counter, table in _COUNTED:  # (indexed on seq)
-                (top,) = conn.execute(
-                    f"SELECT coalesce(max(seq), 0) FROM {s}.{table}"
-                ).fetchone() or (0,)
+            tables = [table for _, table in _COUNTED] + ["ledger"]
+            highest = ", ".join(f"(SELECT coalesce(max(seq), 0) FROM {s}.{t})" for t in tables)
+            *tops, ledger_seq = conn.execute(f"SELECT {highest}").fetchone() or (0,) * len(tables)
+            for (counter, _), top in zip(_COUNTED, tops, strict=True):  # (indexed on seq)
                 counters[counter] = max(counters.get(counter, 0), int(top))
-            (ledger_seq,) = conn.execute(
-                f"SELECT coalesce(max(seq), 0) FROM {s}.ledger"
-            ).fetchone() or (0,)
             query = f"SELECT hold_id FROM {s}.expired_holds WHERE gone = 0"
             expired = [i for (i,) in self._run(conn, query)]
             held = [

@@ -202,16 +202,40 @@ class LockingRepository(IncrementalRepository, Protocol):
     """
 
     def begin_unlocked(self) -> None:
-        """Start a unit of work that holds no lock yet."""
+        """Start a unit of work that holds no lock yet.
+
+        Raises:
+            ConnectionLost: the store cannot be reached.
+            RepositoryClosed: the repository is closed.
+
+        Cost: one round trip to the store.
+        """
         ...
 
     def lock_skus(self, skus: Sequence[str]) -> int:
         """Lock these SKUs until the unit of work ends (after the book's
-        shared lock, in one fixed order); return the copy's version or -1.
-        Raises `ConcurrencyConflict` past the timeout."""
+        shared lock, in one fixed order); return the copy's version, or -1
+        when something committed since it (read once the locks are held).
+
+        Raises:
+            ConcurrencyConflict: a SKU stayed locked past the timeout, or no
+                unit of work is open.
+            CommitRace: the store found a deadlock (the book runs the
+                operation again; inside a batch it surfaces as the
+                `ConcurrencyConflict` it is).
+
+        Cost: one round trip plus the wait for writers of these SKUs.
+        """
         ...
 
     def lock_book(self) -> int:
         """Lock the whole book until the unit of work ends (no other writer
-        runs); return the copy's version or -1."""
+        runs); return the copy's version or -1, as `lock_skus`.
+
+        Raises:
+            ConcurrencyConflict: another writer held the book past the timeout.
+            CommitRace: the store found a deadlock (run again).
+
+        Cost: one round trip plus the wait for every writer at work.
+        """
         ...
