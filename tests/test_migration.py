@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from backorder import BackorderBook, PriorityTiers
+from backorder import BackorderBook, Order, OrderLine, PriorityTiers
 
 DATA = Path(__file__).parent / "data"
 
@@ -74,3 +74,34 @@ def test_a_book_written_by_the_landed_version_opens_as_the_same_book(tmp_path: P
 
 def expected_on_hand(reads_before: dict[str, Any], sku: str) -> int:
     return next(int(row[1]) for row in reads_before["stock"] if row[0] == sku)
+
+
+def test_a_book_written_by_schema_5_opens_as_the_same_book(tmp_path: Path) -> None:
+    # `landed-5.db`: written by the landed schema-5 code (commit c0ddabc, by
+    # `tests/data/make_landed_5.py`); `landed-5.json`: what that code read back
+    path = tmp_path / "landed-5.db"
+    shutil.copy(DATA / "landed-5.db", path)
+    expected = json.loads((DATA / "landed-5.json").read_text())
+    with (
+        BackorderBook.open(path, PriorityTiers()) as book,
+        BackorderBook.open(path, PriorityTiers()) as other,
+    ):
+        assert reads(book) == expected
+        assert reads(other) == expected
+        book.inspect().check()
+        book.ledger.verify()
+        # it goes on working, and another handle catches up with what it writes
+        placed = book.place(Order("N-1", [OrderLine("CUP", 1)]))
+        last = expected["waiting"]["CUP"][-1]
+        assert [ln.order_id for ln in other.waiting("CUP")][-2:] == [last, "N-1"]
+        assert other.position("N-1", "CUP") == len(expected["waiting"]["CUP"]) + 1
+        assert placed.status.lines[0].backordered == 1
+        other.receive("MUG", 2, reference="GRN-new")
+        assert book.stock("MUG").on_hand == expected_on_hand(expected, "MUG") + 2
+        ids = [e.id for e in book.pending_events()]
+        assert ids == sorted(set(ids))
+        assert ids[: len(expected["pending"])] == [e[0] for e in expected["pending"]]
+    with BackorderBook.open(path, PriorityTiers()) as again:
+        assert again.status("N-1").lines[0].backordered == 1
+        again.inspect().check()
+        again.ledger.verify()
