@@ -372,10 +372,11 @@ def test_a_skus_open_and_closed_lines_are_read_by_their_partial_indexes(tmp_path
     assert "TEMP B-TREE" not in _plan(path, open_lines.replace("'CUP'", "'MUG'"))
     closed = "SELECT order_id FROM lines WHERE sku = 'MUG' AND shipped + cancelled >= ordered"
     assert "USING INDEX lines_closed" in _plan(path, closed)
-    catching_up = (
-        "SELECT seq FROM orders WHERE order_id IN (SELECT order_id FROM lines WHERE changed > 1)"
-    )
-    assert "lines_changed" in _plan(path, catching_up)
+    # (schema 6) catching up reads the keys the change log names, by the key
+    catching_up = "SELECT ordered FROM lines WHERE (order_id, sku) IN (VALUES ('A-1', 'MUG'))"
+    assert "USING PRIMARY KEY" in _plan(path, catching_up)
+    orders = "SELECT body FROM orders WHERE order_id IN ('A-1')"
+    assert "USING INDEX sqlite_autoindex_orders_1" in _plan(path, orders)
 
 
 def test_event_ids_are_never_handed_out_again(tmp_path: Path) -> None:
@@ -407,7 +408,7 @@ def test_the_landed_file_migrates_and_its_event_ids_go_on(tmp_path: Path) -> Non
     assert min(new) > handed_out
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (6,)
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
@@ -415,6 +416,9 @@ def test_the_landed_file_migrates_and_its_event_ids_go_on(tmp_path: Path) -> Non
         conn.close()
     assert {"lines_open", "lines_closed"} <= names
     assert not {"lines_by_order", "ledger_changed", "orders_changed"} & names
+    # (schema 6) a change log instead of a `changed` index on every table
+    assert "commits" in names
+    assert {name for name in names if name.endswith("_changed")} == {"settings_changed"}
 
 
 def test_a_long_batch_writes_lines_again_after_an_earlier_flush(tmp_path: Path) -> None:
@@ -442,3 +446,84 @@ def test_a_long_batch_writes_lines_again_after_an_earlier_flush(tmp_path: Path) 
     other.close()
     with BackorderBook.open(path, clock=TickingClock()) as again:
         assert snapshot(again) == snapshot(twin)
+
+
+# --- schema 6: the change log --------------------------------------------------
+
+
+def _seen(book: BackorderBook) -> dict[str, object]:
+    # what a reader sees of the book: every order's lines, stock, the lines
+    return {
+        "orders": {i: book.status(i).lines for i in book.order_ids()},
+        "stock": {s: (book.stock(s).on_hand, book.stock(s).allocated) for s in book.skus()},
+        "waiting": {s: [ln.order_id for ln in book.waiting(s)] for s in book.skus()},
+        "ledger": [(e.seq, e.sku, e.on_hand, e.allocated) for e in book.ledger],
+    }
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_commit_of_more_keys_than_the_log_lists_is_read_by_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lazy: bool
+) -> None:
+    monkeypatch.setattr(sqlite_module, "KEYS_LISTED", 3)
+    path = tmp_path / "book.db"
+    with (
+        BackorderBook.open(path, clock=TickingClock()) as writer,
+        BackorderBook(repository=SQLiteRepository(path, lazy=lazy), clock=TickingClock()) as reader,
+    ):
+        writer.place(Order("A-0", [OrderLine("MUG", 1), OrderLine("CUP", 1)]))
+        assert reader.position("A-0", "MUG") == 1  # the reader holds MUG and CUP
+        with writer.batch():  # five orders, five lines: more than the log lists
+            for i in range(1, 6):
+                writer.place(Order(f"A-{i}", [OrderLine("MUG", 1)]))
+        writer.receive("MUG", 4, reference="GRN-1")  # four lines allocated: listed too
+        writer.cancel("A-5")
+        conn = sqlite3.connect(path)
+        logged = [keys for (keys,) in conn.execute("SELECT keys FROM commits ORDER BY version")]
+        conn.close()
+        assert any('"lines":"*"' in keys for keys in logged)
+        assert any('"lines":[' in keys for keys in logged)
+        assert _seen(reader) == _seen(writer)
+        reader.place(Order("B-1", [OrderLine("MUG", 1)]))
+        assert writer.position("B-1", "MUG") == 2  # behind A-4 (A-0 to A-3 allocated)
+        assert _seen(writer) == _seen(reader)
+
+
+def test_a_reader_behind_the_kept_log_loads_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "COMMITS_KEPT", 4)
+    monkeypatch.setattr(sqlite_module, "_PRUNE_EVERY", 2)
+    behind: list[Exception] = []
+    written = sqlite_module.SQLiteRepository._written
+
+    def spied(conn: sqlite3.Connection, since: int, version: int) -> dict[str, object]:
+        try:
+            return written(conn, since, version)
+        except Exception as exc:
+            behind.append(exc)
+            raise
+
+    monkeypatch.setattr(sqlite_module.SQLiteRepository, "_written", staticmethod(spied))
+    path = tmp_path / "book.db"
+    with (
+        BackorderBook.open(path, clock=TickingClock()) as writer,
+        BackorderBook.open(path, clock=TickingClock()) as reader,
+    ):
+        writer.place(Order("A-0", [OrderLine("MUG", 3)]))
+        assert reader.position("A-0", "MUG") == 1
+        near = _seen(reader)
+        writer.place(Order("A-1", [OrderLine("MUG", 1)]))
+        assert _seen(reader) != near  # caught up from the log
+        for i in range(2, 12):
+            writer.place(Order(f"A-{i}", [OrderLine("MUG", 1)]))
+            writer.receive("MUG", 1, reference=f"GRN-{i}")
+        conn = sqlite3.connect(path)
+        first, last = conn.execute("SELECT min(version), max(version) FROM commits").fetchone()
+        conn.close()
+        assert last - first < 6  # pruned: the reader's version is gone from it
+        assert _seen(reader) == _seen(writer)  # loaded again
+        assert [type(exc).__name__ for exc in behind] == ["StaleCopy"]
+        reader.cancel("A-3")
+        assert _seen(writer) == _seen(reader)
+        writer.ledger.verify()

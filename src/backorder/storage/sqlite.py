@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import sqlite3
@@ -20,6 +21,7 @@ from ..errors import (
     StorageError,
     UnsupportedSchema,
 )
+from .loaded import StaleCopy
 from .rows import (
     COUNTERS,
     Changes,
@@ -43,24 +45,60 @@ _FORKED_AWAY: list[sqlite3.Connection] = []
 _GONE_KEYS = {"holds": "hold_id", "expected": "reference", "deadlines": "order_id"}
 _ORDER = {"skus": " ORDER BY rowid", "orders": " ORDER BY seq", "holds": " ORDER BY seq"}
 _ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
-# What `load` reads (every row); `load_changes` reads rows changed after a version.
+# What `load` reads (every row with `changed > -1`), and what catching up
+# reads of a table a commit wrote too much of to list its keys (`changed >
+# version`: a scan, no table but `settings` has a `changed` index since
+# schema 6).
 _SELECT = {table: query + _ORDER.get(table, "") for table, query in _SQL.select_changed.items()}
 _SELECT["settings"] = "SELECT name, value FROM settings WHERE changed > ?"
-# The ledger has no `changed` index (schema 5): entries are appended in `seq`
-# order one commit after another, so what was written after a version is a
-# range of the key from the first such entry (`_ledger_from`).
+# The ledger: entries are appended in `seq` order one commit after another,
+# so what was written after a version is a range of the key from the first
+# such entry (each commit's first entry is in the change log).
 _SELECT["ledger"] = (
     "SELECT "
     + _SQL.select["ledger"][len("SELECT ") :].split(" FROM ")[0]
     + " FROM ledger WHERE seq >= ? AND changed > ? ORDER BY seq"
 )
-# (schema 5) No `changed` index on orders: an order's row is written only
-# with its lines (see `_store`), so the orders written after a version are
-# those of the lines written after it.
+# An order's row is written only with its lines (see `_store`), so the
+# orders written after a version are those of the lines written after it.
 _SELECT["orders"] = (
     _SQL.select["orders"]
     + " WHERE order_id IN (SELECT order_id FROM lines WHERE changed > ?) ORDER BY seq"
 )
+# Catching up by key (schema 6): the rows of the keys the change log names,
+# each table by its primary key (`?` stands for the key's placeholders).
+_KEYED = {
+    table: query.split(" WHERE ")[0] + " WHERE {} IN ({})"
+    for table, query in _SQL.select_changed.items()
+}
+_KEY_COLUMNS = {
+    "skus": "sku",
+    "orders": "order_id",
+    "lines": "(order_id, sku)",
+    "receipts": "(sku, reference)",
+    "returns": "(order_id, sku, reference)",
+    "holds": "hold_id",
+    "expected": "reference",
+    "deadlines": "order_id",
+    "expired_holds": "hold_id",
+}
+_KEY_WIDTH = {"lines": 2, "receipts": 2, "returns": 3}
+# The change log: a commit's counters and keys (see `sqlite_schema`, v6).
+_HEAD = (
+    "SELECT version, seq, hold_seq, expected_seq, event_seq FROM commits"
+    " ORDER BY version DESC LIMIT 1"
+)
+_COMMIT_ROW = (
+    "INSERT INTO commits (version, seq, hold_seq, expected_seq, event_seq, keys)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_HEAD_NAMES = ("seq", "hold_seq", "expected_seq", "event_seq")
+#: the most keys of one table a commit lists; more, and readers read that
+#: table by its `changed` column (a scan)
+KEYS_LISTED = 2_000
+#: change-log rows kept: a reader further behind loads again
+COMMITS_KEPT = 50_000
+_PRUNE_EVERY = 1_000
 # A line whose key and closed counts stay is updated without touching the
 # columns `lines_open` and `lines_closed` are made of (SQLite rewrites an
 # index entry whenever an UPDATE assigns one of its columns, equal or not:
@@ -78,9 +116,7 @@ _LINE_UPSERT = (
 )
 _TOUCH_LINES = "UPDATE lines SET changed = ? WHERE order_id = ? AND changed <> ?"
 _SKUS_OF_ORDER = "SELECT sku FROM lines WHERE order_id = ?"
-_FIRST_LEDGER_FROM = "SELECT changed FROM ledger WHERE seq >= ? ORDER BY seq LIMIT 1"
 _OUTBOX_INSERT = "INSERT INTO outbox (id, event) VALUES (?, ?)"
-_META_UPDATE = "UPDATE meta SET value = ? WHERE name = ?"
 
 
 _R = TypeVar("_R")
@@ -153,6 +189,7 @@ class SQLiteRepository:
     __slots__ = (
         "_conn",
         "_failed",
+        "_keys",
         "_meta",
         "_path",
         "_pid",
@@ -218,9 +255,11 @@ class SQLiteRepository:
         self._conn: sqlite3.Connection | None = conn
         self._pid = os.getpid()
         self._version = 0
-        # the `meta` counters as this unit of work has written them (read at
-        # `begin`; only those that move are written again)
+        # the counters as this unit of work has moved them (read from the
+        # change log's last row at `begin`; its own row records them at commit)
         self._meta: dict[str, int] = {}
+        # the keys this unit of work wrote, by table (None: too many to list)
+        self._keys: dict[str, set[Any] | None] = {}
         self._staged: list[Changes] = []
         self._failed: BaseException | None = None
 
@@ -310,46 +349,123 @@ class SQLiteRepository:
             )
         return self._conn
 
-    def _read_version(self, conn: sqlite3.Connection) -> int:
-        return int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+    @staticmethod
+    def _read_version(conn: sqlite3.Connection) -> int:
+        # the last commit's version (the log's key: one look-up at its end)
+        (version,) = conn.execute("SELECT max(version) FROM commits").fetchone()
+        if version is None:
+            raise StorageCorrupted("the change log (table commits) is empty")
+        return int(version)
+
+    def _head(self, conn: sqlite3.Connection, own: bool) -> tuple[int, dict[str, int]]:
+        # The last commit's version and counters; inside this unit of work
+        # (`own` False), the counters as its writes moved them.
+        row = conn.execute(_HEAD).fetchone()
+        if row is None:
+            raise StorageCorrupted("the change log (table commits) is empty")
+        counters = dict(zip(_HEAD_NAMES, map(int, row[1:]), strict=True))
+        if not own:
+            for name, value in self._meta.items():
+                if name in counters and value > counters[name]:
+                    counters[name] = value
+        return int(row[0]), counters
 
     @staticmethod
-    def _ledger_from(conn: sqlite3.Connection, since: int) -> int:
-        # The smallest x such that the first entry with seq >= x was written
-        # after version `since` (entries are appended in seq order, commit
-        # after commit): a binary search on the key, O(log entries) look-ups.
-        low, high = conn.execute("SELECT min(seq), max(seq) FROM ledger").fetchone()
-        if high is None:
-            return 0
-        last = conn.execute(_FIRST_LEDGER_FROM, (high,)).fetchone()
-        if last[0] <= since:
-            return int(high) + 1  # nothing written since
-        low, high = int(low), int(high)
-        while low < high:
-            middle = (low + high) // 2
-            if conn.execute(_FIRST_LEDGER_FROM, (middle,)).fetchone()[0] > since:
-                high = middle
+    def _written(conn: sqlite3.Connection, since: int, version: int) -> dict[str, Any]:
+        # The keys the commits after `since` up to `version` wrote, by table
+        # (a table's value "*": read it by `changed`); "ledger": the first
+        # entry number they wrote. StaleCopy when the log does not reach back
+        # to `since` (pruned), or `since` is past the last commit.
+        (first,) = conn.execute("SELECT min(version) FROM commits").fetchone()
+        if first is None or since > version or (first > since + 1 and since < version):
+            raise StaleCopy(
+                f"version {since} is not in the change log (versions {first} to {version})"
+            )
+        keys: dict[str, Any] = {}
+        for (text,) in conn.execute(
+            "SELECT keys FROM commits WHERE version > ? AND version <= ? ORDER BY version",
+            (since, version),
+        ):
+            wrote = json.loads(text)
+            if wrote == "*":
+                return dict.fromkeys((*_KEY_COLUMNS, "ledger"), "*")
+            for table, listed in wrote.items():
+                if table == "ledger":
+                    keys["ledger"] = min(keys.get("ledger", listed), listed)
+                elif listed == "*" or keys.get(table) == "*":
+                    keys[table] = "*"
+                else:
+                    keys.setdefault(table, set()).update(
+                        map(tuple, listed) if table in _KEY_WIDTH else listed
+                    )
+        return keys
+
+    def _read_keyed(
+        self, conn: sqlite3.Connection, since: int, version: int
+    ) -> dict[str, list[Any]]:
+        # The rows the commits after `since` wrote, as `select_changed` reads
+        # them, by the keys of the change log.
+        keys = self._written(conn, since, version)
+        if keys.get("lines") and "orders" not in keys:
+            keys["orders"] = set()
+        if keys.get("lines") == "*":
+            keys["orders"] = "*"
+        elif "lines" in keys:  # the orders of the lines written (see `_store`)
+            keys["orders"].update(order_id for order_id, _ in keys["lines"])
+        rows: dict[str, list[Any]] = {}
+        for table, query in _SELECT.items():
+            listed = keys.get(table)
+            if table == "settings":
+                rows[table] = conn.execute(query, (since,)).fetchall()
+            elif table == "ledger":
+                floor = 0 if listed == "*" else listed
+                rows[table] = (
+                    [] if listed is None else conn.execute(query, (floor, since)).fetchall()
+                )
+            elif not listed:
+                rows[table] = []
+            elif listed == "*" or (table == "skus" and len(listed) > 500):
+                rows[table] = conn.execute(query, (since,)).fetchall()
             else:
-                low = middle + 1
-        return low
+                got: list[Any] = []
+                width = _KEY_WIDTH.get(table, 1)
+                mark = "?" if width == 1 else "(" + ", ".join("?" * width) + ")"
+                listed = list(listed)
+                for at in range(0, len(listed), 500):
+                    chunk = listed[at : at + 500]
+                    marks = ", ".join([mark] * len(chunk))
+                    values: list[Any] = chunk
+                    if width > 1:  # row values: (a, b) IN (VALUES (?, ?), ...)
+                        marks = "VALUES " + marks
+                        values = [part for key in chunk for part in key]
+                    keyed = _KEYED[table].format(_KEY_COLUMNS[table], marks)
+                    got.extend(conn.execute(keyed + _ORDER.get(table, ""), values))
+                if table in ("orders", "holds", "expected") and len(listed) > 500:
+                    got.sort(key=lambda row: row[1] if table == "orders" else row[4])
+                rows[table] = got
+        return rows
 
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
-        # Every row written after version `since`, in one read transaction.
+        # Every row (`since` -1), or every row written after version `since`,
+        # in one read transaction.
         conn, own = self._reading()
         try:
-            version = self._read_version(conn)
-            counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-            floor = self._ledger_from(conn, since) if since >= 0 else -(2**63)
-            rows: dict[str, list[Any]] = {}
-            for table, query in _SELECT.items():
-                cursor = conn.execute(query, (floor, since) if table == "ledger" else (since,))
-                kind = _KINDS.get(table)
-                if since < 0 and kind is not None and table not in _GONE_KEYS:
-                    # a whole load: each row made its row value at once (one
-                    # tuple per row, not a plain one and then a copy)
-                    rows[table] = list(map(functools.partial(tuple.__new__, kind), cursor))
-                else:
-                    rows[table] = cursor.fetchall()
+            version, counters = self._head(conn, own)
+            if since >= 0:
+                rows = self._read_keyed(conn, since, version)
+            else:
+                rows = {}
+                for table, query in _SELECT.items():
+                    cursor = conn.execute(
+                        query, (-(2**63), since) if table == "ledger" else (since,)
+                    )
+                    kind = _KINDS.get(table)
+                    if kind is not None and table not in _GONE_KEYS:
+                        # a whole load: each row made its row value at once (one
+                        # tuple per row, not a plain one and then a copy)
+                        rows[table] = list(map(functools.partial(tuple.__new__, kind), cursor))
+                    else:
+                        rows[table] = cursor.fetchall()
         except sqlite3.DatabaseError as exc:
             raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
         finally:
@@ -411,8 +527,7 @@ class SQLiteRepository:
         the SKUs with an active hold (loaded at once). Cost: O(holds)."""
         conn, own = self._reading()
         try:
-            version = self._read_version(conn)
-            counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            version, counters = self._head(conn, own)
             (ledger_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM ledger").fetchone()
             expired = [
                 i for (i,) in conn.execute("SELECT hold_id FROM expired_holds WHERE gone = 0")
@@ -454,7 +569,7 @@ class SQLiteRepository:
         conn, own = self._reading()
         rows: dict[str, list[Any]] = {table: [] for table in _KINDS}
         try:
-            counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            counters = self._head(conn, own)[1]
             names = list(names)
             for first in range(0, len(names), 500):
                 chunk = names[first : first + 500]
@@ -551,7 +666,7 @@ class SQLiteRepository:
         conn, own = self._reading()
         rows: dict[str, list[Any]] = {table: [] for table in _KINDS}
         try:
-            counters = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            counters = self._head(conn, own)[1]
             ids = list(order_ids)
             for first in range(0, len(ids), 500):
                 chunk = ids[first : first + 500]
@@ -647,8 +762,8 @@ class SQLiteRepository:
         self._lock(conn)
         self._staged = []
         self._failed = None
-        self._meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        self._version = int(self._meta["version"])
+        self._keys = {}
+        self._version, self._meta = self._head(conn, True)
         return self._version
 
     @_mapped
@@ -694,6 +809,7 @@ class SQLiteRepository:
         # Merge per key (the last write of a key wins), then one executemany
         # per table.
         merged = merge(staged)
+        self._note_keys(merged)
         run = conn.executemany
         changed = self._version + 1
         extra = {"deadlines": lambda row: (micros(row[1]),)}
@@ -718,11 +834,11 @@ class SQLiteRepository:
                 ],
             )
         meta = self._meta
-        moved = {name: value for name, value in merged.counters.items() if meta.get(name) != value}
+        meta.update(merged.counters)
         if merged.events:
             first = meta["event_seq"] + 1
             run(_OUTBOX_INSERT, enumerate(merged.events, first))
-            moved["event_seq"] = first + len(merged.events) - 1
+            meta["event_seq"] = first + len(merged.events) - 1
         if merged.policy is not None:
             conn.execute(
                 "INSERT INTO settings (name, value, changed) VALUES ('policy', ?, ?)"
@@ -730,9 +846,41 @@ class SQLiteRepository:
                 " changed = excluded.changed",
                 (merged.policy, changed),
             )
-        if moved:  # (written now: a read later in this unit of work sees them)
-            run(_META_UPDATE, [(value, name) for name, value in moved.items()])
-            meta.update(moved)
+
+    def _note_keys(self, merged: Merged) -> None:
+        # The keys of these rows, into this unit of work's change-log entry.
+        keys = self._keys
+        for table, written in (
+            ("skus", merged.skus),
+            ("orders", merged.orders),
+            ("lines", merged.lines),
+            ("receipts", [(row.sku, row.reference) for row in merged.receipts]),
+            ("returns", [(row.order_id, row.sku, row.reference) for row in merged.returns]),
+            ("holds", merged.holds),
+            ("expected", merged.expected),
+            ("deadlines", merged.deadlines),
+            ("expired_holds", merged.expired_holds),
+        ):
+            if not written:
+                continue
+            if table not in keys:
+                keys[table] = set()
+            listed = keys[table]
+            if listed is not None:
+                listed.update(written)
+                if len(listed) > KEYS_LISTED:
+                    keys[table] = None
+        if merged.ledger:  # (the first entry: the rest follow it in the key)
+            keys.setdefault("ledger", set()).add(min(row.seq for row in merged.ledger))  # type: ignore[union-attr]
+
+    def _keys_text(self) -> str:
+        # This unit of work's keys as the change log keeps them (JSON).
+        wrote: dict[str, Any] = {
+            table: "*" if listed is None else list(listed) for table, listed in self._keys.items()
+        }
+        if "ledger" in wrote:
+            wrote["ledger"] = min(wrote["ledger"])
+        return json.dumps(wrote, separators=(",", ":"))
 
     @staticmethod
     def _store_lines(
@@ -779,7 +927,13 @@ class SQLiteRepository:
         if self._staged:
             self._flush(conn)
         version = self._version + 1
-        conn.execute(_META_UPDATE, (version, "version"))
+        meta = self._meta
+        conn.execute(
+            _COMMIT_ROW,
+            (version, *(meta.get(name, 0) for name in _HEAD_NAMES), self._keys_text()),
+        )
+        if version % _PRUNE_EVERY == 0 and version > COMMITS_KEPT:
+            conn.execute("DELETE FROM commits WHERE version <= ?", (version - COMMITS_KEPT,))
         conn.execute("COMMIT")
         self._version = version
         return version
@@ -788,6 +942,7 @@ class SQLiteRepository:
         """Drop the open unit of work, if any. Cost: O(rows staged)."""
         self._staged = []
         self._failed = None
+        self._keys = {}
         conn = self._conn
         if conn is not None and conn.in_transaction:
             conn.execute("ROLLBACK")
