@@ -117,6 +117,7 @@ _LINE_UPSERT = (
 _TOUCH_LINES = "UPDATE lines SET changed = ? WHERE order_id = ? AND changed <> ?"
 _SKUS_OF_ORDER = "SELECT sku FROM lines WHERE order_id = ?"
 _OUTBOX_INSERT = "INSERT INTO outbox (id, event) VALUES (?, ?)"
+_LAST_ENTRY = "UPDATE skus SET last_entry = ? WHERE sku = ?"
 
 
 _R = TypeVar("_R")
@@ -561,7 +562,7 @@ class SQLiteRepository:
 
         Cost: O(rows returned) (indexed; the open lines through the partial
         index `lines_open` when the schema has it; each SKU's last ledger
-        entry through `ledger_by_sku`).
+        entry by its number, kept on the SKU's row).
 
         Raises:
             StorageCorrupted: SQLite cannot read the file.
@@ -610,7 +611,9 @@ class SQLiteRepository:
             if len(names) > 1:  # an order with open lines on two of them came twice
                 for table, key in (("orders", 0), ("deadlines", 0)):
                     rows[table] = list({row[key]: row for row in rows[table]}.values())
-            last = _SQL.select["ledger"] + " WHERE sku = ? ORDER BY seq DESC LIMIT 1"
+            last = (
+                _SQL.select["ledger"] + " WHERE seq = (SELECT last_entry FROM skus WHERE sku = ?)"
+            )
             for name in names:
                 rows["ledger"].extend(LedgerRow._make(row) for row in conn.execute(last, (name,)))
             rows["ledger"].sort(key=lambda row: row.seq)
@@ -833,6 +836,11 @@ class SQLiteRepository:
                     for hold_id, still in merged.expired_holds.items()
                 ],
             )
+        if merged.ledger:  # each SKU's last entry, on its row (see `load_skus`)
+            last: dict[str, int] = {}
+            for row in merged.ledger:
+                last[row.sku] = max(row.seq, last.get(row.sku, row.seq))
+            run(_LAST_ENTRY, [(seq, sku) for sku, seq in last.items()])
         meta = self._meta
         meta.update(merged.counters)
         if merged.events:
