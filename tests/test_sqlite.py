@@ -373,8 +373,10 @@ def test_a_skus_open_and_closed_lines_are_read_by_their_partial_indexes(tmp_path
     closed = "SELECT order_id FROM lines WHERE sku = 'MUG' AND shipped + cancelled >= ordered"
     assert "USING INDEX lines_closed" in _plan(path, closed)
     # (schema 6) catching up reads the keys the change log names, by the key
-    catching_up = "SELECT ordered FROM lines WHERE (order_id, sku) IN (VALUES ('A-1', 'MUG'))"
-    assert "USING PRIMARY KEY" in _plan(path, catching_up)
+    catching_up = "SELECT ordered FROM lines WHERE order_id IN ('A-1', 'B') AND sku IN ('MUG', 'C')"
+    assert "SEARCH lines USING PRIMARY KEY" in _plan(path, catching_up)
+    receipts = "SELECT quantity FROM receipts WHERE sku IN ('MUG', 'C') AND reference IN ('G', 'H')"
+    assert "SEARCH receipts USING PRIMARY KEY" in _plan(path, receipts)
     orders = "SELECT body FROM orders WHERE order_id IN ('A-1')"
     assert "USING INDEX sqlite_autoindex_orders_1" in _plan(path, orders)
 

@@ -67,21 +67,19 @@ _SELECT["orders"] = (
 )
 # Catching up by key (schema 6): the rows of the keys the change log names,
 # each table by its primary key (`?` stands for the key's placeholders).
-_KEYED = {
-    table: query.split(" WHERE ")[0] + " WHERE {} IN ({})"
-    for table, query in _SQL.select_changed.items()
-}
+_KEYED = {table: query.split(" WHERE ")[0] for table, query in _SQL.select_changed.items()}
 _KEY_COLUMNS = {
-    "skus": "sku",
-    "orders": "order_id",
-    "lines": "(order_id, sku)",
-    "receipts": "(sku, reference)",
-    "returns": "(order_id, sku, reference)",
-    "holds": "hold_id",
-    "expected": "reference",
-    "deadlines": "order_id",
-    "expired_holds": "hold_id",
+    "skus": ("sku",),
+    "orders": ("order_id",),
+    "lines": ("order_id", "sku"),
+    "receipts": ("sku", "reference"),
+    "returns": ("order_id", "sku", "reference"),
+    "holds": ("hold_id",),
+    "expected": ("reference",),
+    "deadlines": ("order_id",),
+    "expired_holds": ("hold_id",),
 }
+# (a key of several columns is the first columns of its rows)
 _KEY_WIDTH = {"lines": 2, "receipts": 2, "returns": 3}
 # The change log: a commit's counters and keys (see `sqlite_schema`, v6).
 _HEAD = (
@@ -411,7 +409,7 @@ class SQLiteRepository:
             keys["orders"] = set()
         if keys.get("lines") == "*":
             keys["orders"] = "*"
-        elif "lines" in keys:  # the orders of the lines written (see `_store`)
+        elif "lines" in keys and keys["orders"] != "*":  # (the orders of the lines written)
             keys["orders"].update(order_id for order_id, _ in keys["lines"])
         rows: dict[str, list[Any]] = {}
         for table, query in _SELECT.items():
@@ -428,23 +426,38 @@ class SQLiteRepository:
             elif listed == "*" or (table == "skus" and len(listed) > 500):
                 rows[table] = conn.execute(query, (since,)).fetchall()
             else:
-                got: list[Any] = []
-                width = _KEY_WIDTH.get(table, 1)
-                mark = "?" if width == 1 else "(" + ", ".join("?" * width) + ")"
-                listed = list(listed)
-                for at in range(0, len(listed), 500):
-                    chunk = listed[at : at + 500]
-                    marks = ", ".join([mark] * len(chunk))
-                    values: list[Any] = chunk
-                    if width > 1:  # row values: (a, b) IN (VALUES (?, ?), ...)
-                        marks = "VALUES " + marks
-                        values = [part for key in chunk for part in key]
-                    keyed = _KEYED[table].format(_KEY_COLUMNS[table], marks)
-                    got.extend(conn.execute(keyed + _ORDER.get(table, ""), values))
+                got = self._rows_of_keys(conn, table, list(listed))
                 if table in ("orders", "holds", "expected") and len(listed) > 500:
                     got.sort(key=lambda row: row[1] if table == "orders" else row[4])
                 rows[table] = got
         return rows
+
+    @staticmethod
+    def _rows_of_keys(conn: sqlite3.Connection, table: str, keys: list[Any]) -> list[Any]:
+        # The rows of these keys, 500 keys a query, through the primary key.
+        # A key of several columns is asked as one IN list per column (SQLite
+        # searches a key by `(a, b) IN (VALUES ...)` only for a single row:
+        # more rows, and it scans), the rows then kept by their whole key.
+        columns = _KEY_COLUMNS[table]
+        width = len(columns)
+        got: list[Any] = []
+        for at in range(0, len(keys), 500):
+            chunk = keys[at : at + 500]
+            parts = (
+                [chunk] if width == 1 else [list(set(part)) for part in zip(*chunk, strict=True)]
+            )
+            where = " AND ".join(
+                f"{column} IN ({', '.join('?' * len(values))})"
+                for column, values in zip(columns, parts, strict=True)
+            )
+            query = f"{_KEYED[table]} WHERE {where}{_ORDER.get(table, '')}"
+            rows = conn.execute(query, [value for values in parts for value in values])
+            if width == 1:
+                got.extend(rows)
+            else:
+                wanted = set(chunk)
+                got.extend(row for row in rows if row[:width] in wanted)
+        return got
 
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
         # Every row (`since` -1), or every row written after version `since`,
