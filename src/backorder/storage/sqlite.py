@@ -510,10 +510,14 @@ class SQLiteRepository:
 
         Raises:
             StorageCorrupted: SQLite cannot read the file.
+            StaleCopy: `since` is older than the change log keeps
+                (`COMMITS_KEPT` commits), or past its last commit: the
+                caller loads again.
 
-        Cost: O(rows written since `since`) (indexed on `changed`; the
-        ledger by its key, from the first entry written after `since`, found
-        in O(log entries) look-ups).
+        Cost: O(commits since `since` + rows they wrote) (the change log,
+        then each row by its primary key; the ledger from the first entry
+        they wrote, by its key); a table one of them wrote more than
+        `KEYS_LISTED` keys of is read by `changed`: O(rows of the table).
         """
         version, counters, rows = self._read(since)
         return version, changes_from(counters, rows)
