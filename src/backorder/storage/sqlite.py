@@ -66,7 +66,7 @@ _SELECT["orders"] = (
     + " WHERE order_id IN (SELECT order_id FROM lines WHERE changed > ?) ORDER BY seq"
 )
 # Catching up by key (schema 6): the rows of the keys the change log names,
-# each table by its primary key (`?` stands for the key's placeholders).
+# each table by its primary key (`_rows_of_keys` adds the WHERE).
 _KEYED = {table: query.split(" WHERE ")[0] for table, query in _SQL.select_changed.items()}
 _KEY_COLUMNS = {
     "skus": ("sku",),
