@@ -33,7 +33,7 @@ from .rows import (
     merge,
 )
 from .sql import KINDS as _KINDS
-from .sql import Statements, changes_from, micros, sku_changes, snapshot_of, statement_rows
+from .sql import TABLES, Statements, changes_from, micros, sku_changes, snapshot_of, statement_rows
 from .sqlite_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, inspect_file
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteRepository"]
@@ -68,19 +68,12 @@ _SELECT["orders"] = (
 # Catching up by key (schema 6): the rows of the keys the change log names,
 # each table by its primary key (`_rows_of_keys` adds the WHERE).
 _KEYED = {table: query.split(" WHERE ")[0] for table, query in _SQL.select_changed.items()}
-_KEY_COLUMNS = {
-    "skus": ("sku",),
-    "orders": ("order_id",),
-    "lines": ("order_id", "sku"),
-    "receipts": ("sku", "reference"),
-    "returns": ("order_id", "sku", "reference"),
-    "holds": ("hold_id",),
-    "expected": ("reference",),
-    "deadlines": ("order_id",),
-    "expired_holds": ("hold_id",),
-}
-# (a key of several columns is the first columns of its rows)
-_KEY_WIDTH = {"lines": 2, "receipts": 2, "returns": 3}
+# (a key of several columns is the first columns of its rows; the ledger is
+# read as a range of its key instead)
+_KEY_COLUMNS = {name: table.key for name, table in TABLES.items() if name != "ledger"}
+_KEY_COLUMNS["expired_holds"] = ("hold_id",)
+# where a row's `seq` is, for the tables read in `seq` order
+_SEQ_AT = {name: _KINDS[name]._fields.index("seq") for name in ("orders", "holds", "expected")}
 # The change log: a commit's counters and keys (see `sqlite_schema`, v6).
 _HEAD = (
     "SELECT version, seq, hold_seq, expected_seq, event_seq FROM commits"
@@ -188,6 +181,7 @@ class SQLiteRepository:
     __slots__ = (
         "_conn",
         "_failed",
+        "_first_entry",
         "_keys",
         "_meta",
         "_path",
@@ -259,6 +253,9 @@ class SQLiteRepository:
         self._meta: dict[str, int] = {}
         # the keys this unit of work wrote, by table (None: too many to list)
         self._keys: dict[str, set[Any] | None] = {}
+        # the first ledger entry this unit of work wrote (the change log's
+        # "ledger": catching up reads the ledger's key from it)
+        self._first_entry: int | None = None
         self._staged: list[Changes] = []
         self._failed: BaseException | None = None
 
@@ -395,7 +392,7 @@ class SQLiteRepository:
                     keys[table] = "*"
                 else:
                     keys.setdefault(table, set()).update(
-                        map(tuple, listed) if table in _KEY_WIDTH else listed
+                        map(tuple, listed) if len(_KEY_COLUMNS[table]) > 1 else listed
                     )
         return keys
 
@@ -405,12 +402,11 @@ class SQLiteRepository:
         # The rows the commits after `since` wrote, as `select_changed` reads
         # them, by the keys of the change log.
         keys = self._written(conn, since, version)
-        if keys.get("lines") and "orders" not in keys:
-            keys["orders"] = set()
-        if keys.get("lines") == "*":
+        lines = keys.get("lines")  # the orders of the lines written are read too
+        if lines == "*":
             keys["orders"] = "*"
-        elif "lines" in keys and keys["orders"] != "*":  # (the orders of the lines written)
-            keys["orders"].update(order_id for order_id, _ in keys["lines"])
+        elif lines and keys.get("orders") != "*":
+            keys.setdefault("orders", set()).update(order_id for order_id, _ in lines)
         rows: dict[str, list[Any]] = {}
         for table, query in _SELECT.items():
             listed = keys.get(table)
@@ -424,12 +420,10 @@ class SQLiteRepository:
             elif not listed:
                 rows[table] = []
             elif listed == "*" or (table == "skus" and len(listed) > 500):
+                # (more SKUs than one query asks for: by `changed`, in rowid order)
                 rows[table] = conn.execute(query, (since,)).fetchall()
             else:
-                got = self._rows_of_keys(conn, table, list(listed))
-                if table in ("orders", "holds", "expected") and len(listed) > 500:
-                    got.sort(key=lambda row: row[1] if table == "orders" else row[4])
-                rows[table] = got
+                rows[table] = self._rows_of_keys(conn, table, list(listed))
         return rows
 
     @staticmethod
@@ -457,6 +451,9 @@ class SQLiteRepository:
             else:
                 wanted = set(chunk)
                 got.extend(row for row in rows if row[:width] in wanted)
+        if len(keys) > 500 and table in _SEQ_AT:  # in `seq` order, as one query's
+            at = _SEQ_AT[table]
+            got.sort(key=lambda row: row[at])
         return got
 
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
@@ -783,6 +780,7 @@ class SQLiteRepository:
         self._staged = []
         self._failed = None
         self._keys = {}
+        self._first_entry = None
         self._version, self._meta = self._head(conn, True)
         return self._version
 
@@ -895,16 +893,16 @@ class SQLiteRepository:
                 listed.update(written)
                 if len(listed) > KEYS_LISTED:
                     keys[table] = None
-        if merged.ledger:  # (the first entry: the rest follow it in the key)
-            keys.setdefault("ledger", set()).add(min(row.seq for row in merged.ledger))  # type: ignore[union-attr]
+        if merged.ledger and self._first_entry is None:  # (the rest follow it in the key)
+            self._first_entry = min(row.seq for row in merged.ledger)
 
     def _keys_text(self) -> str:
         # This unit of work's keys as the change log keeps them (JSON).
         wrote: dict[str, Any] = {
             table: "*" if listed is None else list(listed) for table, listed in self._keys.items()
         }
-        if "ledger" in wrote:
-            wrote["ledger"] = min(wrote["ledger"])
+        if self._first_entry is not None:
+            wrote["ledger"] = self._first_entry
         return json.dumps(wrote, separators=(",", ":"))
 
     @staticmethod
@@ -968,6 +966,7 @@ class SQLiteRepository:
         self._staged = []
         self._failed = None
         self._keys = {}
+        self._first_entry = None
         conn = self._conn
         if conn is not None and conn.in_transaction:
             conn.execute("ROLLBACK")
