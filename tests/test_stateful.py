@@ -57,6 +57,7 @@ from backorder import (
     UnknownSku,
     UnknownTier,
 )
+from backorder.storage import sqlite as sqlite_module
 from benchmarks.naive import NaiveBook
 
 from .helpers import TickingClock, snapshot
@@ -588,18 +589,42 @@ class CustomPreemptMachine(BookMachine):
 
 
 class SQLiteMachine(BookMachine):
-    """The same machine over a SQLite file, reopened from the file at reopen steps."""
+    """The same machine over a SQLite file, reopened from the file at reopen
+    steps, and gone on with through a second handle on the file at
+    `other_handle` steps (which then catches up with the first's commits
+    through the change log)."""
+
+    # the change log kept short, so that its "*" entries (a table written past
+    # KEYS_LISTED keys) and a handle behind the kept log (it loads again) come up
+    LOG_LIMITS = (1, 3, 2)  # KEYS_LISTED, COMMITS_KEPT, _PRUNE_EVERY
 
     def new_repository(self) -> Repository | InMemoryRepository:
         self.directory = tempfile.mkdtemp(prefix="backorder-")
         self.path = os.path.join(self.directory, "book.db")
+        self.other: BackorderBook | None = None
+        module = sqlite_module
+        self.limits = (module.KEYS_LISTED, module.COMMITS_KEPT, module._PRUNE_EVERY)
+        module.KEYS_LISTED, module.COMMITS_KEPT, module._PRUNE_EVERY = self.LOG_LIMITS
         return SQLiteRepository(self.path)
 
     def reopen_repository(self) -> Repository | InMemoryRepository:
         return SQLiteRepository(self.path)
 
+    @rule()
+    def other_handle(self) -> None:
+        before = snapshot(self.book)
+        if self.other is None:
+            self.other = BackorderBook(self.policy, SQLiteRepository(self.path), self.clock)
+            self.other.subscribe(self.heard.append)
+        self.book, self.other = self.other, self.book
+        assert snapshot(self.book) == before
+
     def teardown(self) -> None:
         super().teardown()
+        if self.other is not None:
+            self.other.close()
+        module = sqlite_module
+        module.KEYS_LISTED, module.COMMITS_KEPT, module._PRUNE_EVERY = self.limits
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
