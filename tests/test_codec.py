@@ -38,7 +38,16 @@ from backorder import (
     event_to_dict,
     events,
 )
-from backorder._codec import parse_date, parse_time, text_event, text_order, zoned_text
+from backorder._codec import (
+    EVENT_CODES,
+    event_text,
+    order_text,
+    parse_date,
+    parse_time,
+    text_event,
+    text_order,
+    zoned_text,
+)
 from backorder.eta import BASES
 
 UTC = timezone.utc
@@ -250,9 +259,56 @@ def test_every_event_round_trips_exactly_through_json(cls: type[Event]) -> None:
             (t.utcoffset(), t.tzinfo) for t in _times_in(event)
         ]
         assert event_to_dict(back) == data
-        assert text_event(json.dumps(data)) == event  # the outbox's form is the same
+        assert text_event(json.dumps(data)) == event  # rows stored in the public form
+        stored = event_text(event)  # the compact form the outbox stores now
+        # (but for an OrderPlaced of an order with another id: the public form)
+        odd = isinstance(event, OrderPlaced) and event.order.id != event.order_id
+        assert stored.startswith("{" if odd else "[")
+        again = text_event(stored)
+        assert type(again) is cls
+        assert again == event
+        assert event_to_dict(again) == data
+        assert [(t.utcoffset(), t.tzinfo) for t in _times_in(again)] == [
+            (t.utcoffset(), t.tzinfo) for t in _times_in(event)
+        ]
 
     round_trip()
+
+
+def test_every_event_class_has_its_own_stored_code_for_good() -> None:
+    # Stored rows hold these numbers: none may change, none be given twice.
+    assert EVENT_CODES == {
+        **{"OrderPlaced": 1, "LineAllocated": 2, "LineBackordered": 3, "LineReleased": 4},
+        **{"LineFirmed": 5, "LineCancelled": 6, "OrderCancelled": 7, "LineShipped": 8},
+        **{"StockReceived": 9, "StockReturned": 10, "StockAdjusted": 11, "OrderExpired": 12},
+        **{"StockHeld": 13, "HoldReleased": 14, "HoldConfirmed": 15, "TierChanged": 16},
+        **{"PolicyChanged": 17, "SupplyExpected": 18, "SupplyCancelled": 19, "EtaChanged": 20},
+    }
+    assert set(EVENT_CODES) == {cls.__name__ for cls in EVENT_CLASSES}
+
+
+def test_the_stored_form_is_compact() -> None:
+    order = Order("A-1", [OrderLine("MUG", 2)], placed_at=AT)
+    assert order_text(order) == f'[{int(AT.timestamp()) * 1_000_000},"MUG",2]'
+    placed = event_text(OrderPlaced("A-1", order, AT))  # placed when it was placed
+    assert placed == f'[-1,"A-1",{order_text(order)[1:]}'
+    assert text_event(placed) == OrderPlaced("A-1", order, AT)
+    later = AT + timedelta(seconds=1)
+    placed = event_text(OrderPlaced("A-1", order, later))
+    assert placed == f'[1,"A-1",{int(later.timestamp()) * 1_000_000},{order_text(order)[1:]}'
+    assert text_event(placed) == OrderPlaced("A-1", order, later)
+    # an order whose id is not the event's is stored in the public form
+    other = OrderPlaced("B-1", order, AT)
+    assert event_text(other).startswith("{")
+    assert text_event(event_text(other)) == other
+    assert (
+        len(
+            event_text(
+                LineBackordered("A-1", "MUG", 2, 1, AT, Eta(None, "unknown", None, "unknown"))
+            )
+        )
+        < 50
+    )
 
 
 def test_the_dict_is_plain_json() -> None:
@@ -474,7 +530,7 @@ def test_events_stored_by_the_earlier_version_are_read() -> None:
 
 
 def test_orders_stored_by_the_earlier_version_are_read() -> None:
-    first, second = (text_order(text) for text in OLD_ORDERS)
+    first, second = (text_order(text, "") for text in OLD_ORDERS)  # their ids inside
     assert first.lines == (OrderLine("MUG", 2), OrderLine("CUP", 1))
     assert (first.tier, first.ship_complete) == ("vip", True)
     assert second.fill_by == datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -488,6 +544,23 @@ def test_orders_stored_by_the_earlier_version_are_read() -> None:
         '{"type":"LineAllocated"}',
         '{"type":"StockReceived","sku":"MUG","quantity":5,"reference":null,"at":"garbage"}',
         '{"type":"StockReceived","fields":{"sku":"MUG","quantity":5,"at":{"$dt":"x"}}}',
+        "[]",
+        '["9"]',
+        "[99]",
+        '[9,"MUG",5,null]',
+        '[9,"MUG",5,null,1,2]',
+        '[9,"MUG",true,null,1]',
+        '[9,"","5",null,1]',
+        '[9,"MUG",5,null,99999999999999999999]',
+        '[9,"MUG",5,null,"2026-01-01T00:00:00"]',
+        '[3,"A","MUG",1,1,1,[1,"soon",null,null]]',
+        '[3,"A","MUG",1,1,1,5]',
+        '[1,"A-1",1,1,"MUG"]',
+        '[-1,"A-1",null,"MUG",1]',
+        '[-1,"A-1",1,"MUG"]',
+        '[1,"A-1",1,1,"MUG",0]',
+        '[1,"",1,1,"MUG",1]',
+        '[1,"A-1",1,1,"MUG",1,{"q":1}]',
     ],
 )
 def test_unreadable_stored_events_are_storage_corrupted(text: str) -> None:

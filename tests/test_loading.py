@@ -184,8 +184,9 @@ def test_the_trusted_decoder_reads_what_the_full_decoder_reads(order: Order, tie
             continue
         text = order_text(each)
         names: dict[str, str] = {}
-        got = stored_order(text, names)
-        want = text_order(text)
+        got = stored_order(each.id, text, names)
+        want = text_order(text, each.id)
+        assert want == each
         assert got == want
         assert repr(got) == repr(want)
         assert got.placed_at is not None
@@ -219,10 +220,47 @@ def test_the_trusted_decoder_reads_what_the_full_decoder_reads(order: Order, tie
     ],
 )
 def test_the_trusted_decoder_refuses_what_the_full_decoder_refuses(text: str) -> None:
+    # (the public form earlier versions stored: it carries its own id)
     with pytest.raises(BackorderError) as full:
-        text_order(text)
+        text_order(text, "a")
     with pytest.raises(type(full.value)):
-        stored_order(text, {})
+        stored_order("a", text, {})
+
+
+@pytest.mark.parametrize(
+    ("order_id", "text"),
+    [
+        ("", '[1,"X",1]'),
+        (" ", '[1,"X",1]'),
+        ("a", '[1,"X",0]'),
+        ("a", '[1," ",1]'),
+        ("a", '[1,"X",99999999999999999999]'),
+        ("a", '[1,"X",9223372036854775808]'),
+        ("a", '[1,"X",true]'),
+        ("a", '[1,"X",1,"X",2]'),
+        ("a", '[1,"X"]'),
+        ("a", '[1,"X",1,"Y"]'),
+        ("a", "[1]"),
+        ("a", '[99999999999999999999,"X",1]'),
+        ("a", '["2026-01-01T00:00:00","X",1]'),
+        ("a", '["2026-02-30T00:00:00+00:00","X",1]'),
+        ("a", '[1,"X",1,{"t":" "}]'),
+        ("a", '[1,"X",1,{"c":1}]'),
+        ("a", '[1,"X",1,{"z":1}]'),
+        ("a", '[1,"X",1,{"m":[]}]'),
+        ("a", '[1,"X",1,{"m":{"k":1}}]'),
+        ("a", '[1,"X",1,{"f":"2027-02-30"}]'),
+        ("a", '{"x":1}'),
+        ("a", "[1,"),
+    ],
+)
+def test_the_trusted_decoder_refuses_compact_texts_the_full_decoder_refuses(
+    order_id: str, text: str
+) -> None:
+    with pytest.raises(BackorderError) as full:
+        text_order(text, order_id)
+    with pytest.raises(type(full.value)):
+        stored_order(order_id, text, {})
 
 
 def test_receipt_references_are_checked_when_a_receipt_names_one(tmp_path: Path) -> None:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from backorder import BackorderBook, Order, OrderLine, PriorityTiers
+from backorder import BackorderBook, Order, OrderLine, OrderPlaced, PriorityTiers, event_to_dict
 
 DATA = Path(__file__).parent / "data"
+AT = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 
 
 def reads(book: BackorderBook) -> dict[str, Any]:
@@ -103,5 +107,63 @@ def test_a_book_written_by_schema_5_opens_as_the_same_book(tmp_path: Path) -> No
         assert ids[: len(expected["pending"])] == [e[0] for e in expected["pending"]]
     with BackorderBook.open(path, PriorityTiers()) as again:
         assert again.status("N-1").lines[0].backordered == 1
+        again.inspect().check()
+        again.ledger.verify()
+
+
+def test_a_book_written_by_schema_6_opens_as_the_same_book(tmp_path: Path) -> None:
+    # `landed-6.db`: written by the landed schema-6 code (commit 40c2556, by
+    # `tests/data/make_landed_6.py`), orders and events in the public form;
+    # `landed-6.json`: what that code read back, with every order's and every
+    # pending event's public form. Schema 7 stores both compactly and still
+    # reads the rows written before (no row is rewritten by the migration).
+    path = tmp_path / "landed-6.db"
+    shutil.copy(DATA / "landed-6.db", path)
+    expected = json.loads((DATA / "landed-6.json").read_text())
+    bodies, events = expected.pop("bodies"), expected.pop("events")
+
+    def read_all(book: BackorderBook) -> dict[str, Any]:
+        data = reads(book)
+        data["bodies"] = {
+            oid: event_to_dict(OrderPlaced(oid, book.status(oid).order, AT))["order"]
+            for oid in book.order_ids()
+        }
+        data["events"] = [[e.id, event_to_dict(e.event)] for e in book.pending_events()]
+        return data
+
+    with (
+        BackorderBook.open(path, PriorityTiers()) as book,
+        BackorderBook.open(path, PriorityTiers()) as other,
+    ):
+        assert read_all(book) == {**expected, "bodies": bodies, "events": events}
+        assert read_all(other)["bodies"] == bodies
+        book.inspect().check()
+        book.ledger.verify()
+        # new rows are compact; old and new are read side by side
+        zoned = datetime(2026, 3, 29, 3, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+        new = Order(
+            "N-1",
+            [OrderLine("CUP", 1), OrderLine("TASSE-É", 2)],
+            tier="vip",
+            placed_at=zoned,
+            metadata={"k": "v"},
+        )
+        book.place(new)
+        other.receive("MUG", 2, reference="GRN-new")
+        assert other.status("N-1").order == new
+        assert repr(other.status("N-1").order) == repr(new)
+        pending = [e.event for e in other.pending_events()]
+        assert [event_to_dict(e) for e in pending[: len(events)]] == [e[1] for e in events]
+        assert OrderPlaced("N-1", new, pending[len(events)].at) in pending  # type: ignore[attr-defined]
+        with sqlite3.connect(path) as conn:
+            (body,) = conn.execute("SELECT body FROM orders WHERE order_id = 'N-1'").fetchone()
+            (old,) = conn.execute("SELECT body FROM orders WHERE order_id = 'A-0'").fetchone()
+            (version,) = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        assert body.startswith("[")
+        assert old.startswith("{")
+        assert version == 7
+    with BackorderBook.open(path, PriorityTiers()) as again:
+        assert again.status("N-1").order == new
+        assert read_all(again)["bodies"]["C-1"] == bodies["C-1"]
         again.inspect().check()
         again.ledger.verify()

@@ -18,9 +18,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -35,6 +36,7 @@ from backorder import (
     OrderPlaced,
     UnknownOrder,
     UnsupportedSchema,
+    event_to_dict,
 )
 from backorder.errors import ArgumentTypeError
 
@@ -666,6 +668,61 @@ def test_a_batch_finds_orders_stored_before_it_without_writing_its_rows_first(
         book.ledger.verify()
 
 
+def _as_version_5(schema: str) -> None:
+    # Put a version-6 book back into the shape version 5 wrote: orders and
+    # events in their public form (JSON objects), not the compact one.
+    from backorder._codec import event_text, order_plain, text_event, text_order
+
+    s = f'"{schema}"'
+    for order_id, body in _sql(f"SELECT order_id, body FROM {s}.orders"):
+        public = json.dumps(order_plain(text_order(body, order_id)))
+        _sql(f"UPDATE {s}.orders SET body = %s WHERE order_id = %s", public, order_id)
+    for event_id, text in _sql(f"SELECT id, event FROM {s}.outbox"):
+        public = json.dumps(event_to_dict(text_event(text)))
+        assert public != event_text(text_event(text))
+        _sql(f"UPDATE {s}.outbox SET event = %s WHERE id = %s", public, event_id)
+    _sql(f"DELETE FROM {s}.schema_version WHERE version = 6")
+
+
+def test_migration_6_from_a_version_5_schema(schema: str) -> None:
+    # Version 5 stored orders and events in their public form; version 6
+    # writes them compactly and reads both (the migration rewrites no row).
+    at = datetime(2026, 10, 25, 2, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+    rich = Order(
+        "R-1",
+        [OrderLine("MUG", 1), OrderLine("CUP", 2)],
+        ship_complete=True,
+        placed_at=at,
+        metadata={"note": "é"},
+        fill_by=date(2027, 1, 2),
+    )
+    with BackorderBook(None, _repo(schema, lazy=False)) as book:
+        book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        book.place(rich)
+        book.receive("MUG", 1, "GRN-1")
+        before = book.inspect().internals()
+        events = [event_to_dict(e.event) for e in book.pending_events()]
+    _as_version_5(schema)
+    assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(5,)]
+    assert all(body.startswith("{") for (body,) in _sql(f'SELECT body FROM "{schema}".orders'))
+    with (
+        BackorderBook(None, _repo(schema, lazy=False)) as book,
+        BackorderBook(None, _repo(schema)) as other,
+    ):
+        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(6,)]
+        assert book.inspect().internals() == before
+        assert repr(other.status("R-1").order) == repr(rich)
+        assert [event_to_dict(e.event) for e in other.pending_events()] == events
+        other.place(Order("A-2", [OrderLine("MUG", 1)], tier="standard"))
+        assert book.position("A-2", "MUG") == 3  # after A-1 and R-1
+        (body,) = _sql(f"SELECT body FROM \"{schema}\".orders WHERE order_id = 'A-2'")[0]
+        assert body.startswith("[")
+        assert type(book.pending_events()[-1].event).__name__ == "LineBackordered"
+        for handle in (book, other):
+            handle.inspect().check()
+            handle.ledger.verify()
+
+
 def _as_version_4(schema: str) -> None:
     # Put a version-5 book back into the shape version 4 wrote: arrival
     # numbers unique across the book, the ledger keyed by its number alone,
@@ -705,11 +762,12 @@ def _as_version_3(schema: str) -> None:
 def test_migration_4_from_a_version_3_schema(schema: str) -> None:
     from backorder.storage.postgres import SCHEMA_VERSION
 
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     with BackorderBook(None, _repo(schema)) as book:
         book.place(Order("A-1", [OrderLine("MUG", 2)]))
         book.place(Order("A-2", [OrderLine("MUG", 1), OrderLine("CUP", 1)]))
         book.receive("MUG", 1, "GRN-1")
+    _as_version_5(schema)
     _as_version_4(schema)
     _as_version_3(schema)
     assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(3,)]
@@ -717,7 +775,7 @@ def test_migration_4_from_a_version_3_schema(schema: str) -> None:
         BackorderBook(None, _repo(schema, lazy=False)) as book,
         BackorderBook(None, _repo(schema)) as other,
     ):
-        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(5,)]
+        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(6,)]
         assert book.line("A-1", "MUG").allocated == 1
         assert book.position("A-2", "MUG") == 2
         # both handles go on, each catching up with the other's commits
@@ -738,13 +796,14 @@ def test_migration_5_from_a_version_4_schema(schema: str) -> None:
         book.receive("MUG", 1, "GRN-1")
         book.receive("CUP", 3, "GRN-2")
         before = book.inspect().internals()
+    _as_version_5(schema)
     _as_version_4(schema)
     assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(4,)]
     with (
         BackorderBook(None, _repo(schema, lazy=False)) as book,
         BackorderBook(None, _repo(schema)) as other,
     ):
-        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(5,)]
+        assert _sql(f'SELECT max(version) FROM "{schema}".schema_version') == [(6,)]
         assert book.inspect().internals() == before
         keys = _sql(
             "SELECT a.attname FROM pg_index i JOIN pg_attribute a "

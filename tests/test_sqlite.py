@@ -410,7 +410,7 @@ def test_the_landed_file_migrates_and_its_event_ids_go_on(tmp_path: Path) -> Non
     assert min(new) > handed_out
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (6,)
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (7,)
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}

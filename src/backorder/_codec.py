@@ -515,8 +515,52 @@ def event_from_dict(data: Mapping[str, Any]) -> _events.Event:
 
 
 # --- stored text ---
+#
+# What a repository stores. Since SQLite schema 7 and PostgreSQL schema 6 an
+# order's row and an event in the outbox are written in a compact form: a
+# JSON array, fields by position, defaults left out, a time in UTC as whole
+# microseconds since 1970-01-01 (a time in any other zone as its zoned text,
+# so it reads back with its own offset and zone). Rows written before, in the
+# public form (a JSON object), are still read: a stored text's first
+# character tells the two apart.
+#
+#   order:  [placed_at, sku, quantity, sku, quantity, ..., {extras}?]
+#           extras only when not the default: "t" tier, "c" ship_complete
+#           (true), "m" metadata, "f" fill_by (a time, or a YYYY-MM-DD date);
+#           the order's id is the row's key, not repeated in the text
+#   event:  [code, field, field, ...] in the event class's field order (an
+#           `Eta` that says nothing, the common one, as 0; else its four fields)
+#           OrderPlaced: [1, order_id, at, <the order's compact fields>], or
+#           [-1, order_id, <the order's compact fields>] when `at` is the
+#           order's placed_at (as the book stamps it), the time written once
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+_quote = json.encoder.encode_basestring_ascii  # how `_dumps` writes a str
+_loads = json.loads
+
+
+def _json(value: object) -> str:
+    # `_dumps(value)`, without building an encoder for the plain values
+    # (a str, an int, None) a stored form is mostly made of.
+    if isinstance(value, str) and type(value) is str:
+        return _quote(value)
+    if isinstance(value, int) and type(value) is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    return _dumps(value)
+
+
+def _json_list(values: list[Any]) -> str:
+    # `_dumps(values)` for a list (see `_json`).
+    return "[" + ",".join(map(_json, values)) + "]"
+
+
+_new = object.__new__
+_set = object.__setattr__
+_from_iso = datetime.fromisoformat
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def order_plain(order: Order) -> dict[str, Any]:
@@ -537,6 +581,105 @@ def plain_order(plain: dict[str, Any]) -> Order:
     return _order_in(plain, "order")
 
 
+def _when_out(value: object, path: str) -> int | str:
+    # A stored time: UTC as whole microseconds, any other zone as zoned text.
+    if type(value) is datetime and value.tzinfo is _UTC:
+        return (value - _EPOCH) // _MICROSECOND
+    return _time_out(value, path)
+
+
+def _when_in(value: object, path: str) -> datetime:
+    # The time `_when_out` wrote (or a time text, as the public form has it).
+    if type(value) is int:
+        try:
+            return _EPOCH + timedelta(microseconds=value)
+        except OverflowError:
+            raise InvalidEvent(f"{path} is not a possible time, got {shown(value)}") from None
+    return _time_in(value, path)
+
+
+_ORDER_EXTRAS = frozenset({"t", "c", "m", "f"})
+
+
+def _order_fields(order: object, path: str) -> list[Any]:
+    # An order's compact fields (its id left out: the row's key, or the event's).
+    if not isinstance(order, Order):
+        raise _refuse(path, "an Order", order)
+    placed = order.placed_at
+    fields: list[Any] = [None if placed is None else _when_out(placed, f"{path}.placed_at")]
+    for line in order.lines:
+        fields.append(line.sku)
+        fields.append(line.quantity)
+    extras: dict[str, Any] = {}
+    if order.tier != "standard":
+        extras["t"] = order.tier
+    if order.ship_complete:
+        extras["c"] = True
+    if order.metadata:
+        extras["m"] = dict(order.metadata)
+    fill_by = order.fill_by
+    if fill_by is not None:
+        extras["f"] = (
+            _when_out(fill_by, f"{path}.fill_by")
+            if isinstance(fill_by, datetime)
+            else fill_by.isoformat()
+        )
+    if extras:
+        fields.append(extras)
+    return fields
+
+
+def _fields_order(order_id: object, fields: object, path: str) -> Order:
+    # The order `_order_fields` wrote, every value checked as `Order` checks it.
+    if type(fields) is not list or len(fields) < 3:
+        raise _refuse(path, "a stored order's fields", fields)
+    has_extras = type(fields[-1]) is dict
+    extras: dict[str, Any] = fields[-1] if has_extras else {}
+    pairs = fields[1:-1] if has_extras else fields[1:]
+    if not pairs or len(pairs) % 2:
+        raise _refuse(path, "a stored order's fields", fields)
+    for name in extras:
+        if name not in _ORDER_EXTRAS:
+            raise InvalidEvent(f"{path} has no field {shown(name)}")
+    lines = [
+        _build(f"{path}.lines[{index // 2}]", OrderLine, pairs[index], pairs[index + 1])
+        for index in range(0, len(pairs), 2)
+    ]
+    placed = fields[0]
+    fill_by: Any = extras.get("f")
+    if isinstance(fill_by, str) and _DATE.fullmatch(fill_by):
+        try:
+            fill_by = parse_date(fill_by, f"{path}.fill_by")
+        except BackorderError as exc:
+            raise InvalidEvent(str(exc)) from None
+    elif fill_by is not None:
+        fill_by = _aware(_when_in(fill_by, f"{path}.fill_by"), f"{path}.fill_by")
+    metadata = extras.get("m", {})
+    if not isinstance(metadata, Mapping):
+        raise _refuse(f"{path}.metadata", "an object", metadata)
+    return _build(  # type: ignore[no-any-return]
+        path,
+        Order,
+        order_id,
+        lines,
+        extras.get("t", "standard"),
+        _flag(extras.get("c", False), f"{path}.ship_complete"),
+        None
+        if placed is None
+        else _aware(_when_in(placed, f"{path}.placed_at"), f"{path}.placed_at"),
+        metadata,
+        fill_by,
+    )
+
+
+def _aware(value: datetime, path: str) -> datetime:
+    # `value` if it has a UTC form (see `check_aware`), else InvalidEvent.
+    try:
+        return check_aware(value, path)
+    except BackorderError as exc:
+        raise InvalidEvent(str(exc)) from None
+
+
 # The last order written as text, with its text (one tuple, replaced whole:
 # safe across threads): storing an operation that placed an order writes it
 # twice (its row, and inside `OrderPlaced`), and an `Order` is immutable, so
@@ -545,30 +688,37 @@ _last_order: list[tuple[Order | None, str]] = [(None, "")]
 
 
 def order_text(order: Order) -> str:
-    """An order as JSON text."""
+    """An order's stored text: its compact fields as a JSON array, without its id.
+
+    Raises:
+        InvalidEvent: `order` is not an `Order` (or holds what none can).
+
+    Cost: O(size of the order).
+    """
     last = _last_order[0]
     if last[0] is order:
         return last[1]
-    text = _dumps(_order_out(order, "order"))
+    text = _json_list(_order_fields(order, "order"))
     _last_order[0] = (order, text)
     return text
 
 
-def text_order(text: str) -> Order:
-    """The order `order_text` wrote.
+def text_order(text: str, order_id: str) -> Order:
+    """The order `order_text` wrote for `order_id` (or an earlier version's
+    public form, which carries its own id), every value checked again.
 
     Raises:
         StorageCorrupted: the text is not an order this library wrote.
+
+    Cost: O(len(text)).
     """
     try:
-        return plain_order(json.loads(text))
+        plain = json.loads(text)
+        if type(plain) is list:
+            return _fields_order(order_id, plain, "order")
+        return plain_order(plain)
     except Exception as exc:
         raise StorageCorrupted(f"stored order {shown(text, 200)} cannot be read: {exc}") from exc
-
-
-_loads = json.loads
-_new = object.__new__
-_set = object.__setattr__
 
 
 def _plain_name(value: object) -> TypeGuard[str]:
@@ -582,64 +732,132 @@ def _plain_name(value: object) -> TypeGuard[str]:
     )
 
 
-# One order of one line as `order_text` writes it, names of printable ASCII
-# other than quote and backslash (nothing escaped), a time with an offset.
+# One order of one line as `order_text` writes it: placed in UTC, a SKU of
+# printable ASCII other than quote and backslash (nothing escaped), no extras.
 _NAME = r"([ !#-\[\]-~]+)"
-_ONE_LINE = re.compile(
+_ONE_LINE = re.compile(r'\[([0-9]{1,17}),"' + _NAME + r'",([1-9][0-9]{0,18})\]', re.ASCII)
+# The same in the public form earlier versions wrote.
+_PUBLIC_ONE_LINE = re.compile(
     r'\{"id":"' + _NAME + r'","lines":\[\{"sku":"' + _NAME + r'","quantity":([1-9][0-9]{0,18})\}\],'
     r'"tier":"' + _NAME + r'","ship_complete":(true|false),'
     r'"placed_at":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?'
     r'[+-][0-9]{2}:[0-9]{2})","metadata":\{\},"fill_by":null\}',
     re.ASCII,
 )
-_from_iso = datetime.fromisoformat
+_STANDARD = "standard"
 
 
-def stored_order(text: str, names: dict[str, str]) -> Order:
-    """The order `order_text` wrote, decoded for a load: the trusted decoder.
+def _made(
+    order_id: str, lines: tuple[OrderLine, ...], tier: str, complete: bool, placed: datetime
+) -> Order:
+    # An order of values already checked, built slot by slot (no validation).
+    order = _new(Order)
+    _set(order, "id", order_id)
+    _set(order, "lines", lines)
+    _set(order, "tier", tier)
+    _set(order, "ship_complete", complete)
+    _set(order, "placed_at", placed)
+    _set(order, "metadata", _NO_METADATA)
+    _set(order, "fill_by", None)
+    return order
 
-    An order as this library writes it (its seven fields in order, ASCII
-    names, no metadata, no `fill_by`) is checked field by field for what
-    `Order` would refuse (types, empty or unusual names, quantities out of
-    range, a SKU twice, a time without offset) and built slot by slot,
-    without running `Order`'s validation again; any other text takes
-    `text_order`'s full path. SKU and tier names are shared through `names`
-    (one string per name in a load, not one per order). Equal to
-    `text_order(text)`.
+
+def _line(sku: str, quantity: int) -> OrderLine:
+    order_line = _new(OrderLine)
+    _set(order_line, "sku", sku)
+    _set(order_line, "quantity", quantity)
+    return order_line
+
+
+def stored_order(order_id: str, text: str, names: dict[str, str]) -> Order:
+    """The order `order_text` wrote for `order_id`, decoded for a load: the
+    trusted decoder.
+
+    An order as this library writes it (ASCII names, no metadata, no
+    `fill_by`) is checked field by field for what `Order` would refuse
+    (types, empty or unusual names, quantities out of range, a SKU twice, a
+    time without offset) and built slot by slot, without running `Order`'s
+    validation again; any other text takes `text_order`'s full path. SKU and
+    tier names are shared through `names` (one string per name in a load, not
+    one per order). Equal to `text_order(text, order_id)`. Reads the public
+    form earlier versions wrote too (which carries its own id).
 
     Raises:
         StorageCorrupted: the text is not an order this library wrote.
 
     Cost: O(len(text)).
     """
+    if text[:1] == "{":
+        return _stored_public_order(text, names)
     one = _ONE_LINE.fullmatch(text)
     if one is not None:  # the common order: one line, read without a JSON decoder
+        micros, sku, count = one.groups()
+        quantity = int(count)
+        if not _plain_name(order_id) or sku.isspace() or quantity > MAX_QUANTITY:
+            return text_order(text, order_id)
+        try:
+            moment = _EPOCH + timedelta(microseconds=int(micros))
+        except OverflowError:
+            return text_order(text, order_id)
+        return _made(
+            order_id, (_line(names.setdefault(sku, sku), quantity),), _STANDARD, False, moment
+        )
+    try:
+        fields = _loads(text)
+    except Exception as exc:
+        raise StorageCorrupted(f"stored order {shown(text, 200)} cannot be read: {exc}") from exc
+    if type(fields) is not list or len(fields) < 3 or not _plain_name(order_id):
+        return text_order(text, order_id)
+    extras = fields[-1]
+    tier, complete = _STANDARD, False
+    if type(extras) is dict:
+        fields = fields[:-1]
+        tier, complete = extras.get("t", _STANDARD), extras.get("c", False)
+        if (
+            not extras
+            or not extras.keys() <= {"t", "c"}
+            or ("c" in extras and complete is not True)
+            or not _plain_name(tier)
+        ):
+            return text_order(text, order_id)
+    placed = fields[0]
+    if type(placed) is not int or len(fields) % 2 == 0:
+        return text_order(text, order_id)
+    made = []
+    for index in range(1, len(fields), 2):
+        name, units = fields[index], fields[index + 1]
+        if type(units) is not int or not 0 < units <= MAX_QUANTITY or not _plain_name(name):
+            return text_order(text, order_id)
+        made.append(_line(names.setdefault(name, name), units))
+    if len(made) > 1 and len({line.sku for line in made}) != len(made):
+        return text_order(text, order_id)
+    try:
+        moment = _EPOCH + timedelta(microseconds=placed)
+    except OverflowError:
+        return text_order(text, order_id)
+    return _made(order_id, tuple(made), names.setdefault(tier, tier), complete, moment)
+
+
+def _stored_public_order(text: str, names: dict[str, str]) -> Order:
+    # The trusted decoder of the public form earlier versions stored.
+    one = _PUBLIC_ONE_LINE.fullmatch(text)
+    if one is not None:
         order_id, sku, count, tier, complete, placed_at = one.groups()
         quantity = int(count)
         if order_id.isspace() or sku.isspace() or tier.isspace() or quantity > MAX_QUANTITY:
-            return text_order(text)
+            return text_order(text, order_id)
         try:
             moment = _from_iso(placed_at)
         except ValueError:
-            return text_order(text)
-        order_line = _new(OrderLine)
-        _set(order_line, "sku", names.setdefault(sku, sku))
-        _set(order_line, "quantity", quantity)
-        order = _new(Order)
-        _set(order, "id", order_id)
-        _set(order, "lines", (order_line,))
-        _set(order, "tier", names.setdefault(tier, tier))
-        _set(order, "ship_complete", complete == "true")
-        _set(order, "placed_at", moment)
-        _set(order, "metadata", _NO_METADATA)
-        _set(order, "fill_by", None)
-        return order
+            return text_order(text, order_id)
+        line = _line(names.setdefault(sku, sku), quantity)
+        return _made(order_id, (line,), names.setdefault(tier, tier), complete == "true", moment)
     try:
         plain = _loads(text)
     except Exception as exc:
         raise StorageCorrupted(f"stored order {shown(text, 200)} cannot be read: {exc}") from exc
     if type(plain) is not dict or tuple(plain) != _ORDER_FIELDS:
-        return text_order(text)
+        return text_order(text, "")
     order_id, lines, tier = plain["id"], plain["lines"], plain["tier"]
     ship_complete, placed_at = plain["ship_complete"], plain["placed_at"]
     if (
@@ -652,49 +870,207 @@ def stored_order(text: str, names: dict[str, str]) -> Order:
         or not _plain_name(order_id)
         or not _plain_name(tier)
     ):
-        return text_order(text)
+        return text_order(text, "")
     made = []
     for line in lines:
         if type(line) is not dict or len(line) != 2:
-            return text_order(text)
+            return text_order(text, "")
         name, units = line.get("sku"), line.get("quantity")
         if type(units) is not int or not 0 < units <= MAX_QUANTITY or not _plain_name(name):
-            return text_order(text)
-        order_line = _new(OrderLine)
-        _set(order_line, "sku", names.setdefault(name, name))
-        _set(order_line, "quantity", units)
-        made.append(order_line)
+            return text_order(text, "")
+        made.append(_line(names.setdefault(name, name), units))
     if len(made) > 1 and len({line.sku for line in made}) != len(made):
-        return text_order(text)
+        return text_order(text, "")
     try:
         moment = parse_time(placed_at, "order.placed_at")
     except BackorderError:
-        return text_order(text)
+        return text_order(text, "")
     if moment.utcoffset() is None:
-        return text_order(text)
-    order = _new(Order)
-    _set(order, "id", order_id)
-    _set(order, "lines", tuple(made))
-    _set(order, "tier", names.setdefault(tier, tier))
-    _set(order, "ship_complete", ship_complete)
-    _set(order, "placed_at", moment)
-    _set(order, "metadata", _NO_METADATA)
-    _set(order, "fill_by", None)
-    return order
+        return text_order(text, "")
+    return _made(order_id, tuple(made), names.setdefault(tier, tier), ship_complete, moment)
+
+
+def _eta_compact_out(value: object, path: str) -> Any:
+    if not isinstance(value, Eta):
+        raise _refuse(path, "an Eta", value)
+    at, first_at = value.at, value.first_unit_at
+    if at is None and first_at is None and value.basis == value.first_unit_basis == "unknown":
+        return 0
+    return [
+        None if at is None else _when_out(at, f"{path}.at"),
+        value.basis,
+        None if first_at is None else _when_out(first_at, f"{path}.first_unit_at"),
+        value.first_unit_basis,
+    ]
+
+
+_NO_ETA = Eta(None, "unknown", None, "unknown")
+
+
+def _eta_compact_in(value: object, path: str) -> Eta:
+    if value == 0 and type(value) is int:
+        return _NO_ETA
+    if type(value) is not list or len(value) != 4:
+        raise _refuse(path, "a stored Eta", value)
+    at, basis, first_at, first_basis = value
+    return Eta(
+        None if at is None else _aware(_when_in(at, f"{path}.at"), f"{path}.at"),
+        _basis(basis, f"{path}.basis"),
+        None
+        if first_at is None
+        else _aware(_when_in(first_at, f"{path}.first_unit_at"), f"{path}.first_unit_at"),
+        None if first_basis is None else _basis(first_basis, f"{path}.first_unit_basis"),
+    )
+
+
+def _time_compact_in(value: object, path: str) -> datetime:
+    return _aware(_when_in(value, path), path)
+
+
+_COMPACT_KINDS: dict[str, tuple[_Encode, _Decode]] = {
+    "str": (_text, _text),
+    "int": (_int_out, _int),
+    "bool": (_flag, _flag),
+    "datetime": (_when_out, _time_compact_in),
+    "Eta": (_eta_compact_out, _eta_compact_in),
+}
+_COMPACT_KINDS.update(
+    {f"{name} | None": _optional(kind) for name, kind in list(_COMPACT_KINDS.items())}
+)
+
+#: Each event class's number in the compact stored form. Stored rows hold
+#: these: a number is never changed or given to another class.
+EVENT_CODES: dict[str, int] = {
+    "OrderPlaced": 1,
+    "LineAllocated": 2,
+    "LineBackordered": 3,
+    "LineReleased": 4,
+    "LineFirmed": 5,
+    "LineCancelled": 6,
+    "OrderCancelled": 7,
+    "LineShipped": 8,
+    "StockReceived": 9,
+    "StockReturned": 10,
+    "StockAdjusted": 11,
+    "OrderExpired": 12,
+    "StockHeld": 13,
+    "HoldReleased": 14,
+    "HoldConfirmed": 15,
+    "TierChanged": 16,
+    "PolicyChanged": 17,
+    "SupplyExpected": 18,
+    "SupplyCancelled": 19,
+    "EtaChanged": 20,
+}
+
+
+def _compact_spec(cls: type[_events.Event]) -> tuple[_Field, ...] | None:
+    # The compact (encode, decode) of each field, or None for a class with a
+    # field of another kind (stored in the public form).
+    fields = []
+    for field in attrs.fields(cls):
+        kind = _COMPACT_KINDS.get(str(field.type))
+        if kind is None:
+            return None
+        fields.append(_Field(field.name, *kind, field.default is attrs.NOTHING))
+    return tuple(fields)
+
+
+_COMPACT: dict[type[_events.Event], tuple[int, tuple[_Field, ...]]] = {}
+for _name, _code in EVENT_CODES.items():
+    _spec = _compact_spec(_EVENT_TYPES[_name])
+    if _spec is not None:
+        _COMPACT[_EVENT_TYPES[_name]] = (_code, _spec)
+_BY_CODE = {code: (cls, spec) for cls, (code, spec) in _COMPACT.items()}
+_CODE_TEXT = {code: str(code) for code in _BY_CODE}
+# the least int each field takes (see `_int`): a count is never negative
+_LOWS = {
+    cls: tuple(
+        0 if field.name in ("quantity", "position") else -MAX_QUANTITY
+        for field in spec
+        if field.encode is not None
+    )
+    for cls, (_, spec) in _COMPACT.items()
+}
+_ORDER_PLACED = EVENT_CODES["OrderPlaced"]
+# OrderPlaced whose `at` is its order's `placed_at` (the same stored time):
+# `[-1, order_id, <the order's fields>]`, the time written once
+_PLACED_AS_STAMPED = -1
 
 
 def event_text(event: _events.Event) -> str:
-    """An event as JSON text: `event_to_dict` of it."""
-    if type(event) is _events.OrderPlaced:
-        # the same text as the dict's, with the order's own text spliced in
-        # (the order is checked by `order_text` as `event_to_dict` checks it)
-        order_id = _dumps(_text(event.order_id, "OrderPlaced.order_id"))
-        return (
-            f'{{"type":"OrderPlaced","order_id":{order_id},'
-            f'"order":{order_text(event.order)},'
-            f'"at":{_dumps(_time_out(event.at, "OrderPlaced.at"))}}}'
+    """An event's stored text: the compact form (`[code, field, ...]`), or
+    `event_to_dict` as JSON for a value the compact form does not take.
+
+    Raises:
+        ArgumentTypeError: `event` is not one of the library's event classes.
+        InvalidEvent: a field holds a value no event can hold (named).
+
+    Cost: O(size of the event).
+    """
+    cls = type(event)
+    if isinstance(event, _events.OrderPlaced) and cls is _events.OrderPlaced:
+        order = event.order
+        if isinstance(order, Order) and order.id == event.order_id:
+            # the order's own stored text spliced in (its fields after the event's);
+            # placed when it was placed (as the book stamps it), the time once
+            at = _json(_when_out(event.at, "OrderPlaced.at"))
+            fields = order_text(order)
+            if fields.startswith(at, 1) and fields[len(at) + 1] == ",":
+                return f"[{_PLACED_AS_STAMPED},{_quote(order.id)},{fields[1:]}"
+            return f"[{_ORDER_PLACED},{_quote(order.id)},{at},{fields[1:]}"
+        return _dumps(event_to_dict(event))
+    compact = _COMPACT.get(cls)
+    if compact is None:
+        return _dumps(event_to_dict(event))
+    code, spec = compact
+    parts = [_CODE_TEXT[code]]
+    for field, low in zip(spec, _LOWS[cls]):
+        value = getattr(event, field.name)
+        kind = type(value)
+        # the plain values the book's events hold, checked as the field's
+        # encoder checks them; anything else by that encoder (which names it)
+        if kind is int and low <= value <= MAX_QUANTITY:
+            parts.append(int.__repr__(value))
+        elif kind is str and _plain_name(value):
+            parts.append(_quote(value))
+        elif value is None and field.encode is not _text:
+            parts.append("null")
+        elif kind is datetime and value.tzinfo is _UTC:
+            parts.append(int.__repr__((value - _EPOCH) // _MICROSECOND))
+        else:
+            parts.append(_json(field.encode(value, f"{cls.__name__}.{field.name}")))
+    return "[" + ",".join(parts) + "]"
+
+
+def _compact_event(plain: list[Any]) -> _events.Event:
+    # The event `event_text` wrote in the compact form, every value checked.
+    code = plain[0] if plain else None
+    if type(code) is not int:
+        raise _refuse("event", "a stored event's code", code)
+    if code in (_ORDER_PLACED, _PLACED_AS_STAMPED):
+        first = 3 if code == _ORDER_PLACED else 2
+        if len(plain) < first + 3 or plain[2] is None:  # `at` is plain[2] either way
+            raise _refuse("OrderPlaced", "a stored event's fields", plain)
+        order_id = _text(plain[1], "OrderPlaced.order_id")
+        at = _time_compact_in(plain[2], "OrderPlaced.at")
+        return _events.OrderPlaced(
+            order_id, _fields_order(order_id, plain[first:], "OrderPlaced.order"), at
         )
-    return _dumps(event_to_dict(event))
+    known = _BY_CODE.get(code)
+    if known is None:
+        raise InvalidEvent(f"no event has the stored code {shown(code)}")
+    cls, spec = known
+    name = cls.__name__
+    if len(plain) - 1 > len(spec):
+        raise InvalidEvent(f"{name} has {len(spec)} fields, got {len(plain) - 1}")
+    values = []
+    for index, field in enumerate(spec, 1):
+        if index < len(plain):
+            values.append(field.decode(plain[index], f"{name}.{field.name}"))
+        elif field.required:
+            raise InvalidEvent(f"{name}.{field.name} is missing")
+    return cls(*values)
 
 
 def text_event(text: str) -> _events.Event:
@@ -702,9 +1078,13 @@ def text_event(text: str) -> _events.Event:
 
     Raises:
         StorageCorrupted: the text is not an event this library wrote.
+
+    Cost: O(len(text)).
     """
     try:
         plain = json.loads(text)
+        if type(plain) is list:
+            return _compact_event(plain)
         if isinstance(plain, dict) and set(plain) == {"type", "fields"}:
             return _legacy_event(plain)
         return event_from_dict(plain)

@@ -344,7 +344,7 @@ def apply_rows(
         if record is None:
             if lazy and order_row.order_id not in relevant:
                 continue
-            order = stored_order(order_row.order, names)
+            order = stored_order(order_row.order_id, order_row.order, names)
             seen = came.get(order_row.order_id) if came else None
             if seen is not None and not seen[1] and not history:
                 # an order not held whose lines that came are all closed (a
@@ -358,7 +358,7 @@ def apply_rows(
             order_id = order.id if order.id == order_row.order_id else order_row.order_id
             state.orders[order_id] = OrderRecord(order, order_row.rank, ())
         elif not (lazy and loading):
-            order = stored_order(order_row.order, names)
+            order = stored_order(order_row.order_id, order_row.order, names)
             record.order, record.rank = order, order_row.rank
             for kept in record.lines:
                 kept.order = order

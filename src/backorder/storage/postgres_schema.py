@@ -191,6 +191,12 @@ MIGRATIONS[5] = (
     "ALTER TABLE {s}.commits ADD COLUMN tables INTEGER NOT NULL DEFAULT -1",
 )
 
+# Version 6: orders and events in the compact stored form SQLite's schema 7
+# has (see `backorder._codec`). No row is rewritten: rows written before keep
+# the public form, which is still read; the version tells an older library,
+# which could not read the new rows, that the schema is newer than it knows.
+MIGRATIONS[6] = ()
+
 #: The schema version this library writes.
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -347,6 +347,14 @@ MIGRATIONS[6] = (
     ),
 )
 
+# Version 7: orders and events in a compact stored form (issue 13; see
+# `backorder._codec`): an order's body is a JSON array of its fields without
+# its id and defaults, a UTC time as microseconds; an event in the outbox is
+# `[code, field, ...]`. No row is rewritten: rows written before keep the
+# public form, which is still read. The version tells an older library (which
+# could not read the new rows) that the file is newer than it knows.
+MIGRATIONS[7] = ()
+
 #: The first version whose migration rebuilds tables (run with foreign keys off).
 REBUILDS_FROM = 5
 
