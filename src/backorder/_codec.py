@@ -985,11 +985,7 @@ _BY_CODE = {code: (cls, spec) for cls, (code, spec) in _COMPACT.items()}
 _CODE_TEXT = {code: str(code) for code in _BY_CODE}
 # the least int each field takes (see `_int`): a count is never negative
 _LOWS = {
-    cls: tuple(
-        0 if field.name in ("quantity", "position") else -MAX_QUANTITY
-        for field in spec
-        if field.encode is not None
-    )
+    cls: tuple(0 if field.name in ("quantity", "position") else -MAX_QUANTITY for field in spec)
     for cls, (_, spec) in _COMPACT.items()
 }
 _ORDER_PLACED = EVENT_CODES["OrderPlaced"]
@@ -1025,7 +1021,7 @@ def event_text(event: _events.Event) -> str:
         return _dumps(event_to_dict(event))
     code, spec = compact
     parts = [_CODE_TEXT[code]]
-    for field, low in zip(spec, _LOWS[cls]):
+    for field, low in zip(spec, _LOWS[cls], strict=True):
         value = getattr(event, field.name)
         kind = type(value)
         # the plain values the book's events hold, checked as the field's
