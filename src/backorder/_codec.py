@@ -17,6 +17,7 @@ by `parse_time`, the same on every supported Python: `Z` means UTC
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -698,6 +699,21 @@ def order_text(order: Order) -> str:
     last = _last_order[0]
     if last[0] is order:
         return last[1]
+    placed = order.placed_at if isinstance(order, Order) else None
+    if (
+        type(placed) is datetime
+        and placed.tzinfo is _UTC
+        and len(order.lines) == 1
+        and order.tier == _STANDARD
+        and not order.ship_complete
+        and not order.metadata
+        and order.fill_by is None
+    ):  # the common order, written out (as `_order_fields` writes it)
+        line = order.lines[0]
+        micros = (placed - _EPOCH) // _MICROSECOND
+        text = f"[{micros},{_quote(line.sku)},{int.__repr__(line.quantity)}]"
+        _last_order[0] = (order, text)
+        return text
     text = _json_list(_order_fields(order, "order"))
     _last_order[0] = (order, text)
     return text
@@ -983,6 +999,13 @@ for _name, _code in EVENT_CODES.items():
         _COMPACT[_EVENT_TYPES[_name]] = (_code, _spec)
 _BY_CODE = {code: (cls, spec) for cls, (code, spec) in _COMPACT.items()}
 _CODE_TEXT = {code: str(code) for code in _BY_CODE}
+# every field's value at once (one call)
+# (every event has two fields or more: `attrgetter` of several names gives a tuple)
+_VALUES: dict[type[_events.Event], Callable[[_events.Event], tuple[Any, ...]]] = {
+    cls: operator.attrgetter(*(field.name for field in spec))
+    for cls, (_, spec) in _COMPACT.items()
+}
+assert all(len(spec) > 1 for _, spec in _COMPACT.values())
 # the least int each field takes (see `_int`): a count is never negative
 _LOWS = {
     cls: tuple(0 if field.name in ("quantity", "position") else -MAX_QUANTITY for field in spec)
@@ -1021,8 +1044,7 @@ def event_text(event: _events.Event) -> str:
         return _dumps(event_to_dict(event))
     code, spec = compact
     parts = [_CODE_TEXT[code]]
-    for field, low in zip(spec, _LOWS[cls], strict=True):
-        value = getattr(event, field.name)
+    for field, low, value in zip(spec, _LOWS[cls], _VALUES[cls](event), strict=True):
         kind = type(value)
         # the plain values the book's events hold, checked as the field's
         # encoder checks them; anything else by that encoder (which names it)

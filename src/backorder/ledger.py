@@ -325,6 +325,10 @@ class LedgerWriter:
         ledger._journal.clear()
         return ledger._seq
 
+    def wrote_since(self, mark: int) -> bool:
+        # Whether any entry was written since `mark`. O(1).
+        return self.ledger._seq != mark
+
     def since(self, mark: int) -> list[_Row]:
         ledger = self.ledger
         # The entries written since `mark` (this operation's), in order.

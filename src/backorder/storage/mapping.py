@@ -95,60 +95,73 @@ def _final(
 
 
 def changes_of(state: State, log: UndoLog) -> Changes:
-    """The rows `log`'s operation changed, as they are now, and its events."""
+    """The rows `log`'s operation changed, as they are now, and its events.
+
+    Cost: O(what the operation touched); only the kinds of rows it touched
+    are looked at (a place: its order, lines and SKUs, and its events).
+    """
     touched = log.touched()
-    pending = {item[2]: item for item in state.deadlines} if touched.deadlines else {}
-    deadline_rows, deadlines_deleted = _final(
-        touched.deadlines, pending, lambda item: DeadlineRow(item[2], time_text(item[0]), item[1])
-    )
-    hold_rows, holds_deleted = _final(
-        touched.holds,
-        state.holds,
-        lambda hold: HoldRow(
-            hold.hold_id, hold.sku, hold.quantity, time_text(hold.expires_at), hold.seq
-        ),
-    )
-    expected_rows, expected_deleted = _final(
-        touched.expected,
-        state.expected,
-        lambda item: ExpectedRow(
-            item.reference, item.sku, item.quantity, time_text(item.arriving), item.seq
-        ),
-    )
     skus = state.skus
-    expired = touched.expired_holds
-    return Changes(
-        counters={
+    rows: dict[str, Any] = {
+        "counters": {
             "seq": state.seq,
             "hold_seq": state.hold_seq,
             "expected_seq": state.expected_seq,
         },
-        skus=[_sku_row(skus[name]) for name in touched.skus if name in skus],
-        orders=[_order_row(state.orders[order_id]) for order_id in touched.orders],
-        lines=[_line_row(line) for line in touched.lines],
-        receipts=[
+        "skus": [_sku_row(skus[name]) for name in touched.skus if name in skus],
+        "lines": [_line_row(line) for line in touched.lines],
+    }
+    if touched.orders:
+        orders = state.orders
+        rows["orders"] = [_order_row(orders[order_id]) for order_id in touched.orders]
+    if touched.deadlines:
+        pending = {item[2]: item for item in state.deadlines}
+        rows["deadlines"], rows["deadlines_deleted"] = _final(
+            touched.deadlines,
+            pending,
+            lambda item: DeadlineRow(item[2], time_text(item[0]), item[1]),
+        )
+    if touched.holds:
+        rows["holds"], rows["holds_deleted"] = _final(
+            touched.holds,
+            state.holds,
+            lambda hold: HoldRow(
+                hold.hold_id, hold.sku, hold.quantity, time_text(hold.expires_at), hold.seq
+            ),
+        )
+    if touched.expected:
+        rows["expected"], rows["expected_deleted"] = _final(
+            touched.expected,
+            state.expected,
+            lambda item: ExpectedRow(
+                item.reference, item.sku, item.quantity, time_text(item.arriving), item.seq
+            ),
+        )
+    if touched.expired_holds:
+        expired = touched.expired_holds
+        rows["expired_holds"] = [i for i in expired if i in state.expired_holds]
+        rows["expired_holds_deleted"] = [i for i in expired if i not in state.expired_holds]
+    if touched.receipts:
+        rows["receipts"] = [
             ReceiptRow(sku, reference, skus[sku].receipts[reference])
             for sku, reference in touched.receipts
-        ],
-        holds=hold_rows,
-        holds_deleted=holds_deleted,
-        expired_holds=[i for i in expired if i in state.expired_holds],
-        expired_holds_deleted=[i for i in expired if i not in state.expired_holds],
-        expected=expected_rows,
-        expected_deleted=expected_deleted,
-        deadlines=deadline_rows,
-        deadlines_deleted=deadlines_deleted,
-        ledger=[
-            LedgerRow(*row[:7], time_text(row[7]), row[8], row[9])
-            for row in state.journal.since(log.mark)
-        ],
-        events=[event_text(event) for event in log.events],
-        policy=None if state.policy_saved else state.policy_id,
-        returns=[
+        ]
+    if touched.returns:
+        rows["returns"] = [
             ReturnRow(order_id, sku, reference, skus[sku].returns[order_id, reference])
             for sku, order_id, reference in touched.returns
-        ],
-    )
+        ]
+    journal = state.journal
+    if journal.wrote_since(log.mark):
+        rows["ledger"] = [
+            LedgerRow(*row[:7], time_text(row[7]), row[8], row[9])
+            for row in journal.since(log.mark)
+        ]
+    if log.events:
+        rows["events"] = [event_text(event) for event in log.events]
+    if not state.policy_saved:
+        rows["policy"] = state.policy_id
+    return Changes(**rows)
 
 
 def state_of(snapshot: Snapshot, unique_numbers: bool = True) -> State:
