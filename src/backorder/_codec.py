@@ -1002,8 +1002,7 @@ _CODE_TEXT = {code: str(code) for code in _BY_CODE}
 # every field's value at once (one call)
 # (every event has two fields or more: `attrgetter` of several names gives a tuple)
 _VALUES: dict[type[_events.Event], Callable[[_events.Event], tuple[Any, ...]]] = {
-    cls: operator.attrgetter(*(field.name for field in spec))
-    for cls, (_, spec) in _COMPACT.items()
+    cls: operator.attrgetter(*(field.name for field in spec)) for cls, (_, spec) in _COMPACT.items()
 }
 assert all(len(spec) > 1 for _, spec in _COMPACT.values())
 # the least int each field takes (see `_int`): a count is never negative
