@@ -529,8 +529,9 @@ def event_from_dict(data: Mapping[str, Any]) -> _events.Event:
 #           extras only when not the default: "t" tier, "c" ship_complete
 #           (true), "m" metadata, "f" fill_by (a time, or a YYYY-MM-DD date);
 #           the order's id is the row's key, not repeated in the text
-#   event:  [code, field, field, ...] in the event class's field order (an
-#           `Eta` that says nothing, the common one, as 0; else its four fields)
+#   event:  [code, field, field, ...] in the event class's field order, the
+#           trailing fields whose default is None left out when None (an `Eta`
+#           that says nothing, the common one, as 0; else its four fields)
 #           OrderPlaced: [1, order_id, at, <the order's compact fields>], or
 #           [-1, order_id, <the order's compact fields>] when `at` is the
 #           order's placed_at (as the book stamps it), the time written once
@@ -1005,6 +1006,16 @@ _VALUES: dict[type[_events.Event], Callable[[_events.Event], tuple[Any, ...]]] =
     cls: operator.attrgetter(*(field.name for field in spec)) for cls, (_, spec) in _COMPACT.items()
 }
 assert all(len(spec) > 1 for _, spec in _COMPACT.values())
+# how many parts a stored event keeps at least: its code and every field up to
+# the last one without a default of None (those after it are left out when None)
+_KEPT = {
+    cls: 1
+    + max(
+        (index + 1 for index, field in enumerate(attrs.fields(cls)) if field.default is not None),
+        default=0,
+    )
+    for cls in _COMPACT
+}
 # the least int each field takes (see `_int`): a count is never negative
 _LOWS = {
     cls: tuple(0 if field.name in ("quantity", "position") else -MAX_QUANTITY for field in spec)
@@ -1057,6 +1068,9 @@ def event_text(event: _events.Event) -> str:
             parts.append(int.__repr__((value - _EPOCH) // _MICROSECOND))
         else:
             parts.append(_json(field.encode(value, f"{cls.__name__}.{field.name}")))
+    keep = _KEPT[cls]  # trailing fields left at their default (None) are left out
+    while len(parts) > keep and parts[-1] == "null":
+        parts.pop()
     return "[" + ",".join(parts) + "]"
 
 
