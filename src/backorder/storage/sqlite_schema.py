@@ -309,7 +309,7 @@ MIGRATIONS[5] = (
 # `settings` keeps its `changed` index (written once per policy). (`orders`
 # stays keyed by `seq` with its id UNIQUE, two pages per order placed: keyed
 # by id WITHOUT ROWID it measured as many, its rows of JSON being too long
-# for a clustered b-tree's interior pages.)
+# for a clustered b-tree's interior pages; version 7 does it, with short rows.)
 MIGRATIONS[6] = (
     """CREATE TABLE commits (
             version INTEGER PRIMARY KEY,
@@ -350,10 +350,24 @@ MIGRATIONS[6] = (
 # Version 7: orders and events in a compact stored form (issue 13; see
 # `backorder._codec`): an order's body is a JSON array of its fields without
 # its id and defaults, a UTC time as microseconds; an event in the outbox is
-# `[code, field, ...]`. No row is rewritten: rows written before keep the
-# public form, which is still read. The version tells an older library (which
-# could not read the new rows) that the file is newer than it knows.
-MIGRATIONS[7] = ()
+# `[code, field, ...]`. No body or event is rewritten: rows written before
+# keep the public form, which is still read. With bodies that short, `orders`
+# is keyed by its id WITHOUT ROWID (one b-tree instead of the rowid table and
+# the id's UNIQUE index: a page less per order placed, 15 bytes less per
+# order in the file); reads in arrival order sort by `seq`. The version tells
+# an older library (which could not read the new rows) that the file is newer
+# than it knows.
+MIGRATIONS[7] = (
+    """CREATE TABLE orders_v7 (order_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            rank INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            changed INTEGER NOT NULL) WITHOUT ROWID""",
+    "INSERT INTO orders_v7 (order_id, seq, rank, body, changed)"
+    " SELECT order_id, seq, rank, body, changed FROM orders",
+    "DROP TABLE orders",
+    "ALTER TABLE orders_v7 RENAME TO orders",
+)
 
 #: The first version whose migration rebuilds tables (run with foreign keys off).
 REBUILDS_FROM = 5
