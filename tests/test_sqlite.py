@@ -420,7 +420,7 @@ def test_the_landed_file_migrates_and_its_event_ids_go_on(tmp_path: Path) -> Non
     assert {"lines_open", "lines_closed"} <= names
     assert not {"lines_by_order", "ledger_changed", "orders_changed"} & names
     # (schema 6) a change log instead of a `changed` index on every table
-    assert "commits" in names
+    assert "change_log" in names
     assert {name for name in names if name.endswith("_changed")} == {"settings_changed"}
 
 
@@ -482,7 +482,7 @@ def test_a_commit_of_more_keys_than_the_log_lists_is_read_by_changed(
         writer.receive("MUG", 4, reference="GRN-1")  # four lines allocated: listed too
         writer.cancel("A-5")
         conn = sqlite3.connect(path)
-        logged = [keys for (keys,) in conn.execute("SELECT keys FROM commits ORDER BY version")]
+        logged = [keys for (keys,) in conn.execute("SELECT keys FROM change_log ORDER BY version")]
         conn.close()
         assert any('"lines":"*"' in keys for keys in logged)
         assert any('"lines":[' in keys for keys in logged)
@@ -522,7 +522,7 @@ def test_a_reader_behind_the_kept_log_loads_again(
             writer.place(Order(f"A-{i}", [OrderLine("MUG", 1)]))
             writer.receive("MUG", 1, reference=f"GRN-{i}")
         conn = sqlite3.connect(path)
-        first, last = conn.execute("SELECT min(version), max(version) FROM commits").fetchone()
+        first, last = conn.execute("SELECT min(version), max(version) FROM change_log").fetchone()
         conn.close()
         assert last - first < 6  # pruned: the reader's version is gone from it
         assert _seen(reader) == _seen(writer)  # loaded again

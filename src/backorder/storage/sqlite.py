@@ -76,11 +76,11 @@ _KEY_COLUMNS["expired_holds"] = ("hold_id",)
 _SEQ_AT = {name: _KINDS[name]._fields.index("seq") for name in ("orders", "holds", "expected")}
 # The change log: a commit's counters and keys (see `sqlite_schema`, v6).
 _HEAD = (
-    "SELECT version, seq, hold_seq, expected_seq, event_seq FROM commits"
+    "SELECT version, seq, hold_seq, expected_seq, event_seq FROM change_log"
     " ORDER BY version DESC LIMIT 1"
 )
 _COMMIT_ROW = (
-    "INSERT INTO commits (version, seq, hold_seq, expected_seq, event_seq, keys)"
+    "INSERT INTO change_log (version, seq, hold_seq, expected_seq, event_seq, keys)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _HEAD_NAMES = ("seq", "hold_seq", "expected_seq", "event_seq")
@@ -348,9 +348,9 @@ class SQLiteRepository:
     @staticmethod
     def _read_version(conn: sqlite3.Connection) -> int:
         # the last commit's version (the log's key: one look-up at its end)
-        (version,) = conn.execute("SELECT max(version) FROM commits").fetchone()
+        (version,) = conn.execute("SELECT max(version) FROM change_log").fetchone()
         if version is None:
-            raise StorageCorrupted("the change log (table commits) is empty")
+            raise StorageCorrupted("the change log (table change_log) is empty")
         return int(version)
 
     def _head(self, conn: sqlite3.Connection, own: bool) -> tuple[int, dict[str, int]]:
@@ -358,7 +358,7 @@ class SQLiteRepository:
         # (`own` False), the counters as its writes moved them.
         row = conn.execute(_HEAD).fetchone()
         if row is None:
-            raise StorageCorrupted("the change log (table commits) is empty")
+            raise StorageCorrupted("the change log (table change_log) is empty")
         counters = dict(zip(_HEAD_NAMES, map(int, row[1:]), strict=True))
         if not own:
             for name, value in self._meta.items():
@@ -372,14 +372,14 @@ class SQLiteRepository:
         # (a table's value "*": read it by `changed`); "ledger": the first
         # entry number they wrote. StaleCopy when the log does not reach back
         # to `since` (pruned), or `since` is past the last commit.
-        (first,) = conn.execute("SELECT min(version) FROM commits").fetchone()
+        (first,) = conn.execute("SELECT min(version) FROM change_log").fetchone()
         if first is None or since > version or (first > since + 1 and since < version):
             raise StaleCopy(
                 f"version {since} is not in the change log (versions {first} to {version})"
             )
         keys: dict[str, Any] = {}
         for (text,) in conn.execute(
-            "SELECT keys FROM commits WHERE version > ? AND version <= ? ORDER BY version",
+            "SELECT keys FROM change_log WHERE version > ? AND version <= ? ORDER BY version",
             (since, version),
         ):
             wrote = json.loads(text)
@@ -956,7 +956,7 @@ class SQLiteRepository:
             (version, *(meta.get(name, 0) for name in _HEAD_NAMES), self._keys_text()),
         )
         if version % _PRUNE_EVERY == 0 and version > COMMITS_KEPT:
-            conn.execute("DELETE FROM commits WHERE version <= ?", (version - COMMITS_KEPT,))
+            conn.execute("DELETE FROM change_log WHERE version <= ?", (version - COMMITS_KEPT,))
         conn.execute("COMMIT")
         self._version = version
         return version

@@ -356,7 +356,9 @@ MIGRATIONS[6] = (
 # the id's UNIQUE index: a page less per order placed, 15 bytes less per
 # order in the file); reads in arrival order sort by `seq`. The version tells
 # an older library (which could not read the new rows) that the file is newer
-# than it knows.
+# than it knows, and `commits` becomes `change_log`, so that a process of
+# the older version still running fails at once instead of going on without
+# the rows it cannot read.
 MIGRATIONS[7] = (
     """CREATE TABLE orders_v7 (order_id TEXT PRIMARY KEY,
             seq INTEGER NOT NULL,
@@ -367,6 +369,10 @@ MIGRATIONS[7] = (
     " SELECT order_id, seq, rank, body, changed FROM orders",
     "DROP TABLE orders",
     "ALTER TABLE orders_v7 RENAME TO orders",
+    # (a process of the older version still running fails at its next
+    # operation, which reads `commits`, and writes nothing: it could not read
+    # the rows this version writes, and must not write on without them)
+    "ALTER TABLE commits RENAME TO change_log",
 )
 
 #: The first version whose migration rebuilds tables (run with foreign keys off).
