@@ -681,6 +681,7 @@ def _as_version_5(schema: str) -> None:
         public = json.dumps(event_to_dict(text_event(text)))
         assert public != event_text(text_event(text))
         _sql(f"UPDATE {s}.outbox SET event = %s WHERE id = %s", public, event_id)
+    _sql(f"ALTER TABLE {s}.change_log RENAME TO commits")
     _sql(f"DELETE FROM {s}.schema_version WHERE version = 6")
 
 
@@ -846,7 +847,7 @@ def test_a_commit_seen_after_a_later_one_is_caught_up(schema: str) -> None:
             (repr(StrictFIFO()), xid),
         )
         t1.execute(
-            f"INSERT INTO {s}.commits (version, xid) VALUES (nextval('{s}.versions'), %s)",
+            f"INSERT INTO {s}.change_log (version, xid) VALUES (nextval('{s}.versions'), %s)",
             (xid,),
         )
         t1.commit()

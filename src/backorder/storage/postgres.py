@@ -265,7 +265,7 @@ class PostgresRepository(PostgresReads):
         }
         self._bits = {table: 1 << bit for bit, table in enumerate(sorted(self._select_new))}
         self._hints: tuple[int, str, int] | None = None
-        self._mask = 0  # the tables the open unit of work wrote (`commits.tables`)
+        self._mask = 0  # the tables the open unit of work wrote (`change_log.tables`)
         self._snaps: dict[int, tuple[str, int, tuple[int, ...]]] = {}
         self._tick = 0
         self._xid = 0
@@ -875,7 +875,7 @@ class PostgresRepository(PostgresReads):
                     if staged:
                         self._store(conn, staged)
                     conn.execute(
-                        f"INSERT INTO {s}.commits (version, xid, tables) VALUES (%s, %s, %s)",
+                        f"INSERT INTO {s}.change_log (version, xid, tables) VALUES (%s, %s, %s)",
                         (version, self._xid, self._mask),
                     )
             except BaseException:

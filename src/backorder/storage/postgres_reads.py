@@ -59,7 +59,7 @@ class PostgresReads:
     _owned: bool
     _select: dict[str, str]
     _select_new: dict[str, str]
-    _bits: dict[str, int]  # each table's bit in `commits.tables`
+    _bits: dict[str, int]  # each table's bit in `change_log.tables`
     _hints: tuple[int, str, int] | None
     _sql: Statements
     # what each version number handed out stands for: the snapshot the book's
@@ -123,17 +123,17 @@ class PostgresReads:
         # not the copy's, the newest such one is among them)
         query = (
             f"SELECT pg_current_snapshot()::text, (SELECT coalesce(bit_or(tables), 0) FROM"
-            f" {self._q}.commits WHERE (xid >= %(xmax)s::bigint OR xid = ANY(%(xip)s::bigint[]))"
+            f" {self._q}.change_log WHERE (xid >= %(xmax)s::bigint OR xid = ANY(%(xip)s::bigint[]))"
             " AND xid <> ALL(%(own)s::bigint[])), EXISTS (SELECT 1 FROM (SELECT xid FROM"
-            f" {self._q}.commits ORDER BY xid DESC LIMIT %(k)s) AS newest"
+            f" {self._q}.change_log ORDER BY xid DESC LIMIT %(k)s) AS newest"
             " WHERE xid >= %(xmax)s::bigint AND xid <> ALL(%(own)s::bigint[]))"
             " OR (cardinality(%(xip)s::bigint[]) > 0 AND EXISTS (SELECT 1 FROM"
-            f" {self._q}.commits WHERE xid = ANY(%(xip)s::bigint[])"
+            f" {self._q}.change_log WHERE xid = ANY(%(xip)s::bigint[])"
             " AND xid <> ALL(%(own)s::bigint[])))"
         )
         if not self._owned:
             query += (
-                f" OR (%(mine)s::bigint <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.commits"
+                f" OR (%(mine)s::bigint <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.change_log"
                 " WHERE version = %(mine)s::bigint))"
             )
         return query
@@ -206,7 +206,7 @@ class PostgresReads:
                 mine = params["mine"]
                 if mine and not self._owned:
                     found = conn.execute(
-                        f"SELECT 1 FROM {self._q}.commits WHERE version = %s", (mine,)
+                        f"SELECT 1 FROM {self._q}.change_log WHERE version = %s", (mine,)
                     ).fetchone()
                     if found is None:
                         raise StaleCopy(

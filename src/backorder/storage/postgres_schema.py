@@ -194,8 +194,11 @@ MIGRATIONS[5] = (
 # Version 6: orders and events in the compact stored form SQLite's schema 7
 # has (see `backorder._codec`). No row is rewritten: rows written before keep
 # the public form, which is still read; the version tells an older library,
-# which could not read the new rows, that the schema is newer than it knows.
-MIGRATIONS[6] = ()
+# which could not read the new rows, that the schema is newer than it knows,
+# and `commits` becomes `change_log`, so that a process of the older version
+# still running fails at its next operation (every one reads `commits`)
+# instead of going on without the rows it cannot read.
+MIGRATIONS[6] = ("ALTER TABLE {s}.commits RENAME TO change_log",)
 
 #: The schema version this library writes.
 SCHEMA_VERSION = max(MIGRATIONS)
