@@ -8,7 +8,7 @@ of a unit of work into one write per key (shared by every adapter).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import attrs
@@ -27,6 +27,7 @@ __all__ = [
     "ReturnRow",
     "SkuRow",
     "Snapshot",
+    "fold",
     "merge",
 ]
 
@@ -248,6 +249,12 @@ class Merged:
 def merge(staged: Sequence[Changes]) -> Merged:
     """Fold the changes of a unit of work into one write per key. O(rows)."""
     merged = Merged()
+    fold(merged, staged)
+    return merged
+
+
+def fold(merged: Merged, staged: Iterable[Changes]) -> None:
+    """Fold more changes into `merged` (see `merge`). O(rows)."""
     skus, orders, lines = merged.skus, merged.orders, merged.lines
     holds, expected, deadlines = merged.holds, merged.expected, merged.deadlines
     expired = merged.expired_holds
@@ -281,4 +288,3 @@ def merge(staged: Sequence[Changes]) -> Merged:
         merged.counters.update(changes.counters)
         if changes.policy is not None:
             merged.policy = changes.policy
-    return merged

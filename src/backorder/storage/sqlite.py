@@ -30,7 +30,7 @@ from .rows import (
     Merged,
     ReceiptRow,
     Snapshot,
-    merge,
+    fold,
 )
 from .sql import KINDS as _KINDS
 from .sql import TABLES, Statements, changes_from, micros, sku_changes, snapshot_of, statement_rows
@@ -180,6 +180,7 @@ class SQLiteRepository:
 
     __slots__ = (
         "_conn",
+        "_count",
         "_failed",
         "_first_entry",
         "_keys",
@@ -256,7 +257,8 @@ class SQLiteRepository:
         # the first ledger entry this unit of work wrote (the change log's
         # "ledger": catching up reads the ledger's key from it)
         self._first_entry: int | None = None
-        self._staged: list[Changes] = []
+        self._staged: Merged | None = None  # this unit of work's rows not yet written
+        self._count = 0  # the operations folded into them
         self._failed: BaseException | None = None
 
     @property
@@ -524,7 +526,7 @@ class SQLiteRepository:
     def _fresh(self) -> sqlite3.Connection:
         # A connection whose reads see this unit of work's staged rows too.
         conn = self._connection()
-        if self._staged:
+        if self._staged is not None:
             self._flush(conn)
         return conn
 
@@ -777,7 +779,7 @@ class SQLiteRepository:
         """
         conn = self._connection()
         self._lock(conn)
-        self._staged = []
+        self._staged, self._count = None, 0
         self._failed = None
         self._keys = {}
         self._first_entry = None
@@ -809,12 +811,18 @@ class SQLiteRepository:
                 f"an earlier write of this unit of work failed ({self._failed!r}); "
                 f"it was rolled back"
             ) from self._failed
-        self._staged.append(changes)
-        if len(self._staged) >= 2_000:
+        staged = self._staged
+        if staged is None:
+            staged = self._staged = Merged()
+        fold(staged, (changes,))
+        self._count += 1
+        if self._count >= 500:  # (written in chunks: what is staged stays young)
             self._flush(conn)
 
     def _flush(self, conn: sqlite3.Connection) -> None:
-        staged, self._staged = self._staged, []
+        staged, self._staged, self._count = self._staged, None, 0
+        if staged is None:
+            return
         try:
             self._store(conn, staged)
         except BaseException as exc:
@@ -823,10 +831,9 @@ class SQLiteRepository:
                 conn.execute("ROLLBACK")
             raise
 
-    def _store(self, conn: sqlite3.Connection, staged: list[Changes]) -> None:
-        # Merge per key (the last write of a key wins), then one executemany
-        # per table.
-        merged = merge(staged)
+    def _store(self, conn: sqlite3.Connection, merged: Merged) -> None:
+        # The rows merged per key (the last write of a key wins), one
+        # executemany per table.
         self._note_keys(merged)
         run = conn.executemany
         changed = self._version + 1
@@ -947,7 +954,7 @@ class SQLiteRepository:
             raise StorageError(
                 f"a write of this unit of work failed ({failed!r}); it was rolled back"
             ) from failed
-        if self._staged:
+        if self._staged is not None:
             self._flush(conn)
         version = self._version + 1
         meta = self._meta
@@ -963,7 +970,7 @@ class SQLiteRepository:
 
     def rollback(self) -> None:
         """Drop the open unit of work, if any. Cost: O(rows staged)."""
-        self._staged = []
+        self._staged, self._count = None, 0
         self._failed = None
         self._keys = {}
         self._first_entry = None
