@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from backorder import (
     BackorderBook,
     CannotCancel,
+    DuplicateOrder,
     DuplicateReceipt,
     Order,
     OrderLine,
@@ -315,3 +316,43 @@ def test_a_held_orders_closed_line_joins_its_sku_when_that_sku_loads(tmp_path: P
         book.waiting("CUP")  # CUP's load brings open lines only
         book.inspect().check()
         assert book.status("O") == before
+
+
+def test_a_copy_that_started_on_an_empty_file_asks_the_file_only_after_another_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lazy copy that started where no order was ever placed, and has seen
+    # no commit but its own, holds every stored order: an id it does not
+    # hold is new, and `locate` is not asked. Once another writer commits,
+    # it asks again, so an order placed elsewhere is found.
+    path = tmp_path / "book.db"
+    asked: list[list[str]] = []
+    real = SQLiteRepository.locate
+
+    def locate(self: SQLiteRepository, order_ids: list[str], refs: list[str]) -> list[str]:
+        asked.append(list(order_ids))
+        return real(self, order_ids, refs)
+
+    monkeypatch.setattr(SQLiteRepository, "locate", locate)
+    first = BackorderBook(PartialFill(), SQLiteRepository(path), clock=TickingClock())
+    with first.batch():
+        for n in range(50):
+            first.place(Order(f"A-{n}", [OrderLine("MUG", 1)]))
+    first.cancel("A-3")
+    first.place(Order("B-1", [OrderLine("CUP", 1)]))
+    assert asked == []
+    with pytest.raises(DuplicateOrder):
+        first.place(Order("A-3", [OrderLine("LAMP", 1)]))  # held by the copy
+    other = BackorderBook(PartialFill(), SQLiteRepository(path), clock=TickingClock())
+    assert other.line("A-1", "MUG").ordered == 1  # (a copy of a file with orders asks)
+    other.place(Order("C-1", [OrderLine("LAMP", 2)]))
+    asked.clear()
+    with pytest.raises(DuplicateOrder):  # on a SKU the first copy never loaded
+        first.place(Order("C-1", [OrderLine("MUG", 2)]))
+    assert asked == [["C-1"]]
+    assert first.place(Order("C-1", [OrderLine("LAMP", 2)])).replayed
+    first.place(Order("D-1", [OrderLine("MUG", 1)]))  # new: asked again, found nowhere
+    assert asked[-1] == ["D-1"]
+    assert other.position("D-1", "MUG") == 50  # after the 49 A-orders still waiting
+    first.close()
+    other.close()

@@ -103,7 +103,7 @@ class RowStore:
     __slots__ = (
         *("by_id", "catch_ups", "lazy", "leases", "open", "reloads", "repo", "state"),
         *("extra", "locked", "locker", "named", "whole_lock"),
-        "version",
+        *("knows_every_order", "version"),
     )
     live = False
 
@@ -122,6 +122,11 @@ class RowStore:
         # any SKU, and SKUs a lost attempt found it had to lock too)
         self.locker = repo if isinstance(repo, LockingRepository) else None
         self.extra: set[str] = set()
+        # (lazy) whether this copy holds every order the store has: it started
+        # from a store where no order was ever placed, and has seen no commit
+        # but its own since (any catch-up ends it). An id it does not hold is
+        # then new: no need to ask the store about it (see `ensure`).
+        self.knows_every_order = False
         self._unlock()
         if self.lazy:
             self.start_lazy()
@@ -157,6 +162,8 @@ class RowStore:
         state.journal.set_unique(not self.scoped)
         self.state = state
         self.version = header.version
+        # (not over a LockingRepository: writers of other SKUs commit unseen)
+        self.knows_every_order = state.seq == 0 and self.locker is None
         self.load(header.held_skus)
 
     def reload(self) -> None:
@@ -232,6 +239,8 @@ class RowStore:
         state = self.state
         missing = {s for s in skus if type(s) is str and s not in state.skus}
         find_orders = [o for o in orders if type(o) is str and not self._complete(o)]
+        if find_orders and self.knows_every_order:  # an order it does not hold is new
+            find_orders = [o for o in find_orders if o in state.orders]
         find_refs = [r for r in refs if type(r) is str and r not in state.expected]
         found: list[str] = []
         if located is not None and located[:2] == (find_orders, find_refs):
@@ -381,6 +390,7 @@ class RowStore:
         # Read only what other writers committed since this copy's version,
         # when the repository can say (`load_changes`); else re-load it all.
         repo = self.repo
+        self.knows_every_order = False  # another writer committed
         if not isinstance(repo, IncrementalRepository):
             self.reload()
             return
