@@ -13,9 +13,12 @@ references measured in the same run.
   after (`/proc/self/statm`, less the process before opening).
 
 Every measurement runs in a fresh child process, for this worktree's source
-and, with `--before SRC` (for example `/work/main/src`), for another source
-tree too, interleaved (after, before, after, ...), on the same files; the
-median of the repeats is kept.
+and, with `--before SRC` (for example `/work/main/src`; `--original SRC`
+adds a third tree), for another source tree too, interleaved (after, before,
+after, ...); the median of the repeats is kept. Each source tree reads files
+of the same content written by its own code (in a child process: an older
+tree cannot open a newer schema, and a newer one would migrate an older
+file).
 
 Run directly (`python benchmarks/loading.py [--quick] [--before SRC]`) or
 from `run.py` (this source only).
@@ -34,39 +37,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-
-from backorder import BackorderBook, Order, OrderLine, PartialFill
-
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 SKUS = [f"SKU-{i}" for i in range(20)]
 
 
-def _build(path: str, n_lines: int, closed: int = 0, skus: list[str] | None = None) -> None:
+_BUILD = r"""
+import json, sys
+src, path, n_lines, closed, names = json.loads(sys.argv[1])
+sys.path.insert(0, src)
+from backorder import BackorderBook, Order, OrderLine, PartialFill
+book = BackorderBook.open(path, PartialFill())
+group = 1_000
+for first in range(0, closed, group):
+    ids = [f"h{i}" for i in range(first, min(first + group, closed))]
+    with book.batch():
+        for order_id in ids:
+            book.place(Order(order_id, [OrderLine(names[0], 1)]))
+        if (first // group) % 2:
+            for order_id in ids:
+                book.cancel(order_id)
+        else:
+            book.receive(names[0], len(ids), f"r{first}")
+            for order_id in ids:
+                book.ship(order_id)
+chunk = 50_000
+for first in range(0, n_lines, chunk):
+    with book.batch():
+        for i in range(first, min(first + chunk, n_lines)):
+            book.place(Order(f"w{i}", [OrderLine(names[i % len(names)], 1 + i % 5)]))
+book.close()
+"""
+
+
+def _build(
+    src: str, path: str, n_lines: int, closed: int = 0, skus: list[str] | None = None
+) -> None:
     # First `closed` lines on the first SKU that end closed (history: in
     # groups of 1,000, received with one reference and shipped, or
-    # cancelled), then `n_lines` waiting lines over `skus` (round robin).
-    names = skus or ["ONE"]
-    book = BackorderBook.open(path, PartialFill())
-    group = 1_000
-    for first in range(0, closed, group):
-        ids = [f"h{i}" for i in range(first, min(first + group, closed))]
-        with book.batch():
-            for order_id in ids:
-                book.place(Order(order_id, [OrderLine(names[0], 1)]))
-            if (first // group) % 2:
-                for order_id in ids:
-                    book.cancel(order_id)
-            else:
-                book.receive(names[0], len(ids), f"r{first}")
-                for order_id in ids:
-                    book.ship(order_id)
-    chunk = 50_000
-    for first in range(0, n_lines, chunk):
-        with book.batch():
-            for i in range(first, min(first + chunk, n_lines)):
-                book.place(Order(f"w{i}", [OrderLine(names[i % len(names)], 1 + i % 5)]))
-    book.close()
+    # cancelled), then `n_lines` waiting lines over `skus` (round robin);
+    # written by the code of source tree `src`, in a child process.
+    args = json.dumps([src, path, n_lines, closed, skus or ["ONE"]])
+    subprocess.run([sys.executable, "-c", _BUILD, args], check=True)
 
 
 _CHILD = r"""
@@ -139,13 +150,22 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 
 def run(
-    quick: bool, before: str | None = None, repeats: int = 3, whole_lines: int | None = None
+    quick: bool,
+    before: str | None = None,
+    repeats: int = 3,
+    whole_lines: int | None = None,
+    original: str | None = None,
 ) -> dict[str, Any]:
-    """Every loading benchmark, for this source and (`before`) another one."""
+    """Every loading benchmark, for this source and (`before`, `original`)
+    other ones."""
     sku_lines = 50_000
     history = 45_000 if quick else 95_000
     whole = whole_lines or (100_000 if quick else 200_000)
-    sources = {"after": SRC, **({"before": before} if before else {})}
+    sources = {
+        "after": SRC,
+        **({"before": before} if before else {}),
+        **({"original": original} if original else {}),
+    }
     results: dict[str, Any] = {
         "sku_lines": sku_lines,
         "history_closed": history,
@@ -153,22 +173,26 @@ def run(
         "whole_skus": len(SKUS),
     }
     with tempfile.TemporaryDirectory(prefix="backorder-load-") as directory:
-        one = os.path.join(directory, "one.db")
-        _build(one, sku_lines)
-        past = os.path.join(directory, "history.db")
-        _build(past, 5_000, closed=history)
-        book_path = os.path.join(directory, "whole.db")
-        _build(book_path, whole, skus=SKUS)
+        files: dict[str, tuple[str, str, str]] = {}
+        for name, src in sources.items():  # each tree's files, written by its own code
+            one, past, book_path = (
+                os.path.join(directory, f"{name}-{file}.db") for file in ("one", "history", "whole")
+            )
+            _build(src, one, sku_lines)
+            _build(src, past, 5_000, closed=history)
+            _build(src, book_path, whole, skus=SKUS)
+            files[name] = (one, past, book_path)
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {
             name: {"sku": [], "bytes": [], "history": [], "whole": []} for name in sources
         }
         for _ in range(repeats):
             for name, src in sources.items():
+                one, past, book_path = files[name]
                 runs[name]["sku"].append(_child(src, "sku", one, "w0", sku_lines))
                 runs[name]["history"].append(_child(src, "sku", past, "w0", 5_000))
                 runs[name]["whole"].append(_child(src, "whole", book_path, "w0", whole))
         for name, src in sources.items():
-            runs[name]["bytes"].append(_child(src, "bytes", one, "w0", sku_lines))
+            runs[name]["bytes"].append(_child(src, "bytes", files[name][0], "w0", sku_lines))
     for name, kinds in runs.items():
         sku, byte, hist, every = kinds["sku"], kinds["bytes"][0], kinds["history"], kinds["whole"]
         assert all(r["waiting"] == whole for r in every), every
@@ -188,7 +212,7 @@ def run(
 
 def report(results: dict[str, Any]) -> str:
     """The results as text (a before/after table when both were measured)."""
-    names = [name for name in ("before", "after") if name in results]
+    names = [name for name in ("original", "before", "after") if name in results]
     n, hist, whole = results["sku_lines"], results["history_closed"], results["whole_lines"]
     rows = [
         ("bytes per loaded line", "loaded_bytes_per_line", "{:,.0f} B"),
@@ -224,11 +248,13 @@ def report(results: dict[str, Any]) -> str:
             f"  {name}: loaded/placed bytes {held:.2f} (target <= 1.5),"
             f" SKU load/place time {took:.2f} (target <= 0.5)"
         )
-    if len(names) == 2:
-        b, a = results["before"], results["after"]
+    a = results["after"]
+    for name in names[:-1]:
+        b = results[name]
         lines.append(
-            f"  whole book after/before: time {a['whole_seconds'] / b['whole_seconds']:.2f},"
-            f" memory {a['whole_rss_bytes'] / b['whole_rss_bytes']:.2f} (target < 0.33)"
+            f"  whole book after/{name}: time {a['whole_seconds'] / b['whole_seconds']:.2f},"
+            f" memory {a['whole_rss_bytes'] / b['whole_rss_bytes']:.2f}"
+            + (" (target < 0.33)" if name == "original" or len(names) == 2 else "")
         )
     return "\n".join(lines)
 
@@ -237,12 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--before", help="another source tree to measure too (before)")
+    parser.add_argument("--original", help="a third source tree (the code before any loading work)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--whole", type=int, help="lines in the whole book")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    results = run(args.quick, args.before, args.repeats, args.whole)
+    results = run(args.quick, args.before, args.repeats, args.whole, args.original)
     print(report(results))
     print(f"\ntook {time.perf_counter() - started:.0f} s")
     if args.json:

@@ -20,7 +20,7 @@ from backorder import (
     SQLiteRepository,
     UnknownOrder,
 )
-from backorder._codec import order_text, stored_order, text_order
+from backorder._codec import order_text, stored_order, stored_orders, text_order
 from backorder.errors import BackorderError
 
 from .helpers import TickingClock, snapshot
@@ -189,6 +189,10 @@ def test_the_trusted_decoder_reads_what_the_full_decoder_reads(order: Order, tie
         want = text_order(text, each.id)
         assert want == each
         assert got == want
+        (batched,) = stored_orders([each.id], [text], {})
+        assert batched == want
+        assert repr(batched) == repr(want)
+        assert type(batched.metadata) is type(want.metadata)
         assert repr(got) == repr(want)
         assert got.placed_at is not None
         assert want.placed_at is not None
@@ -226,6 +230,8 @@ def test_the_trusted_decoder_refuses_what_the_full_decoder_refuses(text: str) ->
         text_order(text, "a")
     with pytest.raises(type(full.value)):
         stored_order("a", text, {})
+    with pytest.raises(type(full.value)):
+        stored_orders(["a"], [text], {})
 
 
 @pytest.mark.parametrize(
@@ -262,6 +268,20 @@ def test_the_trusted_decoder_refuses_compact_texts_the_full_decoder_refuses(
         text_order(text, order_id)
     with pytest.raises(type(full.value)):
         stored_order(order_id, text, {})
+    with pytest.raises(type(full.value)):  # (after a good order: the one-pass loop)
+        stored_orders(["ok", order_id], ['[1,"X",1]', text], {})
+
+
+def test_the_one_pass_decoder_shares_one_lines_tuple_per_sku_and_quantity() -> None:
+    names: dict[str, str] = {}
+    texts = ['[1,"X",2]', '[2,"X",2]', '[3,"X",3]', '[4,"Y",2]', '[5,"X",2,"Y",1]']
+    got = stored_orders(["a", "b", "c", "d", "e"], texts, names)
+    assert got == [text_order(text, i) for i, text in zip("abcde", texts, strict=True)]
+    assert got[0].lines is got[1].lines  # X x 2: one tuple, one OrderLine
+    assert got[2].lines is not got[0].lines
+    assert got[0].lines[0].sku is got[2].lines[0].sku is got[4].lines[0].sku  # one name
+    assert got[3].lines[0].sku is got[4].lines[1].sku
+    assert [order.placed_at for order in got] == [text_order(t, "a").placed_at for t in texts]
 
 
 def test_receipt_references_are_checked_when_a_receipt_names_one(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..policies import AllocationPolicy
 from .core import line_status
-from .state import State, unpack
+from .state import SEQ_BITS, State, unpack
 
 __all__ = ["check"]
 
@@ -16,43 +16,70 @@ def check(state: State, policy: AllocationPolicy | None) -> None:
     the structure only, not work conservation). Cost: O(orders + lines +
     ledger entries).
     """
+    # (each line's fields read once, `unpack` and `backordered` written out:
+    # a whole load runs this over every line; the same checks, in the same order)
     seen_keys: dict[str, set[int]] = {}
+    skus = state.skus
+    top, low = state.seq, (1 << SEQ_BITS) - 1
     for order_id, record in state.orders.items():
-        assert record.order.id == order_id, order_id
-        assert record.order.placed_at is not None, order_id
-        assert len(record.lines) == len(record.order.lines), order_id
-        for ol, line in zip(record.order.lines, record.lines, strict=True):
-            assert line.sku == ol.sku, (order_id, ol)
-            assert line.ordered == ol.quantity, (order_id, ol)
-            assert line.order is record.order, order_id
-            assert unpack(line.key)[0] == record.rank, order_id
-            assert 0 < unpack(line.key)[1] <= state.seq, order_id
-            for field in ("allocated", "shipped", "cancelled"):
-                assert getattr(line, field) >= 0, (order_id, line.sku, field)
-            assert line.backordered >= 0, (order_id, line.sku)
+        order = record.order
+        assert order.id == order_id, order_id
+        assert order.placed_at is not None, order_id
+        assert len(record.lines) == len(order.lines), order_id
+        rank = record.rank
+        for ol, line in zip(order.lines, record.lines, strict=True):
+            name, key, ordered = line.sku, line.key, line.ordered
+            allocated, shipped, cancelled = line.allocated, line.shipped, line.cancelled
+            assert name == ol.sku, (order_id, ol)
+            assert ordered == ol.quantity, (order_id, ol)
+            assert line.order is order, order_id
+            assert key >> SEQ_BITS == rank, order_id
+            assert 0 < key & low <= top, order_id
+            assert allocated >= 0, (order_id, name, "allocated")
+            assert shipped >= 0, (order_id, name, "shipped")
+            assert cancelled >= 0, (order_id, name, "cancelled")
+            assert ordered - allocated - shipped - cancelled >= 0, (order_id, name)
             # invariant 10: 0 <= firm <= allocated (and returned <= shipped)
-            assert 0 <= line.firm <= line.allocated, (order_id, line.sku, "firm")
-            assert 0 <= line.returned <= line.shipped, (order_id, line.sku, "returned")
-            if line.sku not in state.skus:
+            assert 0 <= line.firm <= allocated, (order_id, name, "firm")
+            assert 0 <= line.returned <= shipped, (order_id, name, "returned")
+            sku_of = skus.get(name)
+            if sku_of is None:
                 continue  # (lazily loaded) a line on a SKU not loaded
-            assert state.skus[line.sku].lines.get(line.key) is line, (order_id, line.sku)
-            keys = seen_keys.setdefault(line.sku, set())
-            assert line.key not in keys, ("two lines share a key", order_id, line.sku)
-            keys.add(line.key)
+            assert sku_of.lines.get(key) is line, (order_id, name)
+            keys = seen_keys.get(name)
+            if keys is None:
+                keys = seen_keys[name] = set()
+            assert key not in keys, ("two lines share a key", order_id, name)
+            keys.add(key)
     for name, sku in state.skus.items():
         assert sku.sku == name
         assert set(sku.lines) == seen_keys.get(name, set()), name
         assert 0 <= sku.allocated <= sku.on_hand, (name, sku.allocated, sku.on_hand)
         lines = sku.lines.values()
+        # one pass over the SKU's lines: units allocated and backordered, the
+        # keys of the lines short and of those with units allocated
+        allocated_units = backordered_units = 0
+        short_keys: list[int] = []
+        allocated_keys: set[int] = set()
+        for key, ln in sku.lines.items():
+            allocated = ln.allocated
+            short = ln.ordered - allocated - ln.shipped - ln.cancelled
+            allocated_units += allocated
+            backordered_units += short
+            if short > 0:
+                short_keys.append(key)
+            if allocated > 0:
+                allocated_keys.add(key)
         held_units = sum(hold.quantity for hold in sku.holds.values())
-        assert sku.allocated == sum(line.allocated for line in lines) + held_units, name
-        assert sku.backordered == sum(line.backordered for line in lines), name
+        assert sku.allocated == allocated_units + held_units, name
+        assert sku.backordered == backordered_units, name
         for hold_id, hold in sku.holds.items():
             assert state.holds.get(hold_id) is hold, hold_id
             assert hold.sku == name, hold_id
             assert hold.quantity > 0, hold_id
-        assert list(sku.queue) == sorted(k for k, ln in sku.lines.items() if ln.backordered > 0)
-        assert sku.allocated_keys == {k for k, ln in sku.lines.items() if ln.allocated > 0}, name
+        short_keys.sort()
+        assert list(sku.queue) == short_keys
+        assert sku.allocated_keys == allocated_keys, name
         assert sku.allocated_keys <= {-k for k in sku.allocated_heap}, name
         balance = state.ledger.balance(name)
         assert (balance.on_hand, balance.allocated) == (sku.on_hand, sku.allocated), name
@@ -108,7 +135,7 @@ def check(state: State, policy: AllocationPolicy | None) -> None:
         assert list(sku.schedule) == sorted(
             (e.arriving, e.seq, e.reference) for e in sku.expected.values()
         ), name
-        slots = [sku.lines[k].slot for k in sku.lines]
+        slots = [line.slot for line in sku.lines.values()]
         assert len(set(slots)) == len(slots), name
         assert all(0 < slot <= sku.slots for slot in slots), name
     assert sum(len(sku.expected) for sku in state.skus.values()) == len(state.expected)

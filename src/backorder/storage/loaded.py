@@ -187,6 +187,7 @@ class RowStore:
             while wanted:
                 changes = repo.load_skus(sorted(wanted))
                 elsewhere = apply_checked(self.state, changes, lazy=True, loading=wanted)
+                del changes  # (its rows go before the collector runs again)
                 self._join_closed(wanted)
                 validate(self.state, wanted)
                 wanted = frozenset(name for name in elsewhere if name not in self.state.skus)

@@ -9,7 +9,7 @@ applying every row to an empty state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._codec import (
@@ -17,6 +17,7 @@ from .._codec import (
     micros_timedelta,
     order_text,
     stored_order,
+    stored_orders,
     text_time,
     time_text,
     timedelta_micros,
@@ -287,6 +288,30 @@ def expected_of(row: ExpectedRow) -> ScheduledReceipt:
     return ScheduledReceipt(row.reference, row.sku, row.quantity, text_time(row.arriving), row.seq)
 
 
+def _add_orders(
+    state: State, rows: Sequence[OrderRow], names: dict[str, str], keep_first: bool
+) -> None:
+    # The orders of these rows the state does not hold, decoded in one pass
+    # (`stored_orders`) and added with no lines yet; of an id that comes
+    # twice, the first row (`keep_first`) or the last.
+    orders = state.orders
+    fresh = [row for row in rows if row[0] not in orders] if orders else rows
+    decoded = stored_orders([row[0] for row in fresh], [row[3] for row in fresh], names)
+    new = object.__new__
+    for row, order in zip(fresh, decoded, strict=True):
+        order_id = row[0]
+        if keep_first and order_id in orders:
+            continue
+        # (keyed by the order's own id string when it is the row's: one string)
+        if order.id == order_id:
+            order_id = order.id
+        record = new(OrderRecord)
+        record.order = order
+        record.rank = row[2]
+        record.lines = ()
+        orders[order_id] = record
+
+
 def apply_rows(
     state: State,
     changes: Changes,
@@ -335,14 +360,19 @@ def apply_rows(
             continue
         set_sku(sku, row)
         touched.add(row.sku)
-    # which orders this state keeps: those it has, and those with a line on a loaded SKU
-    # (a SKU load brings only orders with a line on the SKUs it loads: all relevant)
-    relevant = (
-        {row.order_id for row in changes.orders}
-        if loading
-        else {row.order_id for row in changes.lines if row.sku in skus}
-    )
+    names = {name: name for name in skus}  # one string per SKU and tier name
     known = set(state.orders) if loading else set()
+    if (lazy and loading) or not (lazy or state.orders):
+        # a SKU load (every order it brings is relevant; one the state holds
+        # already keeps its own version), or a whole load into an empty
+        # state: every new order kept, decoded in one pass
+        _add_orders(state, changes.orders, names, keep_first=bool(loading))
+        orders_left: Sequence[OrderRow] = ()
+        relevant: set[str] = set()
+    else:
+        orders_left = changes.orders
+        # which orders this state keeps: those it has, and those with a line on a loaded SKU
+        relevant = {row.order_id for row in changes.lines if row.sku in skus}
     # (lazy catch-up) of an order not held, how many lines came and how many are open
     came: dict[str, list[int]] = {}
     if lazy and not loading:
@@ -351,8 +381,7 @@ def apply_rows(
                 counts = came.setdefault(row_c.order_id, [0, 0])
                 counts[0] += 1
                 counts[1] += row_c.shipped + row_c.cancelled < row_c.ordered
-    names = {name: name for name in skus}  # one string per SKU and tier name
-    for order_row in changes.orders:
+    for order_row in orders_left:
         record = state.orders.get(order_row.order_id)
         if record is None:
             if lazy and order_row.order_id not in relevant:
@@ -379,6 +408,7 @@ def apply_rows(
     queued: dict[SkuState, list[int]] = {}  # keys joining each SKU's line, added at once
     firmed: set[SkuState] = set()  # SKUs without a movable index that have firm units now
     get_record, get_sku = state.orders.get, skus.get
+    new_line = object.__new__
     for row_l in changes.lines:
         order_id, sku_name, rank, seq, slot, ordered, allocated, shipped, cancelled, firm, ret = (
             row_l
@@ -397,12 +427,11 @@ def apply_rows(
                 break
         fresh = line is None
         if line is None:
-            line = LineState(
-                record.order,
-                sku.sku if sku is not None else names.setdefault(sku_name, sku_name),
-                key,
-                ordered,
-            )
+            # (built slot by slot: each set once, here and below)
+            line = new_line(LineState)
+            line.order = record.order
+            line.sku = sku.sku if sku is not None else names.setdefault(sku_name, sku_name)
+            line.ordered = ordered
             order_lines = record.order.lines
             if len(order_lines) == 1 and order_lines[0].sku == sku_name and not record.lines:
                 record.lines = (line,)  # an order of one line: complete at once
