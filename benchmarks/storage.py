@@ -6,8 +6,12 @@
   `sqlite3` on a file with the same settings: WAL, synchronous=FULL), and
   against a hand-written sqlite3 order book of the same semantics (order
   lines indexed on (sku, priority, created_at), one commit per place, a
-  receive allocating to the head lines). WAL pages (frames) per commit of
-  each, counted from the -wal file with automatic checkpoints off.
+  receive allocating to the head lines). Timed twice: as the library runs
+  (SQLite's automatic checkpoints on, in all four: each pays for the
+  checkpoints its pages cause), and with automatic checkpoints off in all
+  four, where WAL pages (frames) per commit are counted from the -wal file
+  (which then grows with every commit: a commit of many pages costs more
+  there than where the -wal is reused after a checkpoint).
 * bulk (`with book.batch():`): places in one transaction, against the
   in-memory book, a bare `executemany` of one row per order and the
   hand-written schema; the file each leaves, by table (`dbstat`).
@@ -69,12 +73,14 @@ def _checkpoint(path: str) -> None:
     conn.close()
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    # The settings of the library's own connection, automatic checkpoints off.
+def _connect(path: str, checkpoints: bool = False) -> sqlite3.Connection:
+    # The settings of the library's own connection; automatic checkpoints off
+    # unless `checkpoints` (then SQLite's default, as the library runs).
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    if not checkpoints:
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     return conn
 
 
@@ -99,9 +105,9 @@ class HandWritten:
     queue, in one commit. (No ledger, outbox, holds or catch-up: what the
     library adds to this is what the comparison shows.)"""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, checkpoints: bool = False) -> None:
         self.path = path
-        conn = self.conn = _connect(path)
+        conn = self.conn = _connect(path, checkpoints)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, on_hand INTEGER NOT NULL,"
             " allocated INTEGER NOT NULL)"
@@ -196,9 +202,9 @@ _PER_OP = ("sqlite", "memory", "bare_sqlite", "hand_sqlite")
 class _Bare:
     """The durability floor as a book: one row and one fsync'd commit per call."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, checkpoints: bool = False) -> None:
         self.path = path
-        self.conn = _connect(path)
+        self.conn = _connect(path, checkpoints)
         self.conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, sku TEXT, quantity INTEGER)")
         self.count = 0
 
@@ -211,20 +217,28 @@ class _Bare:
 
 
 def per_operation(
-    directory: str, n: int, rounds: int = 3, chunk: int = 20
+    directory: str, n: int, rounds: int = 3, chunk: int = 20, checkpoints: bool = True
 ) -> dict[str, dict[str, float]]:
     """place and receive, one commit each: SQLite book, in-memory book, bare
     sqlite3 commits, the hand-written sqlite3 book. The four take turns every
     `chunk` operations (the first of each turn rotating), so the disk's and
     the machine's noise hits them alike; rates in ops/s over all rounds, and
-    `*_frames`: WAL frames per commit."""
+    `*_frames`: WAL frames per commit.
+
+    `checkpoints`: every file checkpoints as SQLite does by default (as the
+    library runs: each pays for the checkpoints its pages cause); frames are
+    then not counted (0). Without, automatic checkpoints are off in all four,
+    so the -wal keeps every frame to count; each commit then also grows the
+    -wal file, which costs a commit of many pages more than one of few."""
     orders = _orders(n, seed=5)
+    os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "per-op.db")
     sqlite_book = BackorderBook.open(path, PartialFill())
-    _repository_connection(sqlite_book).execute("PRAGMA wal_autocheckpoint = 0")
+    if not checkpoints:
+        _repository_connection(sqlite_book).execute("PRAGMA wal_autocheckpoint = 0")
     memory_book = BackorderBook(PartialFill())
-    hand = HandWritten(os.path.join(directory, "hand.db"))
-    bare = _Bare(os.path.join(directory, "bare.db"))
+    hand = HandWritten(os.path.join(directory, "hand.db"), checkpoints)
+    bare = _Bare(os.path.join(directory, "bare.db"), checkpoints)
     doers: dict[str, tuple[Any, Any, str]] = {
         "sqlite": (sqlite_book.place, functools.partial(_receive_on, sqlite_book), path),
         "memory": (memory_book.place, functools.partial(_receive_on, memory_book), ""),
@@ -242,6 +256,7 @@ def per_operation(
                 names = _PER_OP[turn % 4 :] + _PER_OP[: turn % 4]
                 for name in names:
                     place, receive, watched = doers[name]
+                    watched = "" if checkpoints else watched
                     before = _frames(watched) if watched else 0
                     start = time.perf_counter()
                     if metric == "place":
@@ -381,7 +396,13 @@ def opening(directory: str, n: int) -> dict[str, float]:
 def run(quick: bool, opening_too: bool = True) -> dict[str, Any]:
     """Every storage benchmark; small sizes when `quick`."""
     with tempfile.TemporaryDirectory(prefix="backorder-bench-") as directory:
-        ops = per_operation(directory, 200 if quick else 2_000)
+        n = 200 if quick else 2_000
+        ops = per_operation(os.path.join(directory, "on"), n)
+        # frames, counted with automatic checkpoints off (and the rates so)
+        off = per_operation(os.path.join(directory, "off"), n, checkpoints=False)
+        for name, figures in off.items():
+            for metric, value in figures.items():
+                ops[name][metric if metric.endswith("_frames") else metric + "_off"] = value
         batch = bulk(directory, 20_000 if quick else 100_000)
         opened = opening(directory, 100_000 if quick else 1_000_000) if opening_too else {}
     return {"per_operation": ops, "bulk": batch, "open": opened}
@@ -395,6 +416,10 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     return {
         "place / bare commit": ops["sqlite"]["place"] / ops["bare_sqlite"]["place"],
         "receive / bare commit": ops["sqlite"]["receive"] / ops["bare_sqlite"]["receive"],
+        "place / bare commit, checkpoints off": ops["sqlite"]["place_off"]
+        / ops["bare_sqlite"]["place_off"],
+        "receive / bare commit, checkpoints off": ops["sqlite"]["receive_off"]
+        / ops["bare_sqlite"]["receive_off"],
         "hand-written place / bare": ops["hand_sqlite"]["place"] / ops["bare_sqlite"]["place"],
         "hand-written receive / bare": ops["hand_sqlite"]["receive"]
         / ops["bare_sqlite"]["receive"],
