@@ -315,14 +315,7 @@ def _order_in(value: object, path: str) -> Order:
         item = _object(line, where, ("sku", "quantity"), ("sku", "quantity"))
         order_lines.append(_build(where, OrderLine, item["sku"], item["quantity"]))
     placed_at = plain.get("placed_at")
-    fill_by: Any = plain.get("fill_by")
-    if isinstance(fill_by, str) and _DATE.fullmatch(fill_by):
-        try:
-            fill_by = parse_date(fill_by, f"{path}.fill_by")
-        except BackorderError as exc:
-            raise InvalidEvent(str(exc)) from None
-    elif fill_by is not None:
-        fill_by = _time_in(fill_by, f"{path}.fill_by")
+    fill_by = _fill_by_in(plain.get("fill_by"), f"{path}.fill_by", _time_in)
     metadata = plain.get("metadata", {})
     if not isinstance(metadata, Mapping):
         raise _refuse(f"{path}.metadata", "an object", metadata)
@@ -337,6 +330,18 @@ def _order_in(value: object, path: str) -> Order:
         metadata,
         fill_by,
     )
+
+
+def _fill_by_in(value: object, path: str, time_in: _Decode) -> date | datetime | None:
+    # A stored fill-by: None, a YYYY-MM-DD date, or a time as `time_in` reads it.
+    if value is None:
+        return None
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        try:
+            return parse_date(value, path)
+        except BackorderError as exc:
+            raise InvalidEvent(str(exc)) from None
+    return time_in(value, path)  # type: ignore[no-any-return]
 
 
 def _build(path: str, cls: Callable[..., Any], *args: Any) -> Any:
@@ -648,14 +653,7 @@ def _fields_order(order_id: object, fields: object, path: str) -> Order:
         for index in range(0, len(pairs), 2)
     ]
     placed = fields[0]
-    fill_by: Any = extras.get("f")
-    if isinstance(fill_by, str) and _DATE.fullmatch(fill_by):
-        try:
-            fill_by = parse_date(fill_by, f"{path}.fill_by")
-        except BackorderError as exc:
-            raise InvalidEvent(str(exc)) from None
-    elif fill_by is not None:
-        fill_by = _aware(_when_in(fill_by, f"{path}.fill_by"), f"{path}.fill_by")
+    fill_by = _fill_by_in(extras.get("f"), f"{path}.fill_by", _time_compact_in)
     metadata = extras.get("m", {})
     if not isinstance(metadata, Mapping):
         raise _refuse(f"{path}.metadata", "an object", metadata)
