@@ -183,7 +183,10 @@ class UnitOfWork:
         try:
             if engine.preempts:  # a preempting policy: rebalance what it touched
                 settle(engine, log)
-            engine.etas.changed(engine.state, log)
+            for sku, before in log.eta_before.items():  # (`changed`'s first test, inlined:
+                if before is not None or sku.expected or sku.lead_time is not None:  # dates)
+                    engine.etas.changed(engine.state, log)
+                    break
             if self.saves:  # (an in-memory store without an outbox keeps nothing)
                 self.store.save(log, self.batched is not None)
         except BaseException:

@@ -574,7 +574,10 @@ class UndoLog:
         if sku not in self.skus:
             self.skus[sku] = (sku.on_hand, sku.allocated, sku.backordered, sku.slots)
             if self.eta_hook is not None:
-                self.eta_hook(self, sku)
+                if sku.expected or sku.lead_time is not None:  # (`has_dates`, inlined)
+                    self.eta_hook(self, sku)
+                else:  # every line's ETA is unknown (what the hook keeps then)
+                    self.eta_before[sku] = None
             sku.version += 1  # about to change: cached ETAs no longer hold
 
     def new_orders(self) -> set[str]:

@@ -153,6 +153,11 @@ class Engine:
         rank = self.policy.rank(order)
         if type(rank) is int and -MAX_RANK <= rank < MAX_RANK:
             return rank  # (the usual case, checked at once)
+        return self.checked_rank(rank, order)
+
+    def checked_rank(self, rank: object, order: Order) -> int:
+        """`rank` (what the policy's rank returned for `order`) as a plain
+        int in range. Raises PolicyError for anything else."""
         if not isinstance(rank, int) or isinstance(rank, bool):
             raise PolicyError(
                 f"policy {shown(self.policy)} rank returned {shown(rank)} for order "

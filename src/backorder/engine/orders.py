@@ -22,7 +22,7 @@ from ..events import (
 from ..ledger import RELEASE, SHIPMENT
 from ..results import CancelResult, LineCounts, PlaceResult, ShipResult, TierResult, placed
 from .changes import DeadlineAdded, OrderAdded, OrderReranked, UndoLog, rekey, resync
-from .core import Applied, Engine, lines_named, order_status
+from .core import MAX_RANK, Applied, Engine, lines_named, order_status
 from .holds import take_hold
 from .state import CheckoutHold, LineState, OrderRecord, SkuState, pack
 
@@ -51,9 +51,11 @@ def place(
             f"order id {shown(order.id)} is already in the book with other content "
             f"(stored {shown(existing.order)})"
         )
-    rank = engine.rank(order)
-    log = engine.begin()
-    at = log.at
+    rank = engine.policy.rank(order)  # (`engine.rank` and `engine.begin`, inlined)
+    if type(rank) is not int or not -MAX_RANK <= rank < MAX_RANK:
+        rank = engine.checked_rank(rank, order)
+    at = engine.now()
+    log = UndoLog(state, at, engine.eta_hook)
     if order.placed_at is None:
         order = order._stamped(at)
     try:  # (the hot path spells out `with log:`: two calls fewer)
