@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from backorder import (
     CannotCancel,
     DuplicateOrder,
     DuplicateReceipt,
+    InvalidArgument,
     Order,
     OrderLine,
     PartialFill,
@@ -21,9 +23,10 @@ from backorder import (
     UnknownOrder,
 )
 from backorder._codec import order_text, stored_order, stored_orders, text_order
-from backorder.errors import BackorderError
+from backorder.errors import BackorderError, StorageCorrupted
+from backorder.storage.mapping import state_of_parts
 
-from .helpers import TickingClock, snapshot
+from .helpers import START, TickingClock, snapshot
 from .strategies import orders
 
 CLOSED = 60  # closed lines of MUG: 30 shipped, 30 cancelled
@@ -376,3 +379,97 @@ def test_a_copy_that_started_on_an_empty_file_asks_the_file_only_after_another_w
     assert other.position("D-1", "MUG") == 50  # after the 49 A-orders still waiting
     first.close()
     other.close()
+
+
+def _everything(path: Path) -> dict[str, object]:
+    # `_history`'s book with something in every table a whole load reads in
+    # its last part: a hold, a scheduled receipt, a fill-by deadline, and
+    # orders of several lines (on SKUs named out of order) placed late.
+    _history(path)
+    book = BackorderBook(PartialFill(), SQLiteRepository(path), clock=TickingClock())
+    book.receive("PAN", 2, reference="PO-PAN")
+    book.hold("PAN", 1, timedelta(hours=1), hold_id="CHK-1")
+    book.expect("CUP", 5, START + timedelta(days=3), reference="PO-CUP")
+    book.place(Order("LATE", [OrderLine("PAN", 3)], fill_by=START + timedelta(days=9)))
+    for n in range(5):
+        book.place(Order(f"M-{n}", [OrderLine("CUP", 1), OrderLine("MUG", 1), OrderLine("BOX", 2)]))
+    before = snapshot(book)
+    book.close()
+    return before
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 20_000])
+def test_a_whole_load_in_parts_makes_the_same_book(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    path = tmp_path / "book.db"
+    before = _everything(path)
+    repo = SQLiteRepository(path, lazy=False)
+    parts = list(repo.load_parts(size))
+    whole = repo.load()
+    repo.close()
+    # the first part: SKUs, counters and the policy; the last: everything else
+    assert parts[0].skus == whole.skus
+    assert not parts[0].orders
+    assert not parts[0].lines
+    assert parts[0].policy == whole.policy
+    assert parts[0].counters == whole.counters
+    assert [row for part in parts for row in part.orders] == list(whole.orders)  # arrival order
+    assert sorted(row for part in parts for row in part.lines) == sorted(whole.lines)
+    assert parts[-1].ledger == whole.ledger
+    assert parts[-1].holds == whole.holds
+    assert parts[-1].expected == whole.expected
+    assert parts[-1].deadlines == whole.deadlines
+    assert parts[-1].receipts == whole.receipts
+    assert parts[-1].returns == whole.returns
+    seen: set[str] = set()
+    for part in parts[1:-1]:
+        assert 1 <= len(part.orders) <= size
+        seen.update(row.order_id for row in part.orders)
+        # each part holds every line of its orders, and only lines of orders come so far
+        assert {row.order_id for row in part.lines} <= seen
+        for row in part.orders:
+            assert {line.sku for line in part.lines if line.order_id == row.order_id}
+    assert len(parts) == 2 + -(-len(whole.orders) // size)
+    assert not parts[-1].lines  # (no line without its order)
+    # a book loading everything (eagerly, or a lazy one asked for the whole
+    # book) reads it in parts of this size: the same book
+    monkeypatch.setattr(SQLiteRepository.load_parts, "__defaults__", (size,))
+    with BackorderBook(PartialFill(), SQLiteRepository(path, lazy=False)) as book:
+        assert snapshot(book) == before
+    with BackorderBook.open(path, PartialFill()) as book:
+        assert snapshot(book) == before
+
+
+def test_a_whole_load_in_parts_ends_its_read_when_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    _everything(path)
+    repo = SQLiteRepository(path, lazy=False)
+    parts = repo.load_parts(2)
+    next(parts)
+    next(parts)
+    conn = repo._conn
+    assert conn is not None
+    assert conn.in_transaction
+    parts.close()
+    assert not conn.in_transaction
+    with pytest.raises(InvalidArgument, match="size must be a positive int, got 0"):
+        next(repo.load_parts(0))
+    assert not conn.in_transaction
+    repo.close()
+
+
+def test_a_line_without_its_order_fails_a_load_in_parts(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    _everything(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = OFF")  # (damage: the order's row goes, its lines stay)
+    conn.execute("DELETE FROM orders WHERE order_id = 'M-2'")
+    conn.close()
+    for size in (1, 2, 20_000):
+        repo = SQLiteRepository(path, lazy=False)
+        with pytest.raises(StorageCorrupted, match="M-2"):
+            state_of_parts(repo.load_parts(size))
+        repo.close()
+    with pytest.raises(StorageCorrupted, match="M-2"):
+        BackorderBook(PartialFill(), SQLiteRepository(path, lazy=False))

@@ -38,6 +38,7 @@ from .protocol import (
     LockingRepository,
     OrderLoadingRepository,
     Repository,
+    StreamingRepository,
 )
 from .rows import (
     COUNTERS,
@@ -81,5 +82,6 @@ __all__ = [
     "SQLiteRepository",
     "SkuRow",
     "Snapshot",
+    "StreamingRepository",
     "merge",
 ]

@@ -13,7 +13,7 @@ from ..engine.changes import UndoLog
 from ..engine.state import State
 from ..errors import ConcurrencyConflict, StorageCorrupted
 from ..events import Event
-from .mapping import apply_checked, apply_rows, changes_of, state_of, validate
+from .mapping import apply_checked, apply_rows, changes_of, state_of_parts, validate
 from .protocol import (
     ClaimingRepository,
     IncrementalRepository,
@@ -21,6 +21,7 @@ from .protocol import (
     LockingRepository,
     OrderLoadingRepository,
     Repository,
+    StreamingRepository,
 )
 from .rows import Changes
 
@@ -167,12 +168,7 @@ class RowStore:
         self.load(header.held_skus)
 
     def reload(self) -> None:
-        with collector_paused():
-            snapshot = self.repo.load()
-            version = snapshot.version
-            self.state = state_of(snapshot, not self.scoped)
-            del snapshot
-        self.version = version
+        self.version, self.state = self._whole()
         self.reloads += 1
 
     def load(self, names: Iterable[str]) -> None:
@@ -379,13 +375,24 @@ class RowStore:
     def everything(self) -> None:
         # Stop being lazy: load the whole book (for whole-book reads).
         if self.lazy:
-            with collector_paused():
-                snapshot = self.repo.load()
-                version = snapshot.version
-                self.state = state_of(snapshot, not self.scoped)
-                del snapshot  # (its rows go before the collector runs again)
-            self.version = version
+            self.version, self.state = self._whole()
             self.lazy = False
+
+    def _whole(self) -> tuple[int, State]:
+        # Every row, as a new state and its version: in parts when the
+        # repository hands them over so (never every row at once), else
+        # `load` whole. (Each part's rows go before the collector runs again.)
+        repo = self.repo
+        with collector_paused():
+            if isinstance(repo, StreamingRepository):
+                parts = repo.load_parts()
+                try:
+                    return state_of_parts(parts, not self.scoped)
+                finally:  # (a read left before the end ends now)
+                    close = getattr(parts, "close", None)
+                    if close is not None:
+                        close()
+            return state_of_parts((repo.load(),), not self.scoped)
 
     def catch_up(self) -> None:
         # Read only what other writers committed since this copy's version,

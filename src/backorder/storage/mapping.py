@@ -53,7 +53,7 @@ from .rows import (
     Snapshot,
 )
 
-__all__ = ["apply_checked", "apply_rows", "changes_of", "state_of", "validate"]
+__all__ = ["apply_checked", "apply_rows", "changes_of", "state_of", "state_of_parts", "validate"]
 
 _T = TypeVar("_T")
 
@@ -174,30 +174,48 @@ def state_of(snapshot: Snapshot, unique_numbers: bool = True) -> State:
         StorageCorrupted: rows that contradict each other (a line of an order
             never stored, an order with a line missing, ...).
     """
+    return state_of_parts((snapshot,), unique_numbers)[1]
+
+
+def state_of_parts(parts: Iterable[Snapshot], unique_numbers: bool = True) -> tuple[int, State]:
+    """`state_of` from a whole load handed over in parts (one `Snapshot`,
+    or `StreamingRepository.load_parts`), each applied before the next is
+    taken; with the version of the last. Every order's lines come in the
+    part of the order or a later one. O(rows log n); memory: the state and
+    one part's rows.
+
+    Raises:
+        StorageCorrupted: as `state_of`.
+    """
     by_seq: Callable[[Any], int] = lambda row: row.seq  # noqa: E731
-    changes = Changes(
-        counters=snapshot.counters,
-        skus=snapshot.skus,
-        orders=snapshot.orders,
-        lines=snapshot.lines,
-        receipts=snapshot.receipts,
-        holds=sorted(snapshot.holds, key=by_seq),
-        expired_holds=snapshot.expired_holds,
-        expected=sorted(snapshot.expected, key=by_seq),
-        deadlines=snapshot.deadlines,
-        ledger=sorted(snapshot.ledger, key=by_seq),
-        policy=snapshot.policy,
-        returns=snapshot.returns,
-    )
     state = State()
     state.journal.set_unique(unique_numbers)
-    apply_checked(state, changes)
+    version = -1
+    for snapshot in parts:
+        version = snapshot.version
+        changes = Changes(
+            counters=snapshot.counters,
+            skus=snapshot.skus,
+            orders=snapshot.orders,
+            lines=snapshot.lines,
+            receipts=snapshot.receipts,
+            holds=sorted(snapshot.holds, key=by_seq),
+            expired_holds=snapshot.expired_holds,
+            expected=sorted(snapshot.expected, key=by_seq),
+            deadlines=snapshot.deadlines,
+            ledger=sorted(snapshot.ledger, key=by_seq),
+            policy=snapshot.policy,
+            returns=snapshot.returns,
+        )
+        del snapshot
+        apply_checked(state, changes, adding=True)
+        del changes  # (this part's rows go before the next part is read)
     validate(state, state.skus)
     try:
         check(state, None)  # every structural invariant of what was loaded
     except AssertionError as exc:
         raise StorageCorrupted(f"stored rows do not make a book: {exc!r}") from exc
-    return state
+    return version, state
 
 
 def apply_checked(
@@ -206,11 +224,12 @@ def apply_checked(
     lazy: bool = False,
     loading: frozenset[str] = frozenset(),
     history: bool = False,
+    adding: bool = False,
 ) -> set[str]:
     """`apply_rows`, with rows that cannot be read back (damage) reported as
     `StorageCorrupted`."""
     try:
-        return apply_rows(state, changes, lazy, loading, history)
+        return apply_rows(state, changes, lazy, loading, history, adding)
     except StorageCorrupted:
         raise
     except (KeyError, ValueError, TypeError, IndexError, UnicodeError, OverflowError) as exc:
@@ -318,6 +337,7 @@ def apply_rows(
     lazy: bool = False,
     loading: frozenset[str] = frozenset(),
     history: bool = False,
+    adding: bool = False,
 ) -> set[str]:
     """Bring a working state up to date with rows read from the repository.
 
@@ -334,7 +354,9 @@ def apply_rows(
     as it is during a load (its SKU is kept at its own version; catching up
     brings both forward together). `history`: the rows are closed orders read
     by id (`load_orders`), kept although no line of theirs is open (catching
-    up leaves such orders out: they are history).
+    up leaves such orders out: they are history). `adding` (eager): a part
+    of a whole load into a state that holds only earlier parts (every order
+    in it is new).
 
     Returns the SKUs of holds on SKUs not loaded (a lazy state loads every
     SKU with an active hold). ETA caches of the SKUs concerned are dropped.
@@ -362,10 +384,10 @@ def apply_rows(
         touched.add(row.sku)
     names = {name: name for name in skus}  # one string per SKU and tier name
     known = set(state.orders) if loading else set()
-    if (lazy and loading) or not (lazy or state.orders):
+    if (lazy and loading) or not (lazy or (state.orders and not adding)):
         # a SKU load (every order it brings is relevant; one the state holds
-        # already keeps its own version), or a whole load into an empty
-        # state: every new order kept, decoded in one pass
+        # already keeps its own version), or a whole load (a part of one)
+        # into an empty state: every new order kept, decoded in one pass
         _add_orders(state, changes.orders, names, keep_first=bool(loading))
         orders_left: Sequence[OrderRow] = ()
         relevant: set[str] = set()

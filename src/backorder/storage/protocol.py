@@ -17,7 +17,7 @@ its memory; nothing is half-written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from .rows import Changes, Header, ReceiptRow, Snapshot
@@ -29,6 +29,7 @@ __all__ = [
     "LockingRepository",
     "OrderLoadingRepository",
     "Repository",
+    "StreamingRepository",
 ]
 
 
@@ -124,6 +125,21 @@ class IncrementalRepository(Repository, Protocol):
         """What every commit after version `since` wrote, as one `Changes`
         (rows as they are now; keys that went away in `*_deleted`), and the
         version it brings the reader to."""
+        ...
+
+
+@runtime_checkable
+class StreamingRepository(Repository, Protocol):
+    """A repository that can hand over everything in parts (optional): a
+    book loading the whole book then never holds every row at once."""
+
+    def load_parts(self) -> Iterator[Snapshot]:
+        """Every row `load` would return, in parts read consistently: the
+        first part holds the SKUs, the counters and the policy; then the
+        orders in arrival order, each part with every line of its orders;
+        the last part every other row (receipts, holds, scheduled receipts,
+        deadlines, the ledger, returns). Every part carries the version and
+        counters of the read."""
         ...
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import (
@@ -497,6 +498,99 @@ class SQLiteRepository:
         """
         version, counters, rows = self._read(-1)
         return snapshot_of(version, counters, rows)
+
+    def load_parts(self, size: int = 2_000) -> Generator[Snapshot, None, None]:
+        """Every row, as `load` reads them, in parts read in one read
+        transaction (`StreamingRepository`): first the SKUs, the counters
+        and the policy; then the orders in arrival order, `size` at a time,
+        each part with every line of its orders; last every other row. A
+        book loading everything applies each part before the next is read,
+        so it never holds every row at once. The read transaction ends when
+        the iterator is exhausted or closed.
+
+        Raises (as it is iterated):
+            StorageCorrupted: SQLite cannot read the file.
+            StorageError: SQLite could not read (I/O error, ...).
+            InvalidArgument: `size` is not a positive int (at the first part).
+
+        Cost: O(rows) in all (orders and lines sorted by arrival number:
+        O(rows log rows) in SQLite's sorter); memory O(`size`) rows at a time.
+        """
+        if type(size) is not int or size < 1:
+            raise InvalidArgument(f"size must be a positive int, got {size!r}")
+        try:
+            conn, own = self._reading()
+        except (sqlite3.Error, UnicodeError) as exc:
+            raise _storage_error(exc, self._path) from exc
+        failed = True
+        try:
+            yield from self._parts(conn, own, size)
+            failed = False
+        except GeneratorExit:  # (closed before the end: the read ends)
+            failed = False
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
+        except (sqlite3.Error, UnicodeError) as exc:
+            raise _storage_error(exc, self._path) from exc
+        finally:
+            if own and conn.in_transaction:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:  # (past use if this fails too: its error is raised)
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    if not failed:  # (else the read's own error is the one raised)
+                        raise _storage_error(exc, self._path) from exc
+
+    def _parts(self, conn: sqlite3.Connection, own: bool, size: int) -> Iterator[Snapshot]:
+        # `load_parts` inside its read transaction. Orders and lines come
+        # sorted by arrival number (a line's `seq` is its order's): each part
+        # takes the orders of one read and the lines up to its last number.
+        version, counters = self._head(conn, own)
+        counters = {name: counters.get(name, 0) for name in COUNTERS}
+        empty: dict[str, list[Any]] = {table: [] for table in _SELECT}
+
+        def part(**rows: list[Any]) -> Snapshot:
+            return snapshot_of(version, counters, {**empty, **rows})
+
+        skus = conn.execute(_SELECT["skus"], (-1,)).fetchall()
+        settings = conn.execute(_SELECT["settings"], (-1,)).fetchall()
+        yield part(skus=skus, settings=settings)
+        make_order = functools.partial(tuple.__new__, _KINDS["orders"])
+        make_line = functools.partial(tuple.__new__, _KINDS["lines"])
+        orders = conn.execute(_SQL.select["orders"] + " ORDER BY seq")
+        lines = conn.execute(_SQL.select["lines"] + " ORDER BY seq")
+        at_seq = _KINDS["lines"]._fields.index("seq")
+        held: list[Any] = []  # lines read past the last part's orders
+        while True:
+            chunk = list(map(make_order, orders.fetchmany(size)))
+            if not chunk:
+                break
+            last = chunk[-1].seq
+            taken, held = held, []
+            while not taken or taken[-1][at_seq] <= last:
+                more = lines.fetchmany(size)
+                if not more:
+                    break
+                taken.extend(map(make_line, more))
+            if taken and taken[-1][at_seq] > last:
+                # (sorted: the lines past `last` are the tail)
+                cut = len(taken)
+                while cut and taken[cut - 1][at_seq] > last:
+                    cut -= 1
+                taken, held = taken[:cut], taken[cut:]
+            yield part(orders=chunk, lines=taken)
+            del chunk, taken
+        # lines whose order is not stored (damage) still come, to be reported
+        held.extend(map(make_line, lines.fetchall()))
+        rest = {
+            table: conn.execute(query, (-(2**63), -1) if table == "ledger" else (-1,)).fetchall()
+            for table, query in _SELECT.items()
+            if table not in ("skus", "settings", "orders", "lines")
+        }
+        yield part(lines=held, **rest)
 
     @_mapped
     def load_changes(self, since: int) -> tuple[int, Changes]:
