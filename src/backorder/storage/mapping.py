@@ -191,6 +191,7 @@ def state_of_parts(parts: Iterable[Snapshot], unique_numbers: bool = True) -> tu
     state = State()
     state.journal.set_unique(unique_numbers)
     version = -1
+    numbers: dict[int, int] = {}  # (slot numbers, each kept once: see `apply_rows`)
     for snapshot in parts:
         version = snapshot.version
         changes = Changes(
@@ -208,7 +209,7 @@ def state_of_parts(parts: Iterable[Snapshot], unique_numbers: bool = True) -> tu
             returns=snapshot.returns,
         )
         del snapshot
-        apply_checked(state, changes, adding=True)
+        apply_checked(state, changes, adding=True, numbers=numbers)
         del changes  # (this part's rows go before the next part is read)
     validate(state, state.skus)
     try:
@@ -225,11 +226,12 @@ def apply_checked(
     loading: frozenset[str] = frozenset(),
     history: bool = False,
     adding: bool = False,
+    numbers: dict[int, int] | None = None,
 ) -> set[str]:
     """`apply_rows`, with rows that cannot be read back (damage) reported as
     `StorageCorrupted`."""
     try:
-        return apply_rows(state, changes, lazy, loading, history, adding)
+        return apply_rows(state, changes, lazy, loading, history, adding, numbers)
     except StorageCorrupted:
         raise
     except (KeyError, ValueError, TypeError, IndexError, UnicodeError, OverflowError) as exc:
@@ -338,6 +340,7 @@ def apply_rows(
     loading: frozenset[str] = frozenset(),
     history: bool = False,
     adding: bool = False,
+    numbers: dict[int, int] | None = None,
 ) -> set[str]:
     """Bring a working state up to date with rows read from the repository.
 
@@ -356,7 +359,10 @@ def apply_rows(
     by id (`load_orders`), kept although no line of theirs is open (catching
     up leaves such orders out: they are history). `adding` (eager): a part
     of a whole load into a state that holds only earlier parts (every order
-    in it is new).
+    in it is new). `numbers`: the slot numbers of lines made so far, each
+    kept once (a SKU numbers its lines 1, 2, ...: the SKUs of a book repeat
+    each other's numbers, and an int above 256 is an object of its own);
+    shared by the parts of one load.
 
     Returns the SKUs of holds on SKUs not loaded (a lazy state loads every
     SKU with an active hold). ETA caches of the SKUs concerned are dropped.
@@ -431,6 +437,7 @@ def apply_rows(
     firmed: set[SkuState] = set()  # SKUs without a movable index that have firm units now
     get_record, get_sku = state.orders.get, skus.get
     new_line = object.__new__
+    one_number = (numbers if numbers is not None else {}).setdefault
     for row_l in changes.lines:
         order_id, sku_name, rank, seq, slot, ordered, allocated, shipped, cancelled, firm, ret = (
             row_l
@@ -471,7 +478,7 @@ def apply_rows(
                     sku.movable.shift(line, line.allocated - line.firm, 0)
                 del sku.lines[old]
         line.key = key
-        line.slot = slot
+        line.slot = one_number(slot, slot)
         line.allocated = allocated
         line.shipped = shipped
         line.cancelled = cancelled
