@@ -85,6 +85,8 @@ _COMMIT_ROW = (
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _HEAD_NAMES = ("seq", "hold_seq", "expected_seq", "event_seq")
+# Whether any fill-by deadline is live (`deadlines_due` is keyed by `gone` first).
+_ANY_DEADLINE = "SELECT 1 FROM deadlines WHERE gone = 0 LIMIT 1"
 #: the most keys of one table a commit lists; more, and readers read that
 #: table by its `changed` column (a scan)
 KEYS_LISTED = 2_000
@@ -682,6 +684,8 @@ class SQLiteRepository:
         try:
             counters = self._head(conn, own)[1]
             names = list(names)
+            # (no live deadline in the book, as in most: their join is not run)
+            deadlines = conn.execute(_ANY_DEADLINE).fetchone() is not None
             for first in range(0, len(names), 500):
                 chunk = names[first : first + 500]
                 marks = ",".join("?" * len(chunk))
@@ -698,7 +702,11 @@ class SQLiteRepository:
                         ("orders", joined.format("o", "o")),
                         ("holds", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
                         ("expected", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
-                        ("deadlines", joined.format("d", "d") + " AND d.gone = 0"),
+                        *(
+                            [("deadlines", joined.format("d", "d") + " AND d.gone = 0")]
+                            if deadlines
+                            else []
+                        ),
                         ("returns", f" WHERE sku IN ({marks})"),
                     ),
                     alias={"lines": "l", "orders": "o", "deadlines": "d"},
