@@ -38,16 +38,8 @@ from backorder import (
     event_to_dict,
     events,
 )
-from backorder._codec import (
-    EVENT_CODES,
-    event_text,
-    order_text,
-    parse_date,
-    parse_time,
-    text_event,
-    text_order,
-    zoned_text,
-)
+from backorder._codec import parse_date, parse_time, zoned_text
+from backorder._stored import EVENT_CODES, event_text, order_text, text_event, text_order
 from backorder.eta import BASES
 
 UTC = timezone.utc

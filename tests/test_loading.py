@@ -22,7 +22,7 @@ from backorder import (
     SQLiteRepository,
     UnknownOrder,
 )
-from backorder._codec import order_text, stored_order, stored_orders, text_order
+from backorder._stored import order_text, stored_order, stored_orders, text_order
 from backorder.errors import BackorderError, StorageCorrupted
 from backorder.storage.mapping import state_of_parts
 

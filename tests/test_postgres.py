@@ -671,7 +671,7 @@ def test_a_batch_finds_orders_stored_before_it_without_writing_its_rows_first(
 def _as_version_5(schema: str) -> None:
     # Put a version-6 book back into the shape version 5 wrote: orders and
     # events in their public form (JSON objects), not the compact one.
-    from backorder._codec import event_text, order_plain, text_event, text_order
+    from backorder._stored import event_text, order_plain, text_event, text_order
 
     s = f'"{schema}"'
     for order_id, body in _sql(f"SELECT order_id, body FROM {s}.orders"):

@@ -37,7 +37,7 @@ from backorder import (
     PartialFill,
     StockReceived,
 )
-from backorder._codec import event_text
+from backorder._stored import event_text
 from backorder.testing import snapshot
 
 pytestmark = pytest.mark.property

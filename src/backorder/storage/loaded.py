@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import cast
 
-from .._codec import text_event, time_text
+from .._codec import time_text
+from .._stored import text_event
 from ..engine.changes import UndoLog
 from ..engine.state import State
 from ..errors import ConcurrencyConflict, StorageCorrupted

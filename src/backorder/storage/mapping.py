@@ -12,16 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .._codec import (
-    event_text,
-    micros_timedelta,
-    order_text,
-    stored_order,
-    stored_orders,
-    text_time,
-    time_text,
-    timedelta_micros,
-)
+from .._codec import micros_timedelta, text_time, time_text, timedelta_micros
+from .._stored import event_text, order_text, stored_order, stored_orders
 from ..engine.changes import UndoLog
 from ..engine.checks import check
 from ..engine.state import (

@@ -192,7 +192,7 @@ MIGRATIONS[5] = (
 )
 
 # Version 6: orders and events in the compact stored form SQLite's schema 7
-# has (see `backorder._codec`). No row is rewritten: rows written before keep
+# has (see `backorder._stored`). No row is rewritten: rows written before keep
 # the public form, which is still read; the version tells an older library,
 # which could not read the new rows, that the schema is newer than it knows,
 # and `commits` becomes `change_log`, so that a process of the older version

@@ -348,7 +348,7 @@ MIGRATIONS[6] = (
 )
 
 # Version 7: orders and events in a compact stored form (issue 13; see
-# `backorder._codec`): an order's body is a JSON array of its fields without
+# `backorder._stored`): an order's body is a JSON array of its fields without
 # its id and defaults, a UTC time as microseconds; an event in the outbox is
 # `[code, field, ...]`. No body or event is rewritten: rows written before
 # keep the public form, which is still read. With bodies that short, `orders`
