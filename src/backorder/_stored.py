@@ -628,6 +628,79 @@ _ORDER_PLACED = EVENT_CODES["OrderPlaced"]
 _PLACED_AS_STAMPED = -1
 
 
+# Each class's text when every field holds the plain value of its kind (a
+# str the fast name checks take, an int in range, a UTC time, an ETA that
+# says nothing (either form), a bool, or None where the field may be None): the text the
+# loop of `_event_text` writes for it, made by a function written for the
+# class once here (no loop over the fields, one test per field); None when a
+# value is of another kind (then the loop writes it). A test holds the two
+# equal for every event class.
+_PLAIN_KINDS = {
+    "str": (
+        "(type({v}) is str and {v} != '' and {v}.isascii() and not {v}.isspace()"
+        " and '\\x00' not in {v})",
+        "quote({v})",
+    ),
+    "int": ("(type({v}) is int and {low} <= {v} <= MAX_QUANTITY)", "int_repr({v})"),
+    "bool": ("(type({v}) is bool)", "('true' if {v} else 'false')"),
+    "datetime": ("(type({v}) is datetime and {v}.tzinfo is UTC)", "int_repr(({v} - EPOCH) // US)"),
+    # (an ETA that says nothing: 0 with the first unit's basis "unknown" as
+    # a partial-fill book has it; a list of four with it None)
+    "Eta": (
+        "(type({v}) is Eta and {v}.at is None and {v}.first_unit_at is None"
+        " and {v}.basis == 'unknown'"
+        " and ({v}.first_unit_basis == 'unknown' or {v}.first_unit_basis is None))",
+        "('0' if {v}.first_unit_basis == 'unknown' else UNKNOWN_WHOLE)",
+    ),
+}
+
+
+def _plain_writer(cls: type[_events.Event]) -> Callable[[_events.Event], str | None]:
+    code, spec = _COMPACT[cls]
+    types = {field.name: str(field.type) for field in attrs.fields(cls)}
+    body, tests, texts = [], [], []
+    optional = False
+    for index, (field, low) in enumerate(zip(spec, _LOWS[cls], strict=True)):
+        value = f"v{index}"
+        kind = types[field.name]
+        may_be_none = kind.endswith(" | None")
+        test, text = _PLAIN_KINDS[kind.removesuffix(" | None")]
+        test, text = test.format(v=value, low=low), text.format(v=value)
+        if may_be_none:
+            optional = True
+            test, text = f"({value} is None or {test})", f"('null' if {value} is None else {text})"
+        body.append(f"    {value} = event.{field.name}")
+        tests.append(test)
+        texts.append(text)
+    body.append("    if not (" + " and ".join(tests) + "):")
+    body.append("        return None")
+    if optional:  # (trailing fields left at None are left out, as `_KEPT` says)
+        body.append(f"    parts = [{', '.join([repr(str(code)), *texts])}]")
+        body.append(f"    while len(parts) > {_KEPT[cls]} and parts[-1] == 'null':")
+        body.append("        parts.pop()")
+        body.append("    return '[' + ','.join(parts) + ']'")
+    else:
+        fields = ",".join("{" + text + "}" for text in texts)
+        body.append(f'    return f"[{code},{fields}]"')
+    namespace: dict[str, Any] = {
+        "quote": _quote,
+        "int_repr": int.__repr__,
+        "MAX_QUANTITY": MAX_QUANTITY,
+        "datetime": datetime,
+        "UTC": _UTC,
+        "EPOCH": _EPOCH,
+        "US": _MICROSECOND,
+        "Eta": Eta,
+        "UNKNOWN_WHOLE": _json([None, "unknown", None, None]),
+    }
+    exec("def write(event):\n" + "\n".join(body), namespace)
+    writer: Callable[[_events.Event], str | None] = namespace["write"]
+    return writer
+
+
+_PLAIN_WRITERS = {cls: _plain_writer(cls) for cls in _COMPACT if cls is not _events.OrderPlaced}
+
+
 def event_text(event: _events.Event) -> str:
     """An event's stored text: the compact form (`[code, field, ...]`), or
     `event_to_dict` as JSON for a value the compact form does not take.
@@ -638,6 +711,16 @@ def event_text(event: _events.Event) -> str:
 
     Cost: O(size of the event).
     """
+    write = _PLAIN_WRITERS.get(type(event))
+    if write is not None:
+        text = write(event)
+        if text is not None:
+            return text
+    return _event_text(event)
+
+
+def _event_text(event: _events.Event) -> str:
+    # `event_text`, field by field: any value the compact form takes.
     cls = type(event)
     if isinstance(event, _events.OrderPlaced) and cls is _events.OrderPlaced:
         order = event.order

@@ -43,6 +43,17 @@ __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteRepository"]
 _SQL = Statements("?")
 # Connections a forked child inherited and must not close (see `close`).
 _FORKED_AWAY: list[sqlite3.Connection] = []
+# This process's id, kept current in a forked child (`os.register_at_fork`):
+# each operation checks it, and `os.getpid()` is a system call.
+_PID = [os.getpid()]
+
+
+def _forked() -> None:
+    _PID[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # (not on Windows, which never forks)
+    os.register_at_fork(after_in_child=_forked)
 _GONE_KEYS = {"holds": "hold_id", "expected": "reference", "deadlines": "order_id"}
 _ORDER = {"skus": " ORDER BY rowid", "orders": " ORDER BY seq", "holds": " ORDER BY seq"}
 _ORDER.update(expected=" ORDER BY seq", ledger=" ORDER BY seq")
@@ -250,7 +261,7 @@ class SQLiteRepository:
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
-        self._pid = os.getpid()
+        self._pid = _PID[0]
         self._version = 0
         # the counters as this unit of work has moved them (read from the
         # change log's last row at `begin`; its own row records them at commit)
@@ -341,10 +352,10 @@ class SQLiteRepository:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RepositoryClosed(f"the repository {self._path!r} is closed")
-        if os.getpid() != self._pid:
+        if _PID[0] != self._pid:
             raise StorageError(
                 f"this book of {self._path!r} was opened in process {self._pid} and is "
-                f"used in process {os.getpid()} after a fork; a SQLite connection must "
+                f"used in process {_PID[0]} after a fork; a SQLite connection must "
                 f"not cross a fork: open the book in each worker process after it "
                 f"forked (e.g. on its first request, or in a post-fork hook)"
             )
@@ -1148,7 +1159,7 @@ class SQLiteRepository:
         In a process forked after the book was opened, the connection belongs
         to the parent: it is left alone (kept, never closed here)."""
         conn, self._conn = self._conn, None
-        if conn is not None and os.getpid() != self._pid:
+        if conn is not None and _PID[0] != self._pid:
             _FORKED_AWAY.append(conn)  # closing it here could disturb the parent's
             return
         if conn is not None:
