@@ -56,10 +56,7 @@ from ..errors import (
 from .loaded import CommitRace
 from .postgres_reads import PostgresReads
 from .postgres_schema import MARK, MIGRATIONS, SCHEMA_VERSION
-from .rows import (
-    Changes,
-    merge,
-)
+from .rows import Changes, Merged, fold
 from .sql import Statements, micros, statement_rows
 
 __all__ = ["SCHEMA_VERSION", "PostgresRepository"]
@@ -174,6 +171,7 @@ class PostgresRepository(PostgresReads):
         "_closed",
         "_conn",
         "_conninfo",
+        "_count",
         "_failed",
         "_held",
         "_key",
@@ -269,7 +267,8 @@ class PostgresRepository(PostgresReads):
         self._snaps: dict[int, tuple[str, int, tuple[int, ...]]] = {}
         self._tick = 0
         self._xid = 0
-        self._staged: list[Changes] = []
+        self._staged: Merged | None = None  # (each operation folded in as written)
+        self._count = 0  # operations folded into `_staged`
         self._failed: BaseException | None = None
         self._held = 0  # the unit of work's locks: 0 none, 1 SKUs (book shared), 2 book
         self._version = 0
@@ -535,7 +534,7 @@ class PostgresRepository(PostgresReads):
         # the first statement and the last.
         def run(conn: psycopg.Connection[Any]) -> _T:
             if self._open:
-                if staged and self._staged:
+                if staged and self._staged is not None:
                     self._flush(conn)
                 return read(conn)
             if self._owned:
@@ -600,7 +599,7 @@ class PostgresRepository(PostgresReads):
 
         Cost: one round trip.
         """
-        self._staged = []
+        self._staged, self._count = None, 0
         self._failed = None
         self._held = 0
         self._hints = None  # (a check's hint serves only the catch-up right after it)
@@ -734,9 +733,9 @@ class PostgresRepository(PostgresReads):
     def write(self, changes: Changes) -> None:
         """Stage one operation's rows in the unit of work.
 
-        Rows are kept and written at `commit()` (or every 2,000 operations
-        in a long batch, or before a read inside the unit of work), merged
-        per key, one `executemany` per table, pipelined. If writing fails,
+        Rows are folded into one per key as they come and written at
+        `commit()` (or every 500 operations in a long batch, or before a read
+        inside the unit of work), one `executemany` per table, pipelined. If writing fails,
         the unit of work is rolled back and this and every later
         `write`/`commit` of it raises.
 
@@ -751,13 +750,19 @@ class PostgresRepository(PostgresReads):
         if not self._open:
             raise ConcurrencyConflict("write() outside a unit of work: call begin() first")
         conn = self._connection()
-        self._staged.append(changes)
-        if len(self._staged) >= 2_000:
+        staged = self._staged
+        if staged is None:
+            staged = self._staged = Merged()
+        fold(staged, (changes,))
+        self._count += 1
+        if self._count >= 500:  # (written in chunks: what is staged stays young)
             with self._mapped("write rows"):
                 self._flush(conn)
 
     def _flush(self, conn: psycopg.Connection[Any]) -> None:
-        staged, self._staged = self._staged, []
+        staged, self._staged, self._count = self._staged, None, 0
+        if staged is None:
+            return
         try:
             with conn.pipeline():
                 self._store(conn, staged)
@@ -769,8 +774,7 @@ class PostgresRepository(PostgresReads):
             self._drop_unit()
             raise
 
-    def _store(self, conn: psycopg.Connection[Any], staged: list[Changes]) -> None:
-        merged = merge(staged)
+    def _store(self, conn: psycopg.Connection[Any], merged: Merged) -> None:
         s = self._q
         changed = self._xid  # (every row records the transaction that wrote it)
         extra = {"deadlines": lambda row: (micros(row[1]),)}
@@ -839,7 +843,7 @@ class PostgresRepository(PostgresReads):
     def _drop_unit(self) -> None:
         # End the open unit of work after a failure (nothing of it stays).
         self._open = False
-        self._staged = []
+        self._staged, self._count = None, 0
         conn = self._conn
         if conn is not None:
             self._undo(conn, _SAVEPOINT)
@@ -869,10 +873,10 @@ class PostgresRepository(PostgresReads):
         version = self._next
         s = self._q
         with self._mapped("commit"):
-            staged, self._staged = self._staged, []
+            staged, self._staged, self._count = self._staged, None, 0
             try:
                 with conn.pipeline():
-                    if staged:
+                    if staged is not None:
                         self._store(conn, staged)
                     conn.execute(
                         f"INSERT INTO {s}.change_log (version, xid, tables) VALUES (%s, %s, %s)",
@@ -907,7 +911,7 @@ class PostgresRepository(PostgresReads):
     def rollback(self) -> None:
         """Drop the open unit of work, if any (inside a caller's transaction:
         roll back to its savepoint). Cost: O(1)."""
-        self._staged = []
+        self._staged, self._count = None, 0
         self._failed = None
         self._hints = None
         if self._open:

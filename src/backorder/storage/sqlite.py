@@ -903,9 +903,10 @@ class SQLiteRepository:
     def write(self, changes: Changes) -> None:
         """Stage one operation's rows in the unit of work.
 
-        Rows are kept and written at `commit()` (or every 2,000 operations
-        in a long batch), merged per key, one `executemany` per table: a
-        batch costs a few statements, not a few per operation. If writing
+        Rows are folded into one per key as they come and written at
+        `commit()` (or every 500 operations in a long batch), one
+        `executemany` per table: a batch costs a few statements, not a few
+        per operation. If writing
         fails, the whole unit of work is rolled back and this and every
         later `write`/`commit` of it raises.
 
