@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -473,3 +474,19 @@ def test_a_line_without_its_order_fails_a_load_in_parts(tmp_path: Path) -> None:
         repo.close()
     with pytest.raises(StorageCorrupted, match="M-2"):
         BackorderBook(PartialFill(), SQLiteRepository(path, lazy=False))
+
+
+def test_a_long_line_reads_the_same_with_the_collector_paused_and_restored() -> None:
+    book = BackorderBook(PartialFill(), clock=TickingClock())
+    for n in range(1_200):  # (past the length read with the collector paused)
+        book.place(Order(f"L-{n}", [OrderLine("MUG", 1 + n % 3)]))
+    expected = tuple(book.status(f"L-{n}").lines[0] for n in range(1_200))  # arrival order
+    assert gc.isenabled()
+    assert book.waiting("MUG") == expected
+    assert gc.isenabled()  # (on again after the read)
+    gc.disable()
+    try:
+        assert book.waiting("MUG") == expected
+        assert not gc.isenabled()  # (a collector paused by the caller stays paused)
+    finally:
+        gc.enable()

@@ -20,7 +20,11 @@ from .eta import Eta
 from .ledger import StockLedger
 from .reports import book_records, sku_records, waiting_records
 from .results import ExpectResult, OrderEta
+from .storage.loaded import collector_paused
 from .unit_of_work import UnitOfWork, locked, reads
+
+# A line this long is read with the cyclic collector paused (see `waiting`).
+_LONG = 1_000
 
 __all__ = ["BookReads"]
 
@@ -134,14 +138,19 @@ class BookReads:
         Raises:
             ArgumentTypeError, InvalidArgument: `sku` is not a non-empty str.
 
-        Cost: O(n).
+        Cost: O(n). (A long line is read with Python's cyclic collector
+        paused: its new records hold no cycle, and each collection pass
+        would walk every object of the book.)
         """
         check_text(sku, "sku")
         state = self._engine.state.skus.get(sku)
         if state is None:
             return ()
-        lines = state.lines
-        return tuple(line_status(lines[key]) for key in state.queue)
+        lines, queue = state.lines, state.queue
+        if len(queue) < _LONG:
+            return tuple(line_status(lines[key]) for key in queue)
+        with collector_paused():
+            return tuple(line_status(lines[key]) for key in queue)
 
     @reads
     def stock(self, sku: str) -> StockLevel:

@@ -302,13 +302,18 @@ def expected_of(row: ExpectedRow) -> ScheduledReceipt:
 
 
 def _add_orders(
-    state: State, rows: Sequence[OrderRow], names: dict[str, str], keep_first: bool
+    state: State,
+    rows: Sequence[OrderRow],
+    names: dict[str, str],
+    keep_first: bool,
+    new_only: bool = False,
 ) -> None:
-    # The orders of these rows the state does not hold, decoded in one pass
-    # (`stored_orders`) and added with no lines yet; of an id that comes
-    # twice, the first row (`keep_first`) or the last.
+    # The orders of these rows the state does not hold (`new_only`: none of
+    # them, a part of a whole load), decoded in one pass (`stored_orders`)
+    # and added with no lines yet; of an id that comes twice, the first row
+    # (`keep_first`) or the last.
     orders = state.orders
-    fresh = [row for row in rows if row[0] not in orders] if orders else rows
+    fresh = [row for row in rows if row[0] not in orders] if orders and not new_only else rows
     decoded = stored_orders([row[0] for row in fresh], [row[3] for row in fresh], names)
     new = object.__new__
     for row, order in zip(fresh, decoded, strict=True):
@@ -386,7 +391,7 @@ def apply_rows(
         # a SKU load (every order it brings is relevant; one the state holds
         # already keeps its own version), or a whole load (a part of one)
         # into an empty state: every new order kept, decoded in one pass
-        _add_orders(state, changes.orders, names, keep_first=bool(loading))
+        _add_orders(state, changes.orders, names, keep_first=bool(loading), new_only=adding)
         orders_left: Sequence[OrderRow] = ()
         relevant: set[str] = set()
     else:
