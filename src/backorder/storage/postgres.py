@@ -56,7 +56,7 @@ from ..errors import (
 from .loaded import CommitRace
 from .postgres_reads import PostgresReads
 from .postgres_schema import MARK, MIGRATIONS, SCHEMA_VERSION
-from .rows import Changes, Merged, fold
+from .rows import WRITE_EVERY, Changes, Merged, staged_with
 from .sql import Statements, micros, statement_rows
 
 __all__ = ["SCHEMA_VERSION", "PostgresRepository"]
@@ -750,12 +750,9 @@ class PostgresRepository(PostgresReads):
         if not self._open:
             raise ConcurrencyConflict("write() outside a unit of work: call begin() first")
         conn = self._connection()
-        staged = self._staged
-        if staged is None:
-            staged = self._staged = Merged()
-        fold(staged, (changes,))
+        self._staged = staged_with(self._staged, changes)
         self._count += 1
-        if self._count >= 500:  # (written in chunks: what is staged stays young)
+        if self._count >= WRITE_EVERY:
             with self._mapped("write rows"):
                 self._flush(conn)
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import attrs
 
 __all__ = [
+    "WRITE_EVERY",
     "Changes",
     "DeadlineRow",
     "ExpectedRow",
@@ -29,6 +30,7 @@ __all__ = [
     "Snapshot",
     "fold",
     "merge",
+    "staged_with",
 ]
 
 #: The names of the counters a repository keeps for the book.
@@ -251,6 +253,20 @@ def merge(staged: Sequence[Changes]) -> Merged:
     merged = Merged()
     fold(merged, staged)
     return merged
+
+
+#: How many operations a unit of work folds before it writes them (in a long
+#: batch: what is staged stays young for the garbage collector).
+WRITE_EVERY = 500
+
+
+def staged_with(staged: Merged | None, changes: Changes) -> Merged:
+    """`staged` (a new `Merged` when None) with one operation's `changes`
+    folded in: what a unit of work keeps between writes. O(rows)."""
+    if staged is None:
+        staged = Merged()
+    fold(staged, (changes,))
+    return staged
 
 
 def fold(merged: Merged, staged: Iterable[Changes]) -> None:

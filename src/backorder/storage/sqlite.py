@@ -25,13 +25,14 @@ from ..errors import (
 from .loaded import StaleCopy
 from .rows import (
     COUNTERS,
+    WRITE_EVERY,
     Changes,
     Header,
     LedgerRow,
     Merged,
     ReceiptRow,
     Snapshot,
-    fold,
+    staged_with,
 )
 from .sql import KINDS as _KINDS
 from .sql import TABLES, Statements, changes_from, micros, sku_changes, snapshot_of, statement_rows
@@ -925,12 +926,9 @@ class SQLiteRepository:
                 f"an earlier write of this unit of work failed ({self._failed!r}); "
                 f"it was rolled back"
             ) from self._failed
-        staged = self._staged
-        if staged is None:
-            staged = self._staged = Merged()
-        fold(staged, (changes,))
+        self._staged = staged_with(self._staged, changes)
         self._count += 1
-        if self._count >= 500:  # (written in chunks: what is staged stays young)
+        if self._count >= WRITE_EVERY:
             self._flush(conn)
 
     def _flush(self, conn: sqlite3.Connection) -> None:
