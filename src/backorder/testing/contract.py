@@ -26,7 +26,9 @@ operations, reopens and second-handle writes leaves the stored book equal to
 an in-memory twin that did the same operations (firm, rebalance and returns
 among them; once more under a preempting policy), with every invariant of the
 design holding after every step. A repository with `claim_events` (optional)
-leases outbox events to one sender at a time, and again once a lease ran out.
+leases outbox events to one sender at a time, and again once a lease ran out;
+one with `load_parts` (optional) hands over in parts exactly what `load`
+returns.
 """
 
 from __future__ import annotations
@@ -46,7 +48,13 @@ from ..domain import Order, OrderLine
 from ..errors import BackorderError, RepositoryClosed
 from ..events import Event
 from ..policies import AllocationPolicy, PriorityTiers
-from ..storage import ClaimingRepository, IncrementalRepository, InMemoryRepository, Repository
+from ..storage import (
+    ClaimingRepository,
+    IncrementalRepository,
+    InMemoryRepository,
+    Repository,
+    StreamingRepository,
+)
 from . import snapshot
 
 __all__ = ["OpenStore", "RepositoryContract", "StorageMachine"]
@@ -234,6 +242,40 @@ class RepositoryContract:
         assert book.claim_events(limit=len(pending)) == (*first, *second[2:])
         book.close()
         other.close()
+
+    def test_a_whole_load_in_parts_is_the_whole_load(self, open_store: OpenStore) -> None:
+        repository = open_store("parts")
+        if not isinstance(repository, StreamingRepository):
+            if not isinstance(repository, InMemoryRepository):  # (which holds no rows)
+                repository.close()
+            pytest.skip("the repository has no load_parts (optional)")
+        clock = _Clock()
+        book = BackorderBook(self.policy, repository, clock)
+        _scenario(book, clock)
+        whole = repository.load()
+        parts = list(repository.load_parts())
+        first, middle, last = parts[0], parts[1:-1], parts[-1]
+        # the SKUs, counters and policy first; every part at the same version
+        assert (first.skus, first.counters, first.policy) == (
+            whole.skus,
+            whole.counters,
+            whole.policy,
+        )
+        assert not first.orders
+        assert not first.lines
+        assert {part.version for part in parts} == {whole.version}
+        # then the orders in arrival order, each part with every line of its orders
+        assert [row for part in middle for row in part.orders] == list(whole.orders)
+        for part in middle:
+            assert {line.order_id for line in part.lines} == {row.order_id for row in part.orders}
+        assert sorted(line for part in middle for line in part.lines) == sorted(whole.lines)
+        # then every other row
+        assert not last.orders
+        assert not last.lines
+        for name in ("receipts", "holds", "expired_holds", "expected", "deadlines", "returns"):
+            assert sorted(getattr(last, name)) == sorted(getattr(whole, name)), name
+        assert sorted(last.ledger) == sorted(whole.ledger)
+        book.close()
 
     def test_the_outbox_keeps_every_event_until_published(self, open_store: OpenStore) -> None:
         clock = _Clock()
