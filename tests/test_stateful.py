@@ -597,6 +597,9 @@ class SQLiteMachine(BookMachine):
     # the change log kept short, so that its "*" entries (a table written past
     # KEYS_LISTED keys) and a handle behind the kept log (it loads again) come up
     LOG_LIMITS = (1, 3, 2)  # KEYS_LISTED, COMMITS_KEPT, _PRUNE_EVERY
+    # whole loads (a lazy book's whole-book reads, a handle behind the log) in
+    # parts of 2 orders: an order's lines and its part's neighbours split often
+    PART_SIZE = 2
 
     def new_repository(self) -> Repository | InMemoryRepository:
         self.directory = tempfile.mkdtemp(prefix="backorder-")
@@ -605,6 +608,8 @@ class SQLiteMachine(BookMachine):
         module = sqlite_module
         self.limits = (module.KEYS_LISTED, module.COMMITS_KEPT, module._PRUNE_EVERY)
         module.KEYS_LISTED, module.COMMITS_KEPT, module._PRUNE_EVERY = self.LOG_LIMITS
+        self.part_size = SQLiteRepository.load_parts.__defaults__
+        setattr(SQLiteRepository.load_parts, "__defaults__", (self.PART_SIZE,))  # noqa: B010
         return SQLiteRepository(self.path)
 
     def reopen_repository(self) -> Repository | InMemoryRepository:
@@ -625,6 +630,7 @@ class SQLiteMachine(BookMachine):
             self.other.close()
         module = sqlite_module
         module.KEYS_LISTED, module.COMMITS_KEPT, module._PRUNE_EVERY = self.limits
+        setattr(SQLiteRepository.load_parts, "__defaults__", self.part_size)  # noqa: B010
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
