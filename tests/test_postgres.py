@@ -295,6 +295,65 @@ def test_a_connection_lost_mid_batch_commits_nothing(schema: str) -> None:
         again.ledger.verify()
 
 
+def _parts_book(schema: str) -> tuple[list[str], dict[str, Any]]:
+    # Orders of one and two lines on two SKUs, some allocated; what the book holds.
+    with BackorderBook(None, _repo(schema)) as book:
+        for n in range(7):
+            lines = [OrderLine("MUG", 1 + n % 2)] + ([OrderLine("CUP", 1)] if n % 3 == 0 else [])
+            book.place(Order(f"P-{n}", lines))
+        book.receive("MUG", 3, reference="GRN-1")
+        return list(book.order_ids()), {sku: book.waiting(sku) for sku in book.skus()}
+
+
+def test_a_connection_lost_in_a_whole_load_in_parts_loads_again(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backorder.storage.postgres import PostgresRepository
+
+    ids, waiting = _parts_book(schema)
+    in_parts = PostgresRepository.load_parts
+    cut: list[int] = []
+
+    def load_parts(self: Any, size: int = 1) -> Iterator[Any]:
+        # parts of one order; the first load's connection ends after its third part
+        for n, part in enumerate(in_parts(self, 1)):
+            yield part
+            if not cut and n == 2:
+                cut.append(self._conn.info.backend_pid)
+                _terminate(self)
+
+    monkeypatch.setattr(PostgresRepository, "load_parts", load_parts)
+    repo = _repo(schema)
+    with BackorderBook(None, repo) as book:
+        assert list(book.order_ids()) == ids  # (a whole-book read: loaded in parts, twice)
+        assert {sku: book.waiting(sku) for sku in book.skus()} == waiting
+        assert cut
+        assert repo._conn.info.backend_pid != cut[0]  # (on a new connection)
+        book.inspect().check()
+
+
+def test_a_whole_load_in_parts_in_the_callers_transaction_is_its_view(schema: str) -> None:
+    ids, _ = _parts_book(schema)
+    with _pg().connect(DSN) as conn:
+        repo = _repo(schema, connection=conn)
+        book = BackorderBook(None, repo)
+        book.place(Order("MINE", [OrderLine("MUG", 1)]))  # not committed: the caller's
+        parts = list(repo.load_parts())
+        whole = repo.load()
+        assert [row.order_id for part in parts for row in part.orders] == [*ids, "MINE"]
+        assert [row.order_id for row in whole.orders] == [*ids, "MINE"]
+        assert parts[0].skus == whole.skus
+        assert not parts[0].orders
+        assert sorted(line for part in parts for line in part.lines) == sorted(whole.lines)
+        assert parts[-1].ledger == whole.ledger
+        assert not parts[-1].orders
+        assert list(book.order_ids()) == [*ids, "MINE"]
+        conn.rollback()
+        book.close()
+    with BackorderBook(None, _repo(schema)) as again:
+        assert list(again.order_ids()) == ids
+
+
 # -- several processes -------------------------------------------------------------
 
 

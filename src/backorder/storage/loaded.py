@@ -12,7 +12,7 @@ from .._codec import time_text
 from .._stored import text_event
 from ..engine.changes import UndoLog
 from ..engine.state import State
-from ..errors import ConcurrencyConflict, StorageCorrupted
+from ..errors import ConcurrencyConflict, ConnectionLost, StorageCorrupted
 from ..events import Event
 from .mapping import apply_checked, apply_rows, changes_of, state_of_parts, validate
 from .protocol import (
@@ -383,17 +383,25 @@ class RowStore:
         # Every row, as a new state and its version: in parts when the
         # repository hands them over so (never every row at once), else
         # `load` whole. (Each part's rows go before the collector runs again.)
+        # A connection lost part way (PostgreSQL) loses nothing but the parts
+        # read: the load starts again once, on a new connection, as `load`
+        # itself would.
         repo = self.repo
         with collector_paused():
-            if isinstance(repo, StreamingRepository):
+            if not isinstance(repo, StreamingRepository):
+                return state_of_parts((repo.load(),), not self.scoped)
+            for attempt in (1, 2):
                 parts = repo.load_parts()
                 try:
                     return state_of_parts(parts, not self.scoped)
+                except ConnectionLost:
+                    if attempt == 2:
+                        raise
                 finally:  # (a read left before the end ends now)
                     close = getattr(parts, "close", None)
                     if close is not None:
                         close()
-            return state_of_parts((repo.load(),), not self.scoped)
+            raise AssertionError("unreachable")  # pragma: no cover
 
     def catch_up(self) -> None:
         # Read only what other writers committed since this copy's version,

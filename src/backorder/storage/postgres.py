@@ -25,10 +25,11 @@ rows hold).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -54,10 +55,10 @@ from ..errors import (
     UnsupportedSchema,
 )
 from .loaded import CommitRace
-from .postgres_reads import PostgresReads
+from .postgres_reads import _COUNTED, PostgresReads
 from .postgres_schema import MARK, MIGRATIONS, SCHEMA_VERSION
-from .rows import WRITE_EVERY, Changes, Merged, staged_with
-from .sql import Statements, micros, statement_rows
+from .rows import COUNTERS, WRITE_EVERY, Changes, Merged, Snapshot, staged_with
+from .sql import IN_ARRIVAL, Statements, micros, parts_of, split_whole, statement_rows
 
 __all__ = ["SCHEMA_VERSION", "PostgresRepository"]
 
@@ -557,6 +558,108 @@ class PostgresRepository(PostgresReads):
             )
 
         return self._again(run, doing)
+
+    def load_parts(self, size: int = 2_000) -> Generator[Snapshot, None, None]:
+        """Every row, as `load` reads them, in parts (`StreamingRepository`),
+        in one read-only repeatable-read transaction of the repository's own:
+        the SKUs, the counters and the policy; then the orders in arrival
+        order, `size` at a time (server-side cursors), each part with every
+        line of its orders; last every other row. Inside a unit of work or a
+        caller's transaction: what `load` reads there, split the same way.
+        The read ends when the iterator is exhausted or closed.
+
+        Raises (as it is iterated):
+            ConnectionLost: the server went away (a broken connection found
+                before the first part is made again once, as for `load`;
+                after it, nothing is read on: read again).
+            StorageCorrupted: a row this library never writes.
+            InvalidArgument: `size` is not a positive int (at the first part).
+
+        Cost: O(rows) in all; memory O(`size`) rows at a time.
+        """
+        if type(size) is not int or size < 1:
+            raise InvalidArgument(f"size must be a positive int, got {size!r}")
+        if not self._owned or self._open:  # (the view of the caller's transaction, or of the unit)
+            yield from split_whole(self.load())
+            return
+        s = self._q
+        self._hints = None  # (as every whole read: a hint serves only a catch-up)
+
+        def start(conn: psycopg.Connection[Any]) -> dict[str, list[Any]]:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                return self._many(
+                    conn,
+                    {
+                        "snapshot": ("SELECT pg_current_snapshot()::text", ()),
+                        "meta": (f"SELECT name, value FROM {s}.meta", ()),
+                        # (the counters: the highest number the rows hold, see _highest)
+                        "tops": (
+                            "SELECT "
+                            + ", ".join(
+                                f"(SELECT coalesce(max(seq), 0) FROM {s}.{table})"
+                                for _, table in _COUNTED
+                            ),
+                            (),
+                        ),
+                        "skus": (self._select["skus"], (-1,)),
+                        "settings": (self._select["settings"], (-1,)),
+                    },
+                )
+            except BaseException:
+                self._undo(conn, "")
+                raise
+
+        first = self._again(start, "read the book")
+        conn = self._connection()
+        counters = {name: int(value) for name, value in first.pop("meta")}
+        counters.pop("version", None)
+        for (counter, _), top in zip(_COUNTED, first.pop("tops")[0], strict=True):
+            counters[counter] = max(counters.get(counter, 0), int(top))
+        version = self._token(str(first.pop("snapshot")[0][0]))
+        cursors = [conn.cursor(name=f"backorder_load_{table}") for table in ("orders", "lines")]
+        done = False
+        try:
+            with self._mapped("read the book"):
+                for cursor, table in zip(cursors, ("orders", "lines"), strict=True):
+                    cursor.execute(self._sql.select[table] + IN_ARRIVAL)
+
+            def fetch(cursor: Any) -> Callable[[], list[Any]]:
+                def more() -> list[Any]:
+                    with self._mapped("read the book"):
+                        return list(cursor.fetchmany(size))
+
+                return more
+
+            def rest() -> dict[str, list[Any]]:
+                with self._mapped("read the book"):
+                    return {
+                        table: self._run(conn, query, (-1,))
+                        for table, query in self._select.items()
+                        if table not in ("skus", "settings", "orders", "lines")
+                    }
+
+            yield from parts_of(
+                version,
+                {name: counters.get(name, 0) for name in COUNTERS},
+                first,
+                fetch(cursors[0]),
+                fetch(cursors[1]),
+                rest,
+            )
+            done = True
+        except GeneratorExit:  # (closed before the end: the read ends)
+            done = True
+            raise
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                for cursor in cursors:
+                    cursor.close()
+            if done and not (conn.closed or conn.broken):
+                with self._mapped("end the read"):
+                    conn.execute("COMMIT")
+            else:
+                self._undo(conn, "")
 
     def version(self) -> int:
         """The version the book's copy is at when nothing committed since it

@@ -10,9 +10,11 @@ from this module, never from a user; values are always parameters.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
+
+import attrs
 
 from .._codec import parse_time
 from .rows import (
@@ -32,14 +34,17 @@ from .rows import (
 )
 
 __all__ = [
+    "IN_ARRIVAL",
     "KINDS",
     "TABLES",
     "Statements",
     "Table",
     "changes_from",
     "micros",
+    "parts_of",
     "sku_changes",
     "snapshot_of",
+    "split_whole",
     "statement_rows",
 ]
 
@@ -191,6 +196,88 @@ def snapshot_of(
         ledger=made["ledger"],
         returns=made["returns"],
     )
+
+
+#: How a whole load in parts reads orders and lines: by arrival number, then
+#: id (PostgreSQL writers on different SKUs may take one number at once).
+IN_ARRIVAL = " ORDER BY seq, order_id"
+
+
+def parts_of(
+    version: int,
+    counters: Mapping[str, int],
+    first: Mapping[str, list[Any]],
+    orders: Callable[[], Sequence[Any]],
+    lines: Callable[[], Sequence[Any]],
+    rest: Callable[[], Mapping[str, list[Any]]],
+) -> Iterator[Snapshot]:
+    """A whole load in parts (`StreamingRepository.load_parts`) from a SQL
+    adapter's reads of one consistent view, as `select_changed` reads rows:
+    `first` (the `skus` and `settings` rows); then each call of `orders()`
+    (the next rows of every order, none at the end) as one part, with every
+    line up to its last order from `lines()` (the rows of every line, called
+    for more the same way), both sorted by `(seq, order_id)` (`IN_ARRIVAL`: a
+    line's `seq` is its order's); last `rest()`, every other table's rows,
+    with any line left (a line whose order is not stored: damage, reported by
+    the book's load). O(rows); memory: one call's rows at a time.
+    """
+    empty: dict[str, list[Any]] = {table: [] for table in (*KINDS, "expired_holds", "settings")}
+
+    def part(**rows: list[Any]) -> Snapshot:
+        return snapshot_of(version, counters, {**empty, **rows})
+
+    yield part(**first)
+    make_order = functools.partial(tuple.__new__, KINDS["orders"])
+    make_line = functools.partial(tuple.__new__, KINDS["lines"])
+
+    def key(line: LineRow) -> tuple[int, str]:
+        return line.seq, line.order_id
+
+    held: list[LineRow] = []  # lines read past the last part's orders
+    while True:
+        chunk = list(map(make_order, orders()))
+        if not chunk:
+            break
+        last = (chunk[-1].seq, chunk[-1].order_id)
+        taken, held = held, []
+        while not taken or key(taken[-1]) <= last:
+            more = lines()
+            if not more:
+                break
+            taken.extend(map(make_line, more))
+        if taken and key(taken[-1]) > last:  # (sorted: the lines past `last` are the tail)
+            cut = len(taken)
+            while cut and key(taken[cut - 1]) > last:
+                cut -= 1
+            taken, held = taken[:cut], taken[cut:]
+        yield part(orders=chunk, lines=taken)
+        del chunk, taken
+    while more := lines():
+        held.extend(map(make_line, more))
+    yield part(lines=held, **rest())
+
+
+def split_whole(whole: Snapshot) -> Iterator[Snapshot]:
+    """A whole `load` as the parts `parts_of` hands over (for a read that
+    cannot be made in parts): the SKUs, counters and policy; the orders
+    with their lines, if any; every other row. O(1) a part."""
+    nothing: dict[str, Any] = {
+        "orders": [],
+        "lines": [],
+        "receipts": [],
+        "holds": [],
+        "expired_holds": [],
+        "expected": [],
+        "deadlines": [],
+        "ledger": [],
+        "returns": [],
+    }
+    yield attrs.evolve(whole, **nothing)
+    if whole.orders:
+        yield attrs.evolve(
+            whole, **{**nothing, "orders": whole.orders, "lines": whole.lines}, skus=[], policy=None
+        )
+    yield attrs.evolve(whole, skus=[], policy=None, orders=[], lines=[])
 
 
 def changes_from(counters: Mapping[str, int], rows: Mapping[str, Sequence[Any]]) -> Changes:

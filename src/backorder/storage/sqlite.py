@@ -34,8 +34,18 @@ from .rows import (
     Snapshot,
     staged_with,
 )
+from .sql import (
+    IN_ARRIVAL,
+    TABLES,
+    Statements,
+    changes_from,
+    micros,
+    parts_of,
+    sku_changes,
+    snapshot_of,
+    statement_rows,
+)
 from .sql import KINDS as _KINDS
-from .sql import TABLES, Statements, changes_from, micros, sku_changes, snapshot_of, statement_rows
 from .sqlite_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, inspect_file
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteRepository"]
@@ -559,52 +569,27 @@ class SQLiteRepository:
                         raise _storage_error(exc, self._path) from exc
 
     def _parts(self, conn: sqlite3.Connection, own: bool, size: int) -> Iterator[Snapshot]:
-        # `load_parts` inside its read transaction. Orders and lines come
-        # sorted by arrival number (a line's `seq` is its order's): each part
-        # takes the orders of one read and the lines up to its last number.
+        # `load_parts` inside its read transaction (see `sql.parts_of`).
         version, counters = self._head(conn, own)
-        counters = {name: counters.get(name, 0) for name in COUNTERS}
-        empty: dict[str, list[Any]] = {table: [] for table in _SELECT}
-
-        def part(**rows: list[Any]) -> Snapshot:
-            return snapshot_of(version, counters, {**empty, **rows})
-
-        skus = conn.execute(_SELECT["skus"], (-1,)).fetchall()
-        settings = conn.execute(_SELECT["settings"], (-1,)).fetchall()
-        yield part(skus=skus, settings=settings)
-        make_order = functools.partial(tuple.__new__, _KINDS["orders"])
-        make_line = functools.partial(tuple.__new__, _KINDS["lines"])
-        orders = conn.execute(_SQL.select["orders"] + " ORDER BY seq")
-        lines = conn.execute(_SQL.select["lines"] + " ORDER BY seq")
-        at_seq = _KINDS["lines"]._fields.index("seq")
-        held: list[Any] = []  # lines read past the last part's orders
-        while True:
-            chunk = list(map(make_order, orders.fetchmany(size)))
-            if not chunk:
-                break
-            last = chunk[-1].seq
-            taken, held = held, []
-            while not taken or taken[-1][at_seq] <= last:
-                more = lines.fetchmany(size)
-                if not more:
-                    break
-                taken.extend(map(make_line, more))
-            if taken and taken[-1][at_seq] > last:
-                # (sorted: the lines past `last` are the tail)
-                cut = len(taken)
-                while cut and taken[cut - 1][at_seq] > last:
-                    cut -= 1
-                taken, held = taken[:cut], taken[cut:]
-            yield part(orders=chunk, lines=taken)
-            del chunk, taken
-        # lines whose order is not stored (damage) still come, to be reported
-        held.extend(map(make_line, lines.fetchall()))
-        rest = {
-            table: conn.execute(query, (-(2**63), -1) if table == "ledger" else (-1,)).fetchall()
-            for table, query in _SELECT.items()
-            if table not in ("skus", "settings", "orders", "lines")
+        first = {
+            table: conn.execute(_SELECT[table], (-1,)).fetchall() for table in ("skus", "settings")
         }
-        yield part(lines=held, **rest)
+        orders = conn.execute(_SQL.select["orders"] + IN_ARRIVAL)
+        lines = conn.execute(_SQL.select["lines"] + IN_ARRIVAL)
+        yield from parts_of(
+            version,
+            {name: counters.get(name, 0) for name in COUNTERS},
+            first,
+            lambda: orders.fetchmany(size),
+            lambda: lines.fetchmany(size),
+            lambda: {
+                table: conn.execute(
+                    query, (-(2**63), -1) if table == "ledger" else (-1,)
+                ).fetchall()
+                for table, query in _SELECT.items()
+                if table not in ("skus", "settings", "orders", "lines")
+            },
+        )
 
     @_mapped
     def load_changes(self, since: int) -> tuple[int, Changes]:
