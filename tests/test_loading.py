@@ -469,11 +469,17 @@ def test_a_line_without_its_order_fails_a_load_in_parts(tmp_path: Path) -> None:
     conn.close()
     for size in (1, 2, 20_000):
         repo = SQLiteRepository(path, lazy=False)
+        parts = repo.load_parts(size)
         with pytest.raises(StorageCorrupted, match="M-2"):
-            state_of_parts(repo.load_parts(size))
+            state_of_parts(parts)
+        parts.close()  # (the read ends)
+        assert repo._conn is not None
+        assert not repo._conn.in_transaction
         repo.close()
+    repo = SQLiteRepository(path, lazy=False)
     with pytest.raises(StorageCorrupted, match="M-2"):
-        BackorderBook(PartialFill(), SQLiteRepository(path, lazy=False))
+        BackorderBook(PartialFill(), repo)
+    repo.close()
 
 
 def test_a_long_line_reads_the_same_with_the_collector_paused_and_restored() -> None:

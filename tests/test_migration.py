@@ -7,6 +7,7 @@ change must keep this test passing (a forward migration, never an edit).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -155,7 +156,7 @@ def test_a_book_written_by_schema_6_opens_as_the_same_book(tmp_path: Path) -> No
         pending = [e.event for e in other.pending_events()]
         assert [event_to_dict(e) for e in pending[: len(events)]] == [e[1] for e in events]
         assert OrderPlaced("N-1", new, pending[len(events)].at) in pending  # type: ignore[attr-defined]
-        with sqlite3.connect(path) as conn:
+        with contextlib.closing(sqlite3.connect(path)) as conn:  # (a sqlite3 `with` only commits)
             (body,) = conn.execute("SELECT body FROM orders WHERE order_id = 'N-1'").fetchone()
             (old,) = conn.execute("SELECT body FROM orders WHERE order_id = 'A-0'").fetchone()
             (version,) = conn.execute("SELECT max(version) FROM schema_version").fetchone()

@@ -557,8 +557,8 @@ class SQLiteRepository:
             raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
         except (sqlite3.Error, UnicodeError) as exc:
             raise _storage_error(exc, self._path) from exc
-        finally:
-            if own and conn.in_transaction:
+        finally:  # (unless the repository was closed meanwhile: then the read is gone)
+            if own and self._conn is conn and conn.in_transaction:
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
