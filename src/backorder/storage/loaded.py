@@ -103,7 +103,7 @@ class RowStore:
     """
 
     __slots__ = (
-        *("by_id", "catch_ups", "lazy", "leases", "open", "reloads", "repo", "state"),
+        *("by_id", "catch_ups", "lazy", "leases", "open", "reloads", "repo", "state", "streams"),
         *("extra", "locked", "locker", "named", "whole_lock"),
         *("knows_every_order", "version"),
     )
@@ -119,6 +119,9 @@ class RowStore:
         # the repository, if it reads closed orders and receipts by id (found
         # once here: isinstance against a runtime Protocol costs ~80 µs)
         self.by_id = repo if isinstance(repo, OrderLoadingRepository) else None
+        # the repository, if it hands a whole load over in parts (found once
+        # here: a repository without `load_changes` loads whole every time)
+        self.streams = repo if isinstance(repo, StreamingRepository) else None
         # (a LockingRepository: the SKUs this unit of work locked, whether it
         # locked the whole book, whether the operation being prepared named
         # any SKU, and SKUs a lost attempt found it had to lock too)
@@ -386,12 +389,12 @@ class RowStore:
         # A connection lost part way (PostgreSQL) loses nothing but the parts
         # read: the load starts again once, on a new connection, as `load`
         # itself would.
-        repo = self.repo
+        streams = self.streams
         with collector_paused():
-            if not isinstance(repo, StreamingRepository):
-                return state_of_parts((repo.load(),), not self.scoped)
+            if streams is None:
+                return state_of_parts((self.repo.load(),), not self.scoped)
             for attempt in (1, 2):
-                parts = repo.load_parts()
+                parts = streams.load_parts()
                 try:
                     return state_of_parts(parts, not self.scoped)
                 except ConnectionLost:

@@ -139,7 +139,9 @@ class StreamingRepository(Repository, Protocol):
         orders in arrival order, each part with every line of its orders;
         the last part every other row (receipts, holds, scheduled receipts,
         deadlines, the ledger, returns). Every part carries the version and
-        counters of the read."""
+        counters of the read. Raises as `load` does, as it is iterated
+        (`ConnectionLost`: the book loads again once). Cost: O(rows) in all,
+        memory of one part's rows at a time."""
         ...
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import settings
@@ -145,6 +145,13 @@ def _scenario(book: BackorderBook, clock: _Clock) -> None:
     book.rebalance()
 
 
+def _skip_without(repository: Repository | InMemoryRepository, method: str) -> NoReturn:
+    # Skip a test of an optional method the repository lacks (closed first).
+    if not isinstance(repository, InMemoryRepository):
+        repository.close()
+    pytest.skip(f"the repository has no {method} (optional)")
+
+
 def _reopen(open_store: OpenStore, name: str, policy: AllocationPolicy, clock: _Clock) -> Any:
     return BackorderBook(policy, open_store(name), clock)
 
@@ -221,8 +228,7 @@ class RepositoryContract:
     def test_claims_lease_events_to_one_sender_at_a_time(self, open_store: OpenStore) -> None:
         repository = open_store("claims")
         if not isinstance(repository, (ClaimingRepository, InMemoryRepository)):
-            repository.close()
-            pytest.skip("the repository has no claim_events (optional)")
+            _skip_without(repository, "claim_events")
         clock = _Clock()
         book = BackorderBook(self.policy, repository, clock)
         _scenario(book, clock)
@@ -246,9 +252,7 @@ class RepositoryContract:
     def test_a_whole_load_in_parts_is_the_whole_load(self, open_store: OpenStore) -> None:
         repository = open_store("parts")
         if not isinstance(repository, StreamingRepository):
-            if not isinstance(repository, InMemoryRepository):  # (which holds no rows)
-                repository.close()
-            pytest.skip("the repository has no load_parts (optional)")
+            _skip_without(repository, "load_parts")
         clock = _Clock()
         book = BackorderBook(self.policy, repository, clock)
         _scenario(book, clock)
