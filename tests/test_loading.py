@@ -482,6 +482,25 @@ def test_a_line_without_its_order_fails_a_load_in_parts(tmp_path: Path) -> None:
     repo.close()
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_an_order_of_one_line_stored_at_another_rank_than_its_line_fails_a_load(
+    tmp_path: Path, lazy: bool
+) -> None:
+    # An order of one line is kept as its line (its rank is the line's key):
+    # the order row's rank is checked against the line's as the line is read.
+    path = tmp_path / "book.db"
+    _everything(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert conn.execute("SELECT rank FROM orders WHERE order_id = 'LATE'").fetchone() == (0,)
+    conn.execute("UPDATE orders SET rank = 3 WHERE order_id = 'LATE'")
+    conn.close()
+    repo = SQLiteRepository(path, lazy=lazy)
+    with pytest.raises(StorageCorrupted, match="LATE"):
+        book = BackorderBook(PartialFill(), repo)
+        book.status("LATE")
+    repo.close()
+
+
 def test_a_long_line_reads_the_same_with_the_collector_paused_and_restored() -> None:
     book = BackorderBook(PartialFill(), clock=TickingClock())
     for n in range(1_200):  # (past the length read with the collector paused)

@@ -23,7 +23,7 @@ from ..events import Event
 from .state import (
     CheckoutHold,
     LineState,
-    OrderRecord,
+    Record,
     ScheduledReceipt,
     SkuState,
     State,
@@ -31,6 +31,7 @@ from .state import (
     drop_hold,
     pack,
     schedule,
+    set_order,
     unpack,
     unschedule,
 )
@@ -92,7 +93,7 @@ class Touched:
         self.expected: dict[str, None] = {}
         self.deadlines: dict[str, None] = {}  # order ids
 
-    def record(self, record: OrderRecord) -> None:
+    def record(self, record: Record) -> None:
         """An order and every line of it."""
         self.orders[record.order.id] = None
         for line in record.lines:
@@ -146,7 +147,7 @@ class OrderReranked(Change):
 
     __slots__ = ("old_order", "old_rank", "record")
 
-    def __init__(self, record: OrderRecord, old_order: Order, old_rank: int) -> None:
+    def __init__(self, record: Record, old_order: Order, old_rank: int) -> None:
         self.record = record
         self.old_order = old_order
         self.old_rank = old_rank
@@ -453,10 +454,10 @@ class PolicyRecorded(Change):
         pass  # written from State.policy_id while State.policy_saved is False
 
 
-def rekey(state: State, record: OrderRecord, order: Order, rank: int) -> None:
+def rekey(state: State, record: Record, order: Order, rank: int) -> None:
     """Give every line of the order the key (rank, its own arrival number),
     moving it in its SKU's line, allocated index and line map. O(lines log n)."""
-    record.order, record.rank = order, rank
+    set_order(record, order, rank)
     for line in record.lines:
         sku = state.skus[line.sku]
         old, new = line.key, pack(rank, unpack(line.key)[1])

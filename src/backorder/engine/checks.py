@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..policies import AllocationPolicy
 from .core import line_status
-from .state import SEQ_BITS, State, unpack
+from .state import SEQ_BITS, LineState, State, unpack
 
 __all__ = ["check"]
 
@@ -26,6 +26,8 @@ def check(state: State, policy: AllocationPolicy | None) -> None:
         assert order.id == order_id, order_id
         assert order.placed_at is not None, order_id
         assert len(record.lines) == len(order.lines), order_id
+        # an order of one line is its line (no `OrderRecord`, no tuple)
+        assert (type(record) is LineState) == (len(order.lines) == 1), order_id
         rank = record.rank
         for ol, line in zip(order.lines, record.lines, strict=True):
             name, key, ordered = line.sku, line.key, line.ordered

@@ -20,7 +20,7 @@ from ..ledger import ALLOCATION
 from ..policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO, policy_identity
 from .changes import SkuAdded, UndoLog
 from .etas import EtaRules
-from .state import LineState, OrderRecord, SkuState, State
+from .state import LineState, Record, SkuState, State
 
 __all__ = [
     "FILL_CUSTOM",
@@ -74,7 +74,7 @@ def line_status(line: LineState) -> LineStatus:
     )
 
 
-def order_status(record: OrderRecord) -> OrderStatus:
+def order_status(record: Record) -> OrderStatus:
     """The public read view of an order. O(lines)."""
     return OrderStatus(record.order, tuple(line_status(ln) for ln in record.lines))
 
@@ -120,7 +120,7 @@ class Engine:
 
     # -- look-ups --------------------------------------------------------
 
-    def record(self, order_id: object) -> OrderRecord:
+    def record(self, order_id: object) -> Record:
         """The order's record. Raises UnknownOrder (bad ids: InvalidArgument). O(1)."""
         record = self.state.orders.get(check_text(order_id, "order_id"))
         if record is None:
@@ -269,7 +269,7 @@ class Engine:
 
 def lines_named(
     engine: Engine, order_id: object, sku: object, quantity: object
-) -> tuple[OrderRecord, list[LineState]]:
+) -> tuple[Record, list[LineState]]:
     """The order and the lines an operation names (all, or the one for `sku`),
     with `quantity` checked. Raises UnknownOrder, UnknownSku, InvalidArgument
     (a quantity without a SKU), InvalidQuantity."""

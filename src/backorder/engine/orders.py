@@ -24,7 +24,7 @@ from ..results import CancelResult, LineCounts, PlaceResult, ShipResult, TierRes
 from .changes import DeadlineAdded, OrderAdded, OrderReranked, UndoLog, rekey, resync
 from .core import MAX_RANK, Applied, Engine, lines_named, order_status
 from .holds import take_hold
-from .state import CheckoutHold, LineState, OrderRecord, SkuState, pack
+from .state import CheckoutHold, LineState, Record, SkuState, pack, record_of
 
 __all__ = ["apply_cancel", "cancel", "change_tier", "place", "ship"]
 
@@ -68,7 +68,7 @@ def place(
             )
         else:
             lines = tuple(LineState(order, ol.sku, key, ol.quantity) for ol in order_lines)
-        state.orders[order.id] = OrderRecord(order, rank, lines)
+        state.orders[order.id] = record_of(order, rank, lines)
         log.changes.append(OrderAdded(order.id))
         log.events.append(OrderPlaced(order.id, order, at))
         capped: list[tuple[SkuState, int]] = []
@@ -122,20 +122,19 @@ def place(
     return Applied(log, lambda events: placed(record.order, line_counts(record), events))
 
 
-def line_counts(record: OrderRecord) -> tuple[LineCounts, ...]:
+def line_counts(record: Record) -> tuple[LineCounts, ...]:
     """Each line's (sku, ordered, allocated, shipped, cancelled, firm,
     returned) now, for a result built later (`results.placed`). O(lines)."""
-    lines = record.lines
-    if len(lines) == 1:
-        ln = lines[0]
+    if type(record) is LineState:  # an order of one line
+        ln = record
         return ((ln.sku, ln.ordered, ln.allocated, ln.shipped, ln.cancelled, ln.firm, ln.returned),)
     return tuple(
         (ln.sku, ln.ordered, ln.allocated, ln.shipped, ln.cancelled, ln.firm, ln.returned)
-        for ln in lines
+        for ln in record.lines
     )
 
 
-def apply_cancel(engine: Engine, log: UndoLog, record: OrderRecord, plan: CancelPlan) -> int:
+def apply_cancel(engine: Engine, log: UndoLog, record: Record, plan: CancelPlan) -> int:
     """Cancel the planned units of each line; the caller runs the fill loop
     afterwards. Returns the units cancelled. O(lines log n)."""
     state, at, order_id = engine.state, log.at, record.order.id

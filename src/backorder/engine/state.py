@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import insort
 from datetime import datetime, timedelta
 from heapq import heapify, heappop, heappush
-from typing import Any
+from typing import Any, TypeAlias
 
 from sortedcontainers import SortedList
 
@@ -65,6 +65,19 @@ class LineState:
     @property
     def backordered(self) -> int:
         return self.ordered - self.allocated - self.shipped - self.cancelled
+
+    # An order of one line is its own record (`Record`): the book keeps no
+    # `OrderRecord` and no tuple for it (~100 B a line less).
+
+    @property
+    def lines(self) -> tuple[LineState, ...]:
+        """(As the record of an order of one line) the order's lines: this one."""
+        return (self,)
+
+    @property
+    def rank(self) -> int:
+        """(As the record of an order of one line) the order's rank, from the key."""
+        return self.key >> SEQ_BITS
 
 
 class SkuState:
@@ -323,7 +336,9 @@ class CheckoutHold:
 
 
 class OrderRecord:
-    """An order as placed (stamped), its rank, and its lines in line order."""
+    """An order as placed (stamped), its rank, and its lines in line order:
+    the record of an order of several lines (one of one line is its line, see
+    `Record`), or of an order whose lines are not loaded yet (none)."""
 
     __slots__ = ("lines", "order", "rank")
 
@@ -331,6 +346,25 @@ class OrderRecord:
         self.order = order
         self.rank = rank
         self.lines = lines
+
+
+#: What the book keeps of one order: `order`, `rank` and `lines` in line
+#: order. An order of one line is its `LineState` (whose `lines` is itself
+#: and whose rank is its key's); `record_of` picks.
+Record: TypeAlias = "OrderRecord | LineState"
+
+
+def record_of(order: Order, rank: int, lines: tuple[LineState, ...]) -> Record:
+    """The record of an order with these lines (keyed at `rank`)."""
+    return lines[0] if len(lines) == 1 else OrderRecord(order, rank, lines)
+
+
+def set_order(record: Record, order: Order, rank: int) -> None:
+    """Give a record another order value and rank (its lines' keys are the
+    caller's: a line record's rank is its key's)."""
+    record.order = order
+    if type(record) is OrderRecord:
+        record.rank = rank
 
 
 class State:
@@ -354,7 +388,7 @@ class State:
     )
 
     def __init__(self) -> None:
-        self.orders: dict[str, OrderRecord] = {}
+        self.orders: dict[str, Record] = {}
         self.skus: dict[str, SkuState] = {}
         self.ledger = StockLedger()
         self.journal = LedgerWriter(self.ledger)  # the only way the engine writes it

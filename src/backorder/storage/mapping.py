@@ -21,12 +21,14 @@ from ..engine.state import (
     CheckoutHold,
     LineState,
     OrderRecord,
+    Record,
     ScheduledReceipt,
     SkuState,
     State,
     add_hold,
     drop_hold,
     schedule,
+    set_order,
     unpack,
     unschedule,
 )
@@ -73,7 +75,7 @@ def _line_row(line: LineState) -> LineRow:
     )
 
 
-def _order_row(record: OrderRecord) -> OrderRow:
+def _order_row(record: Record) -> OrderRow:
     return OrderRow(
         record.order.id, unpack(record.lines[0].key)[1], record.rank, order_text(record.order)
     )
@@ -426,7 +428,7 @@ def apply_rows(
             state.orders[order_id] = OrderRecord(order, order_row.rank, ())
         elif not (lazy and loading):
             order = stored_order(order_row.order_id, order_row.order, names)
-            record.order, record.rank = order, order_row.rank
+            set_order(record, order, order_row.rank)
             for kept in record.lines:
                 kept.order = order
     new_lines: dict[str, dict[str, LineState]] = {}
@@ -460,7 +462,10 @@ def apply_rows(
             line.ordered = ordered
             order_lines = record.order.lines
             if len(order_lines) == 1 and order_lines[0].sku == sku_name and not record.lines:
-                record.lines = (line,)  # an order of one line: complete at once
+                # an order of one line: complete at once, and its line is its record
+                if rank != record.rank:
+                    raise StorageCorrupted(f"line {row_l!r} has another rank than its order")
+                state.orders[order_id] = line
             else:
                 new_lines.setdefault(order_id, {})[sku_name] = line
         elif loading and sku is not None and sku_name not in loading:
@@ -512,6 +517,8 @@ def apply_rows(
         sku.movable_index()
     for order_id, lines in new_lines.items():
         record = state.orders[order_id]
+        if type(record) is not OrderRecord:  # (an order of one line, loaded complete)
+            raise StorageCorrupted(f"order {order_id!r} has stored lines {sorted(lines)!r}")
         if len(lines) != len(record.order.lines) and not record.lines:
             raise StorageCorrupted(
                 f"order {order_id!r} has stored lines {sorted(lines)!r}, not the lines it lists"
