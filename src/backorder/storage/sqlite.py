@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import math
+import operator
 import os
 import sqlite3
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -96,6 +97,21 @@ _KEYED = {table: query.split(" WHERE ")[0] for table, query in _SQL.select_chang
 _KEY_COLUMNS = {name: table.key for name, table in TABLES.items() if name != "ledger"}
 _KEY_COLUMNS["expired_holds"] = ("hold_id",)
 # where a row's `seq` is, for the tables read in `seq` order
+# A SKU load's open lines with their orders in one query: the line's
+# columns, then the order's seq, rank and text (`_read_open_lines`).
+_LINE_COLUMNS = _SQL.select["lines"][len("SELECT ") : _SQL.select["lines"].index(" FROM ")]
+_OPEN_WITH_ORDERS = (
+    "SELECT "
+    + ", ".join(f"l.{column}" for column in _LINE_COLUMNS.split(", "))
+    + ", o.seq, o.rank, o.body FROM lines l JOIN orders o ON o.order_id = l.order_id WHERE "
+)
+_LINE_PART = operator.itemgetter(slice(0, len(_KINDS["lines"]._fields)))
+_ORDER_PART = operator.itemgetter(
+    0, *range(len(_KINDS["lines"]._fields), len(_KINDS["lines"]._fields) + 3)
+)
+_MAKE_LINE = functools.partial(tuple.__new__, _KINDS["lines"])
+_MAKE_ORDER = functools.partial(tuple.__new__, _KINDS["orders"])
+
 _SEQ_AT = {name: _KINDS[name]._fields.index("seq") for name in ("orders", "holds", "expected")}
 # The change log: a commit's counters and keys (see `sqlite_schema`, v6).
 _HEAD = (
@@ -689,14 +705,13 @@ class SQLiteRepository:
                 # the open lines of these SKUs (served by `lines_open` when it exists)
                 is_open = f"l.sku IN ({marks}) AND l.shipped + l.cancelled < l.ordered"
                 joined = f" {{}} JOIN lines l ON {{}}.order_id = l.order_id WHERE {is_open}"
+                several = self._read_open_lines(conn, rows, chunk, is_open)
                 self._read_rows(
                     conn,
                     rows,
                     chunk,
                     (
                         ("skus", f" WHERE sku IN ({marks}) ORDER BY rowid"),
-                        ("lines", f" l WHERE {is_open}"),
-                        ("orders", joined.format("o", "o")),
                         ("holds", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
                         ("expected", f" WHERE gone = 0 AND sku IN ({marks}) ORDER BY seq"),
                         *(
@@ -708,21 +723,21 @@ class SQLiteRepository:
                     ),
                     alias={"lines": "l", "orders": "o", "deadlines": "d"},
                 )
-                # the other lines of those orders (each once), on any SKU
-                self._read_rows(
-                    conn,
-                    rows,
-                    [*chunk, *chunk],
-                    (
+                # the other lines of those orders that may have several, on any SKU
+                for start in range(0, len(several), 400):
+                    ids = several[start : start + 400]
+                    self._read_rows(
+                        conn,
+                        rows,
+                        [*ids, *chunk],
                         (
-                            "lines",
-                            f" m JOIN lines l ON m.order_id = l.order_id WHERE {is_open}"
-                            f" AND NOT (m.sku IN ({marks})"
-                            " AND m.shipped + m.cancelled < m.ordered)",
+                            (
+                                "lines",
+                                f" WHERE order_id IN ({','.join('?' * len(ids))})"
+                                f" AND NOT (sku IN ({marks}) AND shipped + cancelled < ordered)",
+                            ),
                         ),
-                    ),
-                    alias={"lines": "DISTINCT m"},
-                )
+                    )
             if len(names) > 1:  # an order with open lines on two of them came twice
                 for table, key in (("orders", 0), ("deadlines", 0)):
                     rows[table] = list({row[key]: row for row in rows[table]}.values())
@@ -739,6 +754,26 @@ class SQLiteRepository:
             if own and conn.in_transaction:
                 conn.execute("COMMIT")
         return sku_changes(counters, rows)
+
+    def _read_open_lines(
+        self,
+        conn: sqlite3.Connection,
+        rows: dict[str, list[Any]],
+        names: Sequence[str],
+        is_open: str,
+    ) -> list[str]:
+        # The open lines of these SKUs with their orders, in one pass over
+        # `lines_open` (each line's order found by its key as the line is),
+        # split into line rows and order rows; returns the ids of the orders
+        # whose stored text may list more than one line (the compact text of
+        # an order of one line has exactly two commas; a comma in its SKU
+        # only costs a look for lines that are not there).
+        joined = conn.execute(_OPEN_WITH_ORDERS + is_open, names).fetchall()
+        rows["lines"].extend(map(_MAKE_LINE, map(_LINE_PART, joined)))
+        rows["orders"].extend(map(_MAKE_ORDER, map(_ORDER_PART, joined)))
+        self.rows_read["lines"] += len(joined)
+        self.rows_read["orders"] += len(joined)
+        return [row[0] for row in joined if row[-1].count(",") != 2]
 
     def _read_rows(
         self,
