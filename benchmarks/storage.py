@@ -216,6 +216,56 @@ class _Bare:
         self.conn.execute("COMMIT")
 
 
+_TABLES_PER_COMMIT = (1, 2, 3, 4, 6)
+
+
+def pages_curve(directory: str, n: int, rounds: int = 3, chunk: int = 25) -> dict[int, float]:
+    """What a durable commit costs by the number of tables it writes a row
+    to (each in its own B-tree page: a commit writes one WAL frame per page it
+    dirtied), the library's settings, checkpoints on: commits per second for
+    1, 2, 3, 4 and 6 tables of 20,000 rows each, a row inserted at a random
+    key in each. The turns rotate every `chunk` commits, as in
+    `per_operation`. What a place's pages cost, whatever writes them."""
+    os.makedirs(directory, exist_ok=True)
+    conns = {}
+    for k in _TABLES_PER_COMMIT:
+        conn = _connect(os.path.join(directory, f"pages-{k}.db"), checkpoints=True)
+        for table in range(k):
+            conn.execute(f"CREATE TABLE t{table} (id TEXT PRIMARY KEY, body TEXT) WITHOUT ROWID")
+            conn.execute("BEGIN")
+            conn.executemany(
+                f"INSERT INTO t{table} VALUES (?, ?)",
+                ((f"k{i:07d}", "x" * 60) for i in range(0, 40_000, 2)),
+            )
+            conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # (each starts from an empty -wal)
+        conns[k] = conn
+    rng = random.Random(13)
+    seconds = dict.fromkeys(_TABLES_PER_COMMIT, 0.0)
+    turn = made = 0
+    for _ in range(rounds):
+        for _ in range(0, n, chunk):
+            turn += 1
+            order = _TABLES_PER_COMMIT[turn % 5 :] + _TABLES_PER_COMMIT[: turn % 5]
+            for k in order:
+                conn = conns[k]
+                keys = []
+                for _ in range(chunk):  # (new keys, each between two of the first rows)
+                    made += 1
+                    keys.append(f"k{rng.randrange(20_000) * 2 + 1:07d}-{made}")
+                start = time.perf_counter()
+                for key in keys:
+                    conn.execute("BEGIN IMMEDIATE")
+                    for table in range(k):
+                        conn.execute(f"INSERT INTO t{table} VALUES (?, ?)", (key, "y" * 60))
+                    conn.execute("COMMIT")
+                seconds[k] += time.perf_counter() - start
+    for conn in conns.values():
+        conn.close()
+    commits = rounds * len(range(0, n, chunk)) * chunk
+    return {k: commits / seconds[k] for k in _TABLES_PER_COMMIT}
+
+
 def per_operation(
     directory: str, n: int, rounds: int = 3, chunk: int = 20, checkpoints: bool = True
 ) -> dict[str, dict[str, float]]:
@@ -404,8 +454,9 @@ def run(quick: bool, opening_too: bool = True) -> dict[str, Any]:
             for metric, value in figures.items():
                 ops[name][metric if metric.endswith("_frames") else metric + "_off"] = value
         batch = bulk(directory, 20_000 if quick else 100_000)
+        pages = pages_curve(os.path.join(directory, "pages"), 1_000)
         opened = opening(directory, 100_000 if quick else 1_000_000) if opening_too else {}
-    return {"per_operation": ops, "bulk": batch, "open": opened}
+    return {"per_operation": ops, "bulk": batch, "pages": pages, "open": opened}
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float]:
@@ -465,6 +516,12 @@ def report(results: dict[str, Any]) -> str:
     )
     for name, size in sorted(batch["tables"].items(), key=lambda item: -item[1])[:10]:
         lines.append(f"    {name:<28}{size / batch['lines']:>8,.1f} B/line")
+    pages = results["pages"]
+    lines.append(
+        "  a bare commit of one row in each of k tables (k pages), commits/s and as a"
+        " share of k = 1: "
+        + ", ".join(f"k={k} {rate:,.0f} ({rate / pages[1]:.2f})" for k, rate in pages.items())
+    )
     lines.append("  " + "; ".join(f"{k} {v:.2f}" for k, v in ratios(results).items()))
     if not opened:
         return "\n".join(lines)

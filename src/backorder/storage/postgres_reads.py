@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from .loaded import StaleCopy
-from .rows import COUNTERS, Changes, Header, Snapshot
+from .rows import COUNTERS, Changes, Header, ReceiptRow, Snapshot
 from .sql import KINDS as _KINDS
 from .sql import Statements, changes_from, micros, sku_changes, snapshot_of
 
@@ -38,6 +38,20 @@ _T = TypeVar("_T")
 # highest of the last value written to `meta` (by schema 4 and before) and
 # the numbers the rows read hold. (A copy keeps the highest it has seen.)
 _COUNTED = (("seq", "orders"), ("hold_seq", "holds"), ("expected_seq", "expected"))
+
+# The tables a lazy read (`load_skus`, `load_orders`) hands over (those it
+# does not read: none).
+_READ = (
+    "skus",
+    "orders",
+    "lines",
+    "receipts",
+    "holds",
+    "expected",
+    "deadlines",
+    "ledger",
+    "returns",
+)
 
 
 def _highest(counters: dict[str, int], rows: dict[str, list[Any]]) -> None:
@@ -307,38 +321,111 @@ class PostgresReads:
         return self._reading(read, "read the book's header")
 
     def load_skus(self, names: Sequence[str]) -> Changes:
-        """Everything about these SKUs, read consistently: their rows, every
-        line on them, the orders of those lines with all their lines, the
-        orders' deadlines, and the SKUs' receipts, active holds, scheduled
-        receipts and ledger entries. Cost: O(rows returned) (indexed)."""
+        """What a book needs of these SKUs, read consistently: their rows,
+        their open lines (shipped + cancelled < ordered) with the orders of
+        those lines and all their lines (on any SKU), those orders' active
+        deadlines, and the SKUs' active holds, scheduled receipts, returns
+        counted and last ledger entry (the balances the next entry starts
+        from). Closed lines, their orders, receipt references counted and
+        older ledger entries are history: `load_orders`, `load_receipts` and
+        `load` read them when asked for.
+
+        Raises:
+            StorageCorrupted: a row this library never writes.
+            ConnectionLost: the server cannot be reached.
+
+        Cost: O(rows returned), one round trip (indexed: the open lines
+        through the partial index `lines_open`, each SKU's last ledger entry
+        on the ledger's key).
+        """
         wanted = list(names)
         select = self._sql.select
-        of_orders = f"SELECT order_id FROM {self._q}.lines WHERE sku = ANY(%(skus)s)"
+        s = self._q
+        of_orders = (
+            f"SELECT l.order_id FROM {s}.lines l"
+            " WHERE l.sku = ANY(%(skus)s) AND l.shipped + l.cancelled < l.ordered"
+        )
+        last_entries = (
+            f"SELECT u.sku, (SELECT max(x.seq) FROM {s}.ledger x WHERE x.sku = u.sku)"
+            " FROM unnest(%(skus)s::text[]) AS u(sku)"
+        )
         queries = (
             ("skus", select["skus"] + " WHERE sku = ANY(%(skus)s) ORDER BY pos"),
             ("orders", select["orders"] + f" WHERE order_id IN ({of_orders}) ORDER BY seq"),
             ("lines", select["lines"] + f" WHERE order_id IN ({of_orders})"),
-            ("receipts", select["receipts"] + " WHERE sku = ANY(%(skus)s)"),
             ("holds", select["holds"] + " WHERE gone = 0 AND sku = ANY(%(skus)s) ORDER BY seq"),
             (
                 "expected",
                 select["expected"] + " WHERE gone = 0 AND sku = ANY(%(skus)s) ORDER BY seq",
             ),
             ("deadlines", select["deadlines"] + f" WHERE gone = 0 AND order_id IN ({of_orders})"),
-            ("ledger", select["ledger"] + " WHERE sku = ANY(%(skus)s) ORDER BY seq"),
+            ("ledger", select["ledger"] + f" WHERE (sku, seq) IN ({last_entries}) ORDER BY seq"),
             ("returns", select["returns"] + " WHERE sku = ANY(%(skus)s)"),
         )
+        return self._rows_of(queries, {"skus": wanted}, "read SKUs")
 
+    def load_orders(self, order_ids: Sequence[str]) -> Changes:
+        """These orders, whatever their state (closed ones included), with
+        all their lines and their active deadlines, read consistently;
+        unknown ids are left out. What a lazily loaded book reads for an
+        order its SKU loads did not bring (a closed order: `status`, `line`,
+        `cancel`, ...).
+
+        Raises:
+            StorageCorrupted: a row this library never writes.
+            ConnectionLost: the server cannot be reached.
+
+        Cost: O(rows returned), one round trip (indexed).
+        """
+        select = self._sql.select
+        queries = (
+            ("orders", select["orders"] + " WHERE order_id = ANY(%(ids)s) ORDER BY seq"),
+            ("lines", select["lines"] + " WHERE order_id = ANY(%(ids)s)"),
+            ("deadlines", select["deadlines"] + " WHERE gone = 0 AND order_id = ANY(%(ids)s)"),
+        )
+        return self._rows_of(queries, {"ids": list(order_ids)}, "read orders")
+
+    def load_receipts(self, receipts: Sequence[tuple[str, str]]) -> list[ReceiptRow]:
+        """The receipts counted under these `(sku, reference)` keys (keys
+        never counted are left out): what a lazily loaded book reads when a
+        `receive` names a reference, to tell a retry from a new receipt.
+
+        Raises:
+            StorageCorrupted: a row this library never writes.
+            ConnectionLost: the server cannot be reached.
+
+        Cost: O(keys), one round trip (the primary key).
+        """
+        query = (
+            self._sql.select["receipts"]
+            + " WHERE (sku, reference) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+        )
+        skus = [sku for sku, _ in receipts]
+        references = [reference for _, reference in receipts]
+        return self._reading(
+            lambda conn: [
+                ReceiptRow._make(row) for row in self._run(conn, query, (skus, references))
+            ],
+            "read receipts",
+        )
+
+    def _rows_of(
+        self, queries: Sequence[tuple[str, str]], params: dict[str, Any], doing: str
+    ) -> Changes:
+        # These reads, in one round trip and one view, with the counters
+        # (raised to the highest numbers the rows hold), as `Changes`.
         def read(conn: psycopg.Connection[Any]) -> Changes:
-            asked: dict[str, tuple[str, Any]] = {t: (q, {"skus": wanted}) for t, q in queries}
+            asked: dict[str, tuple[str, Any]] = {t: (q, params) for t, q in queries}
             asked["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
             got = self._many(conn, asked)
             counters = {name: int(value) for name, value in got["meta"]}
             _highest(counters, got)
-            rows = {table: [_KINDS[table]._make(row) for row in got[table]] for table, _ in queries}
+            rows = {
+                table: [_KINDS[table]._make(row) for row in got.get(table, ())] for table in _READ
+            }
             return sku_changes(counters, rows)
 
-        return self._reading(read, "read SKUs")
+        return self._reading(read, doing)
 
     def locate(self, order_ids: Sequence[str], references: Sequence[str]) -> list[str]:
         """The SKUs of these orders' lines and of these scheduled receipts.
