@@ -306,6 +306,46 @@ def scaling(n: int, made: list[str], rounds: int = 3) -> dict[str, dict[int, flo
     }
 
 
+def sku_load(n_open: int, n_closed: int, made: list[str], rounds: int = 3) -> dict[str, float]:
+    # A lazy book's first read of a SKU of `n_open` waiting lines that also
+    # has `n_closed` closed ones (shipped and cancelled, in groups of 1,000),
+    # against the first read of a SKU of the same waiting lines and no
+    # history, in the same schema: seconds (best of `rounds`, the two
+    # interleaved) and the orders each load left in the book.
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    made.append(schema)
+    with BackorderBook(None, PostgresRepository(DSN, schema=schema)) as book, book.batch():
+        for first in range(0, n_closed, 1_000):
+            ids = [f"h{i}" for i in range(first, min(n_closed, first + 1_000))]
+            for order_id in ids:
+                book.place(Order(order_id, [OrderLine("PAST", 1)]))
+            book.receive("PAST", len(ids) // 2, f"r{first}")
+            for order_id in ids[: len(ids) // 2]:
+                book.ship(order_id)
+            for order_id in ids[len(ids) // 2 :]:
+                book.cancel(order_id)
+        for i in range(n_open):
+            book.place(Order(f"p{i}", [OrderLine("PAST", 1)]))
+            book.place(Order(f"n{i}", [OrderLine("NEW", 1)]))
+    best = {"PAST": float("inf"), "NEW": float("inf")}
+    held = {}
+    for _ in range(rounds):
+        for sku, order_id in (("PAST", "p0"), ("NEW", "n0")):
+            with BackorderBook(None, PostgresRepository(DSN, schema=schema)) as book:
+                start = time.perf_counter()
+                book.position(order_id, sku)
+                best[sku] = min(best[sku], time.perf_counter() - start)
+                held[sku] = len(book.inspect().loaded_orders())
+    return {
+        "with_history_seconds": best["PAST"],
+        "without_history_seconds": best["NEW"],
+        "with_history_orders_held": held["PAST"],
+        "without_history_orders_held": held["NEW"],
+        "open": n_open,
+        "closed": n_closed,
+    }
+
+
 def _drop(made: list[str]) -> None:
     with psycopg.connect(DSN, autocommit=True) as conn:
         for schema in made:
@@ -319,9 +359,16 @@ def run(quick: bool) -> dict[str, Any]:
             ops = per_operation(300 if quick else 2000, directory, made)
             batch = batch_import(2000 if quick else 20000, directory, made)
         writers = scaling(200 if quick else 600, made, 3 if quick else 5)
+        loads = sku_load(2_000 if quick else 5_000, 20_000 if quick else 95_000, made)
     finally:
         _drop(made)
-    return {"per_operation": ops, "batch": batch, "scaling": writers, "cpus": os.cpu_count()}
+    return {
+        "per_operation": ops,
+        "batch": batch,
+        "scaling": writers,
+        "sku_load": loads,
+        "cpus": os.cpu_count(),
+    }
 
 
 def report(results: dict[str, Any]) -> str:
@@ -339,6 +386,17 @@ def report(results: dict[str, Any]) -> str:
         one = by[1]
         cells = ", ".join(f"{w}: {rate:,.0f} ({rate / one:.2f}x)" for w, rate in by.items())
         lines.append(f"{kind:<18} {cells}")
+    loads = results["sku_load"]
+    lines += [
+        "",
+        f"a lazy book's first read of a SKU of {loads['open']:,} waiting lines (best of 3):",
+        f"  with {loads['closed']:,} closed lines: {loads['with_history_seconds']:.3f} s, "
+        f"{loads['with_history_orders_held']:,} orders held",
+        f"  with none: {loads['without_history_seconds']:.3f} s, "
+        f"{loads['without_history_orders_held']:,} orders held",
+        f"  with / without history: "
+        f"{loads['with_history_seconds'] / loads['without_history_seconds']:.2f}",
+    ]
     return "\n".join(lines)
 
 
