@@ -39,20 +39,6 @@ _T = TypeVar("_T")
 # the numbers the rows read hold. (A copy keeps the highest it has seen.)
 _COUNTED = (("seq", "orders"), ("hold_seq", "holds"), ("expected_seq", "expected"))
 
-# The tables a lazy read (`load_skus`, `load_orders`) hands over (those it
-# does not read: none).
-_READ = (
-    "skus",
-    "orders",
-    "lines",
-    "receipts",
-    "holds",
-    "expected",
-    "deadlines",
-    "ledger",
-    "returns",
-)
-
 
 def _highest(counters: dict[str, int], rows: dict[str, list[Any]]) -> None:
     # Raise each counter to the highest number among the raw rows read.
@@ -420,9 +406,7 @@ class PostgresReads:
             got = self._many(conn, asked)
             counters = {name: int(value) for name, value in got["meta"]}
             _highest(counters, got)
-            rows = {
-                table: [_KINDS[table]._make(row) for row in got.get(table, ())] for table in _READ
-            }
+            rows = {table: [_KINDS[table]._make(row) for row in got[table]] for table, _ in queries}
             return sku_changes(counters, rows)
 
         return self._reading(read, doing)

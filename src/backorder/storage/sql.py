@@ -321,18 +321,18 @@ def micros(text: str) -> int:
 
 
 def sku_changes(counters: Mapping[str, Any], rows: Mapping[str, Sequence[Any]]) -> Changes:
-    """The `Changes` of a lazy SKU load (`load_skus`): every table's rows
-    already made into row values, live rows only, and the book's counters
-    (missing ones are 0). O(rows)."""
+    """The `Changes` of a lazy SKU load (`load_skus`, `load_orders`): each
+    table's rows already made into row values (a table not read: none), live
+    rows only, and the book's counters (missing ones are 0). O(rows)."""
     return Changes(
         counters={name: int(counters.get(name, 0)) for name in COUNTERS},
-        skus=rows["skus"],
-        orders=rows["orders"],
-        lines=rows["lines"],
-        receipts=rows["receipts"],
-        holds=rows["holds"],
-        expected=rows["expected"],
-        deadlines=rows["deadlines"],
-        ledger=rows["ledger"],
-        returns=rows["returns"],
+        skus=rows.get("skus", []),
+        orders=rows.get("orders", []),
+        lines=rows.get("lines", []),
+        receipts=rows.get("receipts", []),
+        holds=rows.get("holds", []),
+        expected=rows.get("expected", []),
+        deadlines=rows.get("deadlines", []),
+        ledger=rows.get("ledger", []),
+        returns=rows.get("returns", []),
     )
