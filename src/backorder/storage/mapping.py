@@ -29,7 +29,6 @@ from ..engine.state import (
     drop_hold,
     schedule,
     set_order,
-    unpack,
     unschedule,
 )
 from ..errors import LedgerCorrupted, StorageCorrupted
@@ -52,33 +51,50 @@ __all__ = ["apply_checked", "apply_rows", "changes_of", "state_of", "state_of_pa
 _T = TypeVar("_T")
 
 
+# (rows built by tuple.__new__ with every field in order: the named tuples'
+# own constructors are a Python call each, and a place writes three rows)
+_new_row = tuple.__new__
+_LOW = (1 << SEQ_BITS) - 1
+
+
 def _sku_row(sku: SkuState) -> SkuRow:
-    return SkuRow(
-        sku.sku, sku.on_hand, sku.allocated, sku.slots, sku.limit, timedelta_micros(sku.lead_time)
+    lead_time = sku.lead_time
+    return _new_row(
+        SkuRow,
+        (
+            sku.sku,
+            sku.on_hand,
+            sku.allocated,
+            sku.slots,
+            sku.limit,
+            None if lead_time is None else timedelta_micros(lead_time),
+        ),
     )
 
 
 def _line_row(line: LineState) -> LineRow:
-    rank, seq = unpack(line.key)
-    return LineRow(
-        line.order.id,
-        line.sku,
-        rank,
-        seq,
-        line.slot,
-        line.ordered,
-        line.allocated,
-        line.shipped,
-        line.cancelled,
-        line.firm,
-        line.returned,
+    key = line.key
+    return _new_row(
+        LineRow,
+        (
+            line.order.id,
+            line.sku,
+            key >> SEQ_BITS,
+            key & _LOW,
+            line.slot,
+            line.ordered,
+            line.allocated,
+            line.shipped,
+            line.cancelled,
+            line.firm,
+            line.returned,
+        ),
     )
 
 
 def _order_row(record: Record) -> OrderRow:
-    return OrderRow(
-        record.order.id, unpack(record.lines[0].key)[1], record.rank, order_text(record.order)
-    )
+    seq = record.lines[0].key & _LOW
+    return _new_row(OrderRow, (record.order.id, seq, record.rank, order_text(record.order)))
 
 
 def _final(
