@@ -86,3 +86,45 @@ def test_atomic_must_be_a_bool() -> None:
     book = BackorderBook()
     with pytest.raises(ArgumentTypeError, match="atomic"), book.batch(atomic=1):  # type: ignore[arg-type]
         pass
+
+
+def test_a_batch_on_sqlite_hands_over_each_row_once_per_write(tmp_path: Path) -> None:
+    # SQLite's `write` only folds rows: a batch gathers what its operations
+    # touched and builds the rows once per 500 operations, each as it is
+    # after the last (a SKU's row once, not once per place). Reads inside
+    # the batch that need its rows (a whole-book read, the outbox) see them.
+    from backorder import SQLiteRepository
+    from backorder.storage.rows import Changes
+
+    class Counting(SQLiteRepository):
+        __slots__ = ("sku_rows", "writes")
+
+        def __init__(self, path: Path) -> None:
+            super().__init__(path)
+            self.writes = self.sku_rows = 0
+
+        def write(self, changes: Changes) -> None:
+            self.writes += 1
+            self.sku_rows += len(changes.skus)
+            super().write(changes)
+
+    path = tmp_path / "book.db"
+    repository = Counting(path)
+    book = BackorderBook(repository=repository, clock=TickingClock())
+    with book.batch():
+        for n in range(1_200):
+            book.place(Order(f"A-{n}", [OrderLine("MUG" if n % 2 else "CUP", 1)]))
+        book.receive("MUG", 3, reference="GRN-1")
+        assert len(book) == 1_200  # a whole-book read in the batch: its rows first
+        # each place: placed, backordered; the receipt: received, 3 lines allocated
+        assert len(book.pending_events()) == 1_200 * 2 + 1 + 3
+    assert repository.writes == 3  # 500 operations, the read, the rest
+    assert repository.sku_rows == 2 * 3
+    assert book.position("A-1", "MUG") is None  # served by the receipt
+    assert book.position("A-7", "MUG") == 1
+    book.inspect().check()
+    kept = snapshot(book)
+    book.close()
+    again = BackorderBook(repository=SQLiteRepository(path), clock=TickingClock())
+    assert snapshot(again) == kept
+    again.close()

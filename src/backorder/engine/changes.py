@@ -585,9 +585,10 @@ class UndoLog:
         """The ids of the orders this operation added."""
         return {c.order_id for c in self.changes if isinstance(c, OrderAdded)}
 
-    def touched(self) -> Touched:
-        """The keys of every row this operation touched."""
-        touched = Touched()
+    def touched(self, into: Touched | None = None) -> Touched:
+        """The keys of every row this operation touched (added to `into`,
+        the keys of earlier operations, when given)."""
+        touched = Touched() if into is None else into
         state = self.state
         for sku in self.skus:
             touched.skus[sku.sku] = None

@@ -6,15 +6,23 @@ import gc
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from .._codec import time_text
 from .._stored import text_event
-from ..engine.changes import UndoLog
+from ..engine.changes import Touched, UndoLog
 from ..engine.state import State
 from ..errors import ConcurrencyConflict, ConnectionLost, StorageCorrupted
 from ..events import Event
-from .mapping import apply_checked, apply_rows, changes_of, state_of_parts, validate
+from .mapping import (
+    apply_checked,
+    apply_rows,
+    changes_of,
+    entries_of,
+    rows_of,
+    state_of_parts,
+    validate,
+)
 from .protocol import (
     ClaimingRepository,
     IncrementalRepository,
@@ -24,7 +32,7 @@ from .protocol import (
     Repository,
     StreamingRepository,
 )
-from .rows import Changes
+from .rows import WRITE_EVERY, Changes
 
 __all__ = ["CommitRace", "RowStore", "StaleCopy", "collector_paused"]
 
@@ -87,6 +95,19 @@ def _skus_or_unknown(
     return known, unknown
 
 
+class _Pending:
+    """What the operations of a batch not yet written touched: their keys,
+    the ledger entries they wrote and their events, in order."""
+
+    __slots__ = ("count", "entries", "events", "touched")
+
+    def __init__(self) -> None:
+        self.touched = Touched()
+        self.entries: list[Any] = []
+        self.events: list[Event] = []
+        self.count = 0
+
+
 class RowStore:
     """The book's side of a row `Repository`: a loaded copy kept in step.
 
@@ -105,7 +126,7 @@ class RowStore:
     __slots__ = (
         *("by_id", "catch_ups", "lazy", "leases", "open", "reloads", "repo", "state", "streams"),
         *("extra", "locked", "locker", "named", "whole_lock"),
-        *("knows_every_order", "version"),
+        *("folds", "knows_every_order", "unwritten", "version"),
     )
     live = False
 
@@ -127,6 +148,10 @@ class RowStore:
         # any SKU, and SKUs a lost attempt found it had to lock too)
         self.locker = repo if isinstance(repo, LockingRepository) else None
         self.extra: set[str] = set()
+        # (a batch over a repository whose `write` only folds rows, and which
+        # checks no lock: its operations' rows are built once per write)
+        self.folds = self.locker is None and getattr(repo, "write_folds", False) is True
+        self.unwritten: _Pending | None = None  # (a batch's operations not yet written)
         # (lazy) whether this copy holds every order the store has: it started
         # from a store where no order was ever placed, and has seen no commit
         # but its own since (any catch-up ends it). An id it does not hold is
@@ -389,6 +414,7 @@ class RowStore:
         # A connection lost part way (PostgreSQL) loses nothing but the parts
         # read: the load starts again once, on a new connection, as `load`
         # itself would.
+        self._write_pending()  # (a batch's rows before a read that needs them)
         streams = self.streams
         with collector_paused():
             if streams is None:
@@ -409,6 +435,7 @@ class RowStore:
     def catch_up(self) -> None:
         # Read only what other writers committed since this copy's version,
         # when the repository can say (`load_changes`); else re-load it all.
+        self._write_pending()  # (a batch's rows before a read that needs them)
         repo = self.repo
         self.knows_every_order = False  # another writer committed
         if not isinstance(repo, IncrementalRepository):
@@ -454,10 +481,26 @@ class RowStore:
                 raise
 
     def refresh(self) -> None:
+        self._write_pending()  # (a batch's rows before a read that needs them)
         if self.repo.version() != self.version:
             self.catch_up()
 
     def save(self, log: UndoLog, batching: bool) -> None:
+        if batching and self.folds:
+            # (a batch: the keys each operation touched are gathered, and
+            # the rows built once per WRITE_EVERY operations from the state,
+            # each as it is after the last: a SKU's row once, not once per
+            # place. A repository that locks checks every operation's rows.)
+            pending = self.unwritten
+            if pending is None:
+                pending = self.unwritten = _Pending()
+            log.touched(pending.touched)
+            pending.entries.extend(entries_of(self.state, log))
+            pending.events.extend(log.events)
+            pending.count += 1
+            if pending.count >= WRITE_EVERY:
+                self._write_pending()
+            return
         changes = changes_of(self.state, log)
         if self.locker is not None:
             self._check_locked(changes)
@@ -472,7 +515,13 @@ class RowStore:
             self.state.policy_saved = True
             self.extra = set()
 
+    def _write_pending(self) -> None:
+        pending, self.unwritten = self.unwritten, None
+        if pending is not None:
+            self.repo.write(rows_of(self.state, pending.touched, pending.entries, pending.events))
+
     def end(self) -> None:
+        self.unwritten = None
         self._unlock()
         if self.open:
             self.open = False
@@ -480,6 +529,7 @@ class RowStore:
 
     def finish_batch(self) -> None:
         try:
+            self._write_pending()
             version = self.repo.commit()
         except BaseException:
             self.end()
@@ -499,6 +549,7 @@ class RowStore:
             self.reload()
 
     def pending(self, limit: int | None) -> list[tuple[int, Event]]:
+        self._write_pending()  # (a batch's rows before a read that needs them)
         out: list[tuple[int, Event]] = []
         for event_id, text in self.repo.pending_events(limit):
             try:
@@ -510,6 +561,7 @@ class RowStore:
         return out
 
     def claim(self, limit: int, lease_us: int, now_us: int) -> list[tuple[int, Event]]:
+        self._write_pending()  # (a batch's rows before a read that needs them)
         repo = self.repo
         if isinstance(repo, ClaimingRepository):
             claimed = repo.claim_events(limit, lease_us, now_us)
@@ -525,6 +577,7 @@ class RowStore:
         return [(event_id, text_event(text)) for event_id, text in claimed]
 
     def published(self, ids: list[int]) -> int:
+        self._write_pending()  # (a batch's rows before a read that needs them)
         for event_id in ids:
             self.leases.pop(event_id, None)
         return self.repo.mark_published(ids)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from .._codec import micros_timedelta, text_time, time_text, timedelta_micros
 from .._stored import event_text, order_text, stored_order, stored_orders
-from ..engine.changes import UndoLog
+from ..engine.changes import Touched, UndoLog
 from ..engine.checks import check
 from ..engine.state import (
     SEQ_BITS,
@@ -32,6 +32,7 @@ from ..engine.state import (
     unschedule,
 )
 from ..errors import LedgerCorrupted, StorageCorrupted
+from ..events import Event
 from .rows import (
     Changes,
     DeadlineRow,
@@ -46,7 +47,16 @@ from .rows import (
     Snapshot,
 )
 
-__all__ = ["apply_checked", "apply_rows", "changes_of", "state_of", "state_of_parts", "validate"]
+__all__ = [
+    "apply_checked",
+    "apply_rows",
+    "changes_of",
+    "entries_of",
+    "rows_of",
+    "state_of",
+    "state_of_parts",
+    "validate",
+]
 
 _T = TypeVar("_T")
 
@@ -111,7 +121,24 @@ def changes_of(state: State, log: UndoLog) -> Changes:
     Cost: O(what the operation touched); only the kinds of rows it touched
     are looked at (a place: its order, lines and SKUs, and its events).
     """
-    touched = log.touched()
+    return rows_of(state, log.touched(), entries_of(state, log), log.events)
+
+
+def entries_of(state: State, log: UndoLog) -> list[Any]:
+    """The ledger entries `log`'s operation wrote (the journal's raw rows).
+    O(entries)."""
+    journal = state.journal
+    return journal.since(log.mark) if journal.wrote_since(log.mark) else []
+
+
+def rows_of(
+    state: State, touched: Touched, entries: Sequence[Any], events: Sequence[Event]
+) -> Changes:
+    """The rows with these keys, as they are now, these ledger entries
+    (`entries_of`) and these events: what one operation changed, or several
+    (a batch's, their keys gathered: each row built once, as it is after
+    the last). O(keys + entries + events).
+    """
     skus = state.skus
     rows: dict[str, Any] = {
         "counters": {
@@ -155,21 +182,19 @@ def changes_of(state: State, log: UndoLog) -> Changes:
     if touched.receipts:
         rows["receipts"] = [
             ReceiptRow(sku, reference, skus[sku].receipts[reference])
-            for sku, reference in touched.receipts
+            for sku, reference in dict.fromkeys(touched.receipts)
         ]
     if touched.returns:
         rows["returns"] = [
             ReturnRow(order_id, sku, reference, skus[sku].returns[order_id, reference])
-            for sku, order_id, reference in touched.returns
+            for sku, order_id, reference in dict.fromkeys(touched.returns)
         ]
-    journal = state.journal
-    if journal.wrote_since(log.mark):
+    if entries:
         rows["ledger"] = [
-            LedgerRow(*row[:7], time_text(row[7]), row[8], row[9])
-            for row in journal.since(log.mark)
+            LedgerRow._make((*row[:7], time_text(row[7]), row[8], row[9])) for row in entries
         ]
-    if log.events:
-        rows["events"] = [event_text(event) for event in log.events]
+    if events:
+        rows["events"] = [event_text(event) for event in events]
     if not state.policy_saved:
         rows["policy"] = state.policy_id
     return Changes(**rows)

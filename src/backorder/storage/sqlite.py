@@ -219,6 +219,11 @@ class SQLiteRepository:
     Cost: opening O(1) (plus a migration once); see each method.
     """
 
+    #: `write` only folds rows into the unit of work (written at `commit()`,
+    #: or every 500 operations or lines): a book's batch may hand it the rows
+    #: of many operations at once, each row built once.
+    write_folds = True
+
     __slots__ = (
         "_conn",
         "_count",
@@ -925,7 +930,7 @@ class SQLiteRepository:
         """Stage one operation's rows in the unit of work.
 
         Rows are folded into one per key as they come and written at
-        `commit()` (or every 500 operations in a long batch), one
+        `commit()` (or every 500 operations, or 500 lines, in a long batch), one
         `executemany` per table: a batch costs a few statements, not a few
         per operation. If writing
         fails, the whole unit of work is rolled back and this and every
@@ -947,7 +952,7 @@ class SQLiteRepository:
                 f"it was rolled back"
             ) from self._failed
         self._staged = staged_with(self._staged, changes)
-        self._count += 1
+        self._count += max(1, len(changes.lines))  # (a batch's rows may come at once)
         if self._count >= WRITE_EVERY:
             self._flush(conn)
 
