@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backorder import ArgumentTypeError, BackorderBook, Order, OrderLine
+from backorder import ArgumentTypeError, BackorderBook, InMemoryRepository, Order, OrderLine
 from backorder.testing import DictRepository, snapshot
 from tests.helpers import TickingClock
 
@@ -17,6 +17,9 @@ OPENERS: dict[str, Opener] = {
     "memory": lambda path: BackorderBook(clock=TickingClock()),
     "sqlite": lambda path: BackorderBook.open(path / "book.db", clock=TickingClock()),
     "dict": lambda path: BackorderBook(repository=DictRepository(), clock=TickingClock()),
+    "memory-outbox": lambda path: BackorderBook(
+        repository=InMemoryRepository(outbox=True), clock=TickingClock()
+    ),
 }
 
 
@@ -27,7 +30,7 @@ def test_an_atomic_batch_left_by_an_error_changes_nothing(kind: str, tmp_path: P
     book.place(Order("A-0", [OrderLine("MUG", 3)]))
     heard: list[object] = []
     book.subscribe(heard.append)
-    before = snapshot(book)
+    before, outbox = snapshot(book), book.pending_events()
 
     def stopped_import() -> None:
         with book.batch(atomic=True):
@@ -41,6 +44,7 @@ def test_an_atomic_batch_left_by_an_error_changes_nothing(kind: str, tmp_path: P
         stopped_import()
     assert heard == []  # nothing of the block is told
     assert snapshot(book) == before
+    assert book.pending_events() == outbox  # nor kept to be sent
     book.inspect().check()
     book.ledger.verify()
     # and the book goes on working: the same receipt reference counts once, later

@@ -290,7 +290,11 @@ class BackorderBook(BookControls):
             EventHandlerError: (at the end) a handler raised.
 
         Cost: O(1) besides the operations; with SQLite, one commit instead
-        of one per operation; abandoning costs O(changes of the block).
+        of one per operation. Abandoning costs O(changes of the block) over
+        an in-memory book; a stored book keeps no undo records (a long
+        import's memory stays bounded) and starts again from the store: a
+        book loaded whole loads again (O(book)), a lazy one drops what it
+        holds and loads SKUs again as operations need them.
         """
         if type(atomic) is not bool:
             raise ArgumentTypeError(

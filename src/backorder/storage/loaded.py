@@ -481,7 +481,7 @@ class RowStore:
                 raise
 
     def refresh(self) -> None:
-        self._write_pending()  # (a batch's rows before a read that needs them)
+        # (only between units of work: no batch's rows are waiting here)
         if self.repo.version() != self.version:
             self.catch_up()
 

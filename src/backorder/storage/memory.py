@@ -68,6 +68,17 @@ class MemoryOutbox:
             leases.pop(event_id, None)
         return count
 
+    def drop_after(self, mark: int) -> None:
+        """Drop the events kept after id `mark` (an abandoned batch's); their
+        ids are not handed out again. O(dropped)."""
+        events, leases = self.events, self.leases
+        while events:
+            last = next(reversed(events))
+            if last <= mark:
+                break
+            del events[last]
+            leases.pop(last, None)
+
     def __len__(self) -> int:
         return len(self.events)
 
@@ -123,7 +134,7 @@ class InMemoryRepository:
 class LiveStore:
     """The book's side of an `InMemoryRepository`: the state lives there."""
 
-    __slots__ = ("keep", "repo", "state")
+    __slots__ = ("keep", "mark", "repo", "state")
     live = True
     lazy = False
     scoped = False  # (no locks to take: the book's lock is the repository's)
@@ -132,9 +143,10 @@ class LiveStore:
         self.repo = repo
         self.state = repo.state
         self.keep = repo.outbox  # (fixed for the repository's life)
+        self.mark = 0
 
     def begin(self) -> None:
-        pass
+        self.mark = self.repo.events.last_id  # (what a batch abandoned drops back to)
 
     def refresh(self) -> None:
         pass
@@ -170,7 +182,7 @@ class LiveStore:
         pass
 
     def abandon_batch(self) -> None:
-        pass
+        self.repo.events.drop_after(self.mark)  # (the undo logs restored the state)
 
     def pending(self, limit: int | None) -> list[tuple[int, Event]]:
         return self.repo.events.pending(limit)

@@ -214,7 +214,10 @@ class Header(NamedTuple):
 class Merged:
     """The changes of one unit of work folded per key: the last write of a
     key wins; None (or False for an expired hold id) means it went away.
-    Appended rows (receipts, returns, ledger, events) keep their order."""
+    Appended rows (receipts, returns, ledger, events) keep their order. A
+    hold or scheduled receipt written and gone in the same unit keeps its
+    last row in `vanished`, so that the store can keep it as gone: its
+    number stays counted (PostgreSQL reads its counters back from the rows)."""
 
     __slots__ = (
         "counters",
@@ -230,6 +233,7 @@ class Merged:
         "receipts",
         "returns",
         "skus",
+        "vanished",
     )
 
     def __init__(self) -> None:
@@ -246,6 +250,7 @@ class Merged:
         self.ledger: list[LedgerRow] = []
         self.events: list[str] = []
         self.counters: dict[str, int] = {}
+        self.vanished: dict[str, HoldRow | ExpectedRow] = {}  # "table:key" -> last row
 
 
 def merge(staged: Sequence[Changes]) -> Merged:
@@ -273,7 +278,7 @@ def fold(merged: Merged, staged: Iterable[Changes]) -> None:
     """Fold more changes into `merged` (see `merge`). O(rows)."""
     skus, orders, lines = merged.skus, merged.orders, merged.lines
     holds, expected, deadlines = merged.holds, merged.expected, merged.deadlines
-    expired = merged.expired_holds
+    expired, vanished = merged.expired_holds, merged.vanished
     for changes in staged:
         for sku in changes.skus:
             skus[sku.sku] = sku
@@ -286,6 +291,9 @@ def fold(merged: Merged, staged: Iterable[Changes]) -> None:
         for hold in changes.holds:
             holds[hold.hold_id] = hold
         for hold_id in changes.holds_deleted:
+            was = holds.get(hold_id)
+            if was is not None:  # (written in this unit: keep it, as gone)
+                vanished["holds:" + hold_id] = was
             holds[hold_id] = None
         for hold_id in changes.expired_holds:
             expired[hold_id] = True
@@ -294,6 +302,9 @@ def fold(merged: Merged, staged: Iterable[Changes]) -> None:
         for item in changes.expected:
             expected[item.reference] = item
         for reference in changes.expected_deleted:
+            was_expected = expected.get(reference)
+            if was_expected is not None:
+                vanished["expected:" + reference] = was_expected
             expected[reference] = None
         for deadline in changes.deadlines:
             deadlines[deadline.order_id] = deadline

@@ -145,9 +145,15 @@ def statement_rows(
         ("deadlines", merged.deadlines),
     ):
         compute = (extra or {}).get(table)
+        # (a row written and gone in this unit is written too, then marked
+        # gone: the number it holds stays counted)
+        vanished = merged.vanished
         kept: list[tuple[Any, ...]] = [
             (*row, *(compute(row) if compute else ()), changed)
-            for row in keyed.values()
+            for row in (
+                row if row is not None else vanished.get(f"{table}:{name}")
+                for name, row in keyed.items()
+            )
             if row is not None
         ]
         gone = [(changed, name) for name, row in keyed.items() if row is None]
