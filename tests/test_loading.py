@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,82 @@ def test_operations_on_closed_orders_behave_as_on_a_whole_book(tmp_path: Path) -
         book.close()
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0][-1] == (DuplicateReceipt, outcomes[1][0][-1][1])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_deadline_goes_with_its_order_when_it_closes_lazy_or_whole(
+    tmp_path: Path, lazy: bool
+) -> None:
+    # A lazy book does not hold closed orders: a deadline kept for one (as
+    # before the order's close dropped it) was never acted on there, while a
+    # whole book dropped it at the next expire. Now it goes when the order
+    # closes, in every book alike, and one left by an older version is ignored.
+    path = tmp_path / "book.db"
+    now = [START]
+
+    def clock() -> datetime:
+        return now[0]
+
+    twin = BackorderBook(clock=clock)
+    book = BackorderBook(repository=SQLiteRepository(path, lazy=lazy), clock=clock)
+    for each in (twin, book):
+        each.place(Order("O-0", [OrderLine("MUG", 1)], fill_by=START + timedelta(hours=1)))
+        each.receive("MUG", 1)
+        each.place(Order("O-1", [OrderLine("MUG", 1)], fill_by=START + timedelta(hours=1)))
+        each.ship("O-0")
+    book.close()
+    now[0] = START + timedelta(hours=2)
+    book = BackorderBook(repository=SQLiteRepository(path, lazy=lazy), clock=clock)
+    assert book.expire().expired == twin.expire().expired == ("O-1",)
+    book.close()
+    with BackorderBook(repository=SQLiteRepository(path, lazy=lazy), clock=clock) as again:
+        assert snapshot(again) == snapshot(twin)
+    with sqlite3.connect(path) as conn:  # both rows are kept as gone
+        assert sorted(conn.execute("SELECT order_id, gone FROM deadlines")) == [
+            ("O-0", 1),
+            ("O-1", 1),
+        ]
+        # as an older version left it: the closed order's deadline still live
+        conn.execute("UPDATE deadlines SET gone = 0 WHERE order_id = 'O-0'")
+    for lazy_again in (True, False):
+        repo = SQLiteRepository(path, lazy=lazy_again)
+        assert repo.due("2100-01-01T00:00:00+00:00") == []
+        with BackorderBook(repository=repo, clock=clock) as again:
+            assert again.expire().expired == ()
+            assert snapshot(again) == snapshot(twin)
+            again.inspect().check()
+
+
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_copy_catches_up_with_a_hold_id_used_again_on_another_sku(
+    tmp_path: Path, batch: bool, lazy: bool
+) -> None:
+    # H-2 expires on CAP and is used again on MUG, all unseen by the other
+    # handle: catching up moves the hold, it does not update it in place
+    path = tmp_path / "book.db"
+    now = [START]
+
+    def clock() -> datetime:
+        return now[0]
+
+    writer = BackorderBook(repository=SQLiteRepository(path), clock=clock)
+    reader = BackorderBook(repository=SQLiteRepository(path, lazy=lazy), clock=clock)
+    writer.receive("CAP", 5)
+    writer.receive("MUG", 5)
+    writer.hold("CAP", 4, timedelta(minutes=10), "H-2")
+    assert reader.stock("CAP").allocated == reader.stock("MUG").allocated + 4 == 4
+    now[0] = START + timedelta(hours=1)
+    with writer.batch() if batch else contextlib.nullcontext():
+        assert writer.expire().released_holds == ("H-2",)
+        writer.hold("MUG", 2, timedelta(minutes=10), "H-2")
+    assert (reader.stock("CAP").allocated, reader.stock("MUG").allocated) == (0, 2)
+    reader.inspect().check()
+    assert snapshot(reader) == snapshot(writer)
+    reader.release_hold("H-2")  # the hold it now holds is the one on MUG
+    assert reader.stock("MUG").allocated == 0
+    writer.close()
+    reader.close()
 
 
 def test_reopening_restores_exactly_the_same_book(tmp_path: Path) -> None:

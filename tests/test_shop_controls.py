@@ -191,6 +191,43 @@ def test_expire_looks_only_at_passed_deadlines(book: BackorderBook, clock: Ticki
     assert len(book._state.deadlines) == 997
 
 
+def test_an_order_closed_by_shipping_or_cancelling_drops_its_deadline(
+    book: BackorderBook, clock: TickingClock
+) -> None:
+    def deadlines() -> list[str]:
+        return [order_id for _, _, order_id in book._state.deadlines]
+
+    book.receive("MUG", 3)
+    book.place(order("SHIP", ("MUG", 2), ("CUP", 1), fill_by=START + timedelta(days=1)))
+    book.place(order("GONE", ("CUP", 2), fill_by=START + timedelta(days=1)))
+    book.ship("SHIP", "MUG")  # its CUP line is still open
+    assert deadlines() == ["SHIP", "GONE"]
+    book.cancel("GONE", "CUP", 1)  # half of it is still open
+    assert deadlines() == ["SHIP", "GONE"]
+    book.cancel("SHIP", "CUP")  # nothing of SHIP is open: it is closed
+    assert deadlines() == ["GONE"]
+    book.cancel("GONE")
+    assert deadlines() == []
+    book._check()
+    # an operation that fails after closing an order keeps its deadline
+    book.place(order("LATE", ("MUG", 1), fill_by=START + timedelta(days=2)))
+    before = snapshot(book)
+
+    def undone() -> None:
+        with book.batch(atomic=True):
+            book.ship("LATE")
+            assert deadlines() == []
+            raise RuntimeError("undo")
+
+    with pytest.raises(RuntimeError):
+        undone()
+    assert snapshot(book) == before
+    assert deadlines() == ["LATE"]
+    clock.now = START + timedelta(days=3)
+    assert book.expire().expired == ()  # filled in time; its deadline goes
+    assert deadlines() == []
+
+
 # -- checkout holds ----------------------------------------------------------------------
 
 

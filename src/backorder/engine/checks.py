@@ -118,6 +118,8 @@ def check(state: State, policy: AllocationPolicy | None) -> None:
         record = state.orders[order_id]
         assert record.order.deadline == deadline, order_id
         assert unpack(record.lines[0].key)[1] == seq, order_id
+        # (a closed order's deadline went when it closed)
+        assert any(ln.ordered > ln.shipped + ln.cancelled for ln in record.lines), order_id
     for name, sku in state.skus.items():
         if sku.demand is not None:
             # the demand index holds exactly each waiting line's shortfall

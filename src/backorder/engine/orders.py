@@ -21,12 +21,20 @@ from ..events import (
 )
 from ..ledger import RELEASE, SHIPMENT
 from ..results import CancelResult, LineCounts, PlaceResult, ShipResult, TierResult, placed
-from .changes import DeadlineAdded, OrderAdded, OrderReranked, UndoLog, rekey, resync
+from .changes import (
+    DeadlineAdded,
+    DeadlineRemoved,
+    OrderAdded,
+    OrderReranked,
+    UndoLog,
+    rekey,
+    resync,
+)
 from .core import MAX_RANK, Applied, Engine, lines_named, order_status
 from .holds import take_hold
-from .state import CheckoutHold, LineState, Record, SkuState, pack, record_of
+from .state import CheckoutHold, LineState, Record, SkuState, State, pack, record_of, unpack
 
-__all__ = ["apply_cancel", "cancel", "change_tier", "place", "ship"]
+__all__ = ["apply_cancel", "cancel", "change_tier", "drop_closed_deadline", "place", "ship"]
 
 # A cancel plan: (line, units taken from its backordered, units released from its allocated)
 CancelPlan = list[tuple[LineState, int, int]]
@@ -134,6 +142,23 @@ def line_counts(record: Record) -> tuple[LineCounts, ...]:
     )
 
 
+def drop_closed_deadline(state: State, log: UndoLog, record: Record) -> None:
+    """An order none of whose lines is open any more (every unit shipped or
+    cancelled): its fill-by deadline no longer applies and goes (no line of
+    it can be short again). O(lines + log d); O(1) for an order without one."""
+    deadline = record.order.deadline
+    if deadline is None:
+        return
+    lines = record.lines
+    for line in lines:
+        if line.ordered > line.shipped + line.cancelled:
+            return
+    item = (deadline, unpack(lines[0].key)[1], record.order.id)
+    if item in state.deadlines:
+        state.deadlines.remove(item)
+        log.changes.append(DeadlineRemoved(item))
+
+
 def apply_cancel(engine: Engine, log: UndoLog, record: Record, plan: CancelPlan) -> int:
     """Cancel the planned units of each line; the caller runs the fill loop
     afterwards. Returns the units cancelled. O(lines log n)."""
@@ -162,6 +187,7 @@ def apply_cancel(engine: Engine, log: UndoLog, record: Record, plan: CancelPlan)
         resync(target, line, was_short, had_allocated)
         log.events.append(LineCancelled(order_id, line.sku, from_short + from_allocated, at))
         total += from_short + from_allocated
+    drop_closed_deadline(state, log, record)
     return total
 
 
@@ -256,6 +282,7 @@ def ship(
             state.journal.record(SHIPMENT, line.sku, -n, -n, record.order.id, None, at)
             log.events.append(LineShipped(record.order.id, line.sku, n, at))
             total += n
+        drop_closed_deadline(state, log, record)
     return Applied(log, lambda events: ShipResult(order_status(record), total, events))
 
 

@@ -107,6 +107,16 @@ def _order_row(record: Record) -> OrderRow:
     return _new_row(OrderRow, (record.order.id, seq, record.rank, order_text(record.order)))
 
 
+def _deadline_item(state: State, order_id: str) -> tuple[Any, int, str] | None:
+    # The order's entry in `state.deadlines`, found from its record (the
+    # entry is (deadline, seq, id), as `check` asserts), or None. O(log d).
+    record = state.orders.get(order_id)
+    if record is None or record.order.deadline is None or not record.lines:
+        return None
+    item = (record.order.deadline, record.lines[0].key & _LOW, order_id)
+    return item if item in state.deadlines else None
+
+
 def _final(
     keys: dict[str, None], now: Mapping[str, Any], row: Callable[[Any], _T]
 ) -> tuple[list[_T], list[str]]:
@@ -153,7 +163,12 @@ def rows_of(
         orders = state.orders
         rows["orders"] = [_order_row(orders[order_id]) for order_id in touched.orders]
     if touched.deadlines:
-        pending = {item[2]: item for item in state.deadlines}
+        # (each touched order's entry found from its record: not every deadline)
+        pending = {
+            order_id: item
+            for order_id in touched.deadlines
+            if (item := _deadline_item(state, order_id)) is not None
+        }
         rows["deadlines"], rows["deadlines_deleted"] = _final(
             touched.deadlines,
             pending,
@@ -577,12 +592,17 @@ def apply_rows(
             drop_hold(state, hold)
     elsewhere: set[str] = set()
     for hold_row in changes.holds:
+        hold = state.holds.get(hold_row.hold_id)
+        if hold is not None and (hold.seq != hold_row.seq or hold.sku != hold_row.sku):
+            # the id used again, by another hold (after the first expired),
+            # perhaps on another SKU: the one held goes
+            drop_hold(state, hold)
+            hold = None
         if hold_row.sku not in skus:
             elsewhere.add(hold_row.sku)
             continue
         if loading and hold_row.sku not in loading:
             continue
-        hold = state.holds.get(hold_row.hold_id)
         if hold is None:
             add_hold(state, hold_of(hold_row))
         else:  # in place: a SKU's holds stay oldest first
@@ -605,15 +625,20 @@ def apply_rows(
         schedule(state, expected_of(row_e))
         touched.add(row_e.sku)
     if changes.deadlines or changes.deadlines_deleted:
-        by_order = {item[2]: item for item in state.deadlines}
+        # (each order's entry found from its record: O(log d), not every deadline)
         for order_id in changes.deadlines_deleted:
-            item = by_order.get(order_id)
+            item = _deadline_item(state, order_id)
             if item is not None:
                 state.deadlines.remove(item)
         for row_d in changes.deadlines:
-            if row_d.order_id not in state.orders or (loading and row_d.order_id in known):
+            record = state.orders.get(row_d.order_id)
+            if record is None or (loading and row_d.order_id in known):
                 continue  # (a load) an order held already keeps its own deadline
-            item = by_order.get(row_d.order_id)
+            if record.lines and not any(
+                ln.ordered > ln.shipped + ln.cancelled for ln in record.lines
+            ):
+                continue  # a closed order's (kept by a version that did not drop it)
+            item = _deadline_item(state, row_d.order_id)
             if item is not None:
                 state.deadlines.remove(item)
             state.deadlines.add((text_time(row_d.deadline), row_d.seq, row_d.order_id))

@@ -431,12 +431,14 @@ class PostgresReads:
         return self._reading(read, "find SKUs", staged=False)
 
     def due(self, until: str) -> list[str]:
-        """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
+        """The SKUs of the open lines of orders whose fill-by deadline passes by
+        `until` (ISO 8601).
         Cost: O(result) (indexed)."""
         s = self._q
         query = (
             f"SELECT DISTINCT l.sku FROM {s}.deadlines d JOIN {s}.lines l"
             " ON l.order_id = d.order_id WHERE d.gone = 0 AND d.due_us <= %s"
+            " AND l.ordered > l.shipped + l.cancelled"
         )
         due_us = micros(until)
         return self._reading(  # (staged rows: as for `locate`; SKUs held are not loaded again)

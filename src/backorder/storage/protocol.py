@@ -178,7 +178,8 @@ class LazyRepository(IncrementalRepository, Protocol):
         ...
 
     def due(self, until: str) -> list[str]:
-        """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601)."""
+        """The SKUs of the open lines of orders whose fill-by deadline passes by
+        `until` (ISO 8601)."""
         ...
 
 

@@ -645,12 +645,13 @@ class SQLiteReads:
 
     @_mapped
     def due(self, until: str) -> list[str]:
-        """The SKUs of orders whose fill-by deadline passes by `until` (ISO 8601).
+        """The SKUs of the open lines of orders whose fill-by deadline passes by
+        `until` (ISO 8601).
         Cost: O(result) (indexed)."""
         conn = self._connection()
         query = (
             "SELECT DISTINCT l.sku FROM deadlines d JOIN lines l ON l.order_id = d.order_id"
-            " WHERE d.gone = 0 AND d.due_us <= ?"
+            " WHERE d.gone = 0 AND d.due_us <= ? AND l.ordered > l.shipped + l.cancelled"
         )
         return [sku for (sku,) in conn.execute(query, (micros(until),))]
 
