@@ -233,6 +233,29 @@ def test_a_copy_catches_up_with_a_hold_id_used_again_on_another_sku(
     reader.close()
 
 
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_copy_catches_up_with_a_reference_scheduled_again_on_another_sku(
+    tmp_path: Path, lazy: bool
+) -> None:
+    # PO-1 is cancelled on MUG and scheduled again on CAP, unseen by the
+    # other handle (which holds MUG, and CAP only when loaded whole): MUG's
+    # waiting order no longer counts on it
+    path = tmp_path / "book.db"
+    writer = BackorderBook(repository=SQLiteRepository(path), clock=TickingClock())
+    reader = BackorderBook(repository=SQLiteRepository(path, lazy=lazy), clock=TickingClock())
+    writer.place(Order("W-1", [OrderLine("MUG", 2)]))
+    writer.expect("MUG", 5, START + timedelta(days=2), "PO-1")
+    assert reader.eta_for_order("W-1") is not None
+    writer.cancel_expected("PO-1")
+    writer.expect("CAP", 5, START + timedelta(days=3), "PO-1")
+    assert reader.eta_for_order("W-1") == writer.eta_for_order("W-1")
+    reader.inspect().check()
+    reader.cancel_expected("PO-1")  # the one it holds now is CAP's
+    assert writer.eta_for_order("W-1") == reader.eta_for_order("W-1")
+    writer.close()
+    reader.close()
+
+
 def test_reopening_restores_exactly_the_same_book(tmp_path: Path) -> None:
     path = tmp_path / "book.db"
     before = _history(path)

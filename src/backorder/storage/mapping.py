@@ -617,9 +617,14 @@ def apply_rows(
             unschedule(state, expected)
             touched.add(expected.sku)
     for row_e in changes.expected:
+        expected = state.expected.get(row_e.reference)
+        if expected is not None and expected.sku != row_e.sku:
+            # the reference scheduled again on another SKU: the old one goes
+            unschedule(state, expected)
+            touched.add(expected.sku)
+            expected = None
         if row_e.sku not in skus or (loading and row_e.sku not in loading):
             continue
-        expected = state.expected.get(row_e.reference)
         if expected is not None:
             unschedule(state, expected)
         schedule(state, expected_of(row_e))
