@@ -9,7 +9,7 @@ import pytest
 
 from backorder import ArgumentTypeError, BackorderBook, InMemoryRepository, Order, OrderLine
 from backorder.testing import DictRepository, snapshot
-from tests.helpers import TickingClock
+from tests.helpers import START, TickingClock
 
 Opener = Callable[[Path], BackorderBook]
 
@@ -132,3 +132,26 @@ def test_a_batch_on_sqlite_hands_over_each_row_once_per_write(tmp_path: Path) ->
     again = BackorderBook(repository=SQLiteRepository(path), clock=TickingClock())
     assert snapshot(again) == kept
     again.close()
+
+
+@pytest.mark.parametrize("kind", sorted(OPENERS))
+def test_holds_undone_by_an_abandoned_batch_keep_their_order(kind: str, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    book = OPENERS[kind](tmp_path)
+    book.receive("TEE", 2)
+    first = book.hold("TEE", 1, timedelta(seconds=5)).hold_id
+    second = book.hold("TEE", 1, timedelta(hours=1)).hold_id
+    before = snapshot(book)
+
+    def expiring() -> None:
+        with book.batch(atomic=True):
+            assert book.expire(now=START + timedelta(minutes=1)).released_holds == (first,)
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        expiring()
+    assert snapshot(book) == before
+    assert before["sku_holds"] == {"TEE": [first, second]}
+    book.inspect().check()
+    book.close()

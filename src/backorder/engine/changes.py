@@ -296,7 +296,14 @@ class HoldRemoved(Change):
         self.hold = hold
 
     def undo(self, state: State) -> None:
-        add_hold(state, self.hold)
+        hold = self.hold
+        add_hold(state, hold)
+        holds = state.skus[hold.sku].holds
+        if any(other.seq > hold.seq for other in holds.values()):
+            # back at its place: a SKU's holds are oldest first (O(holds of the SKU))
+            ordered = sorted(holds.values(), key=lambda other: other.seq)
+            holds.clear()
+            holds.update((other.hold_id, other) for other in ordered)
 
     def touch(self, touched: Touched, state: State) -> None:
         touched.holds[self.hold.hold_id] = None

@@ -79,6 +79,8 @@ def check(state: State, policy: AllocationPolicy | None) -> None:
             assert state.holds.get(hold_id) is hold, hold_id
             assert hold.sku == name, hold_id
             assert hold.quantity > 0, hold_id
+        seqs = [hold.seq for hold in sku.holds.values()]
+        assert seqs == sorted(seqs), (name, "holds oldest first")
         short_keys.sort()
         assert list(sku.queue) == short_keys
         assert sku.allocated_keys == allocated_keys, name

@@ -404,6 +404,8 @@ BATCH_STEPS = (
     "change_tier",
     "expect",
     "receive_against",
+    "update_expected",
+    "cancel_expected",
     "hold",
     "settle_hold",
     "expire",
@@ -546,6 +548,19 @@ class StorageMachine(RuleBasedStateMachine):
     )
     def receive_against(self, sku: str, quantity: int, ref: str) -> None:
         self.both(lambda book: book.receive(sku, quantity, against=ref))
+
+    @rule(
+        ref=st.sampled_from(["PO-1", "PO-2"]),
+        quantity=st.none() | QUANTITIES,
+        days=st.sampled_from([None, 1, 5]),
+    )
+    def update_expected(self, ref: str, quantity: int | None, days: int | None) -> None:
+        arriving = None if days is None else self.clock.now + timedelta(days=days)
+        self.both(lambda book: book.update_expected(ref, quantity, arriving))
+
+    @rule(ref=st.sampled_from(["PO-1", "PO-2"]))
+    def cancel_expected(self, ref: str) -> None:
+        self.both(lambda book: book.cancel_expected(ref))
 
     @rule(sku=st.sampled_from(MACHINE_SKUS), days=st.sampled_from([None, 1, 4]))
     def lead_time(self, sku: str, days: int | None) -> None:
@@ -693,6 +708,14 @@ class StorageMachine(RuleBasedStateMachine):
                 data.draw(st.sampled_from([None, "RMA-1", "RMA-2"])),
                 data.draw(st.booleans()),
             )
+        elif step == "update_expected":
+            self.update_expected(
+                data.draw(st.sampled_from(["PO-1", "PO-2"])),
+                data.draw(st.none() | quantities),
+                data.draw(st.sampled_from([None, 1, 5])),
+            )
+        elif step == "cancel_expected":
+            self.cancel_expected(data.draw(st.sampled_from(["PO-1", "PO-2"])))
         elif step == "lead_time":
             self.lead_time(data.draw(skus), data.draw(st.sampled_from([None, 1, 4])))
         else:
