@@ -126,7 +126,7 @@ class RowStore:
     __slots__ = (
         *("by_id", "catch_ups", "lazy", "leases", "open", "reloads", "repo", "state", "streams"),
         *("extra", "locked", "locker", "named", "whole_lock"),
-        *("folds", "knows_every_order", "unwritten", "version"),
+        *("folds", "knows_every_order", "stubs", "unwritten", "version"),
     )
     live = False
 
@@ -157,6 +157,10 @@ class RowStore:
         # but its own since (any catch-up ends it). An id it does not hold is
         # then new: no need to ask the store about it (see `ensure`).
         self.knows_every_order = False
+        # (lazy) the SKUs a held order has a line on that is not in its SKU's
+        # lines (a stub: the SKU was not loaded when the line came); a SKU
+        # load looks for closed stubs to join only when it loads one of them
+        self.stubs: set[str] = set()
         self._unlock()
         if self.lazy:
             self.start_lazy()
@@ -191,6 +195,7 @@ class RowStore:
         state.journal.set_complete(False)
         state.journal.set_unique(not self.scoped)
         self.state = state
+        self.stubs = set()
         self.version = header.version
         # (not over a LockingRepository: writers of other SKUs commit unseen)
         self.knows_every_order = state.seq == 0 and self.locker is None
@@ -211,9 +216,14 @@ class RowStore:
         with collector_paused():
             while wanted:
                 changes = repo.load_skus(sorted(wanted))
-                elsewhere = apply_checked(self.state, changes, lazy=True, loading=wanted)
+                stubs = self.stubs
+                elsewhere = apply_checked(
+                    self.state, changes, lazy=True, loading=wanted, stubs=stubs
+                )
                 del changes  # (its rows go before the collector runs again)
-                self._join_closed(wanted)
+                if not stubs.isdisjoint(wanted):
+                    self._join_closed(wanted)
+                    stubs.difference_update(wanted)
                 validate(self.state, wanted)
                 wanted = frozenset(name for name in elsewhere if name not in self.state.skus)
 
@@ -241,7 +251,11 @@ class RowStore:
         if wanted:
             with collector_paused():
                 apply_checked(
-                    state, _closed_orders(repo.load_orders(wanted)), lazy=True, history=True
+                    state,
+                    _closed_orders(repo.load_orders(wanted)),
+                    lazy=True,
+                    history=True,
+                    stubs=self.stubs,
                 )
 
     def ensure(
@@ -449,7 +463,9 @@ class RowStore:
         try:
             # (a repository that cannot read closed orders by id keeps every
             # order that comes: it could not bring one left out back)
-            elsewhere = apply_rows(self.state, changes, lazy=self.lazy, history=self.by_id is None)
+            elsewhere = apply_rows(
+                self.state, changes, lazy=self.lazy, history=self.by_id is None, stubs=self.stubs
+            )
             if elsewhere:
                 self.load(elsewhere)
         except Exception:  # rows this copy cannot place: start again from the store

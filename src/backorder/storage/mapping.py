@@ -277,11 +277,12 @@ def apply_checked(
     history: bool = False,
     adding: bool = False,
     numbers: dict[int, int] | None = None,
+    stubs: set[str] | None = None,
 ) -> set[str]:
     """`apply_rows`, with rows that cannot be read back (damage) reported as
     `StorageCorrupted`."""
     try:
-        return apply_rows(state, changes, lazy, loading, history, adding, numbers)
+        return apply_rows(state, changes, lazy, loading, history, adding, numbers, stubs)
     except StorageCorrupted:
         raise
     except (KeyError, ValueError, TypeError, IndexError, UnicodeError, OverflowError) as exc:
@@ -396,6 +397,7 @@ def apply_rows(
     history: bool = False,
     adding: bool = False,
     numbers: dict[int, int] | None = None,
+    stubs: set[str] | None = None,
 ) -> set[str]:
     """Bring a working state up to date with rows read from the repository.
 
@@ -417,7 +419,8 @@ def apply_rows(
     in it is new). `numbers`: the slot numbers of lines made so far, each
     kept once (a SKU numbers its lines 1, 2, ...: the SKUs of a book repeat
     each other's numbers, and an int above 256 is an object of its own);
-    shared by the parts of one load.
+    shared by the parts of one load. `stubs` (lazy): gets the SKU of every
+    line left as a stub.
 
     Returns the SKUs of holds on SKUs not loaded (a lazy state loads every
     SKU with an active hold). ETA caches of the SKUs concerned are dropped.
@@ -444,7 +447,13 @@ def apply_rows(
         set_sku(sku, row)
         touched.add(row.sku)
     names = {name: name for name in skus}  # one string per SKU and tier name
-    known = set(state.orders) if loading else set()
+    # (a load) the orders of the deadline rows that the state held before it
+    # (O(rows), not a copy of every order held)
+    known = (
+        {row.order_id for row in changes.deadlines if row.order_id in state.orders}
+        if loading
+        else set()
+    )
     if (lazy and loading) or not (lazy or (state.orders and not adding)):
         # a SKU load (every order it brings is relevant; one the state holds
         # already keeps its own version), or a whole load (a part of one)
@@ -545,6 +554,8 @@ def apply_rows(
         if sku is None or (
             fresh and loading and sku_name not in loading and shipped + cancelled < ordered
         ):
+            if stubs is not None:
+                stubs.add(sku_name)
             continue  # a stub: its SKU is not loaded (or is, at another version)
         # (a closed line of an order new to the state joins its loaded SKU's
         # lines whatever the version: it moves none of the SKU's counters)
