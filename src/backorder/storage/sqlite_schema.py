@@ -158,7 +158,7 @@ MIGRATIONS[4] = (
 # makes sure), so the orders written after a version are those of the lines
 # written after it. The ledger loses its `changed` index: it is appended in
 # `seq` order, one commit after another, so catching up seeks the first
-# entry written after a version in its key (`SQLiteRepository._ledger_from`).
+# entry written after a version in its key (`_SELECT["ledger"] in sqlite_reads.py`).
 # The outbox drops AUTOINCREMENT (a page of `sqlite_sequence` per commit):
 # its ids come from the `event_seq` counter in `meta`, never handed out twice.
 # (Rebuilt with foreign keys off, as SQLite's ALTER TABLE documentation says,
