@@ -267,8 +267,7 @@ class SQLiteReads:
     def _read(self, since: int) -> tuple[int, dict[str, int], dict[str, list[Any]]]:
         # Every row (`since` -1), or every row written after version `since`,
         # in one read transaction.
-        conn, own = self._reading()
-        try:
+        with self._view() as (conn, own):
             version, counters = self._head(conn, own)
             if since >= 0:
                 rows = self._read_keyed(conn, since, version)
@@ -285,11 +284,6 @@ class SQLiteReads:
                         rows[table] = list(map(functools.partial(tuple.__new__, kind), cursor))
                     else:
                         rows[table] = cursor.fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
-        finally:
-            if own and conn.in_transaction:
-                conn.execute("COMMIT")
         return version, {name: counters.get(name, 0) for name in COUNTERS}, rows
 
     @_mapped
@@ -404,13 +398,26 @@ class SQLiteReads:
             conn.execute("BEGIN")
         return conn, own
 
+    @contextlib.contextmanager
+    def _view(self) -> Iterator[tuple[sqlite3.Connection, bool]]:
+        # One consistent read: `(connection, whether the read transaction is
+        # its own)`, in a read transaction of its own unless the unit of work's
+        # is open; what SQLite finds damaged reading is StorageCorrupted.
+        conn, own = self._reading()
+        try:
+            yield conn, own
+        except sqlite3.DatabaseError as exc:
+            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
+
     @_mapped
     def load_header(self) -> Header:
         """What a lazily loaded book needs before any SKU: the version, the
         counters, the last ledger entry's number, the ids of expired holds and
         the SKUs with an active hold (loaded at once). Cost: O(holds)."""
-        conn, own = self._reading()
-        try:
+        with self._view() as (conn, own):
             version, counters = self._head(conn, own)
             (ledger_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM ledger").fetchone()
             expired = [
@@ -418,11 +425,6 @@ class SQLiteReads:
             ]
             held = [s for (s,) in conn.execute("SELECT DISTINCT sku FROM holds WHERE gone = 0")]
             policy = conn.execute("SELECT value FROM settings WHERE name = 'policy'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
-        finally:
-            if own and conn.in_transaction:
-                conn.execute("COMMIT")
         return Header(
             version,
             {name: counters.get(name, 0) for name in COUNTERS},
@@ -450,9 +452,8 @@ class SQLiteReads:
         Raises:
             StorageCorrupted: SQLite cannot read the file.
         """
-        conn, own = self._reading()
         rows: dict[str, list[Any]] = {table: [] for table in _KINDS}
-        try:
+        with self._view() as (conn, own):
             counters = self._head(conn, own)[1]
             names = list(names)
             # (no live deadline in the book, as in most: their join is not run)
@@ -506,11 +507,6 @@ class SQLiteReads:
                 rows["ledger"].extend(LedgerRow._make(row) for row in conn.execute(last, (name,)))
             rows["ledger"].sort(key=lambda row: row.seq)
             self.rows_read["ledger"] += len(rows["ledger"])
-        except sqlite3.DatabaseError as exc:
-            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
-        finally:
-            if own and conn.in_transaction:
-                conn.execute("COMMIT")
         return sku_changes(counters, rows)
 
     def _read_open_lines(
@@ -574,9 +570,8 @@ class SQLiteReads:
 
         Cost: O(rows returned) (indexed).
         """
-        conn, own = self._reading()
         rows: dict[str, list[Any]] = {table: [] for table in _KINDS}
-        try:
+        with self._view() as (conn, own):
             counters = self._head(conn, own)[1]
             ids = list(order_ids)
             for first in range(0, len(ids), 500):
@@ -592,11 +587,6 @@ class SQLiteReads:
                         ("deadlines", f" WHERE gone = 0 AND order_id IN ({marks})"),
                     ),
                 )
-        except sqlite3.DatabaseError as exc:
-            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
-        finally:
-            if own and conn.in_transaction:
-                conn.execute("COMMIT")
         return sku_changes(counters, rows)
 
     @_mapped
@@ -610,15 +600,9 @@ class SQLiteReads:
 
         Cost: O(keys) (the primary key).
         """
-        conn, own = self._reading()
         query = _SQL.select["receipts"] + " WHERE sku = ? AND reference = ?"
-        try:
+        with self._view() as (conn, _):
             found = [ReceiptRow._make(row) for key in receipts for row in conn.execute(query, key)]
-        except sqlite3.DatabaseError as exc:
-            raise StorageCorrupted(f"cannot read {self._path!r}: {exc}") from exc
-        finally:
-            if own and conn.in_transaction:
-                conn.execute("COMMIT")
         self.rows_read["receipts"] += len(found)
         return found
 
