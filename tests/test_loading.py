@@ -185,13 +185,14 @@ def test_a_deadline_goes_with_its_order_when_it_closes_lazy_or_whole(
     book.close()
     with BackorderBook(repository=SQLiteRepository(path, lazy=lazy), clock=clock) as again:
         assert snapshot(again) == snapshot(twin)
-    with sqlite3.connect(path) as conn:  # both rows are kept as gone
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # both rows are kept as gone
         assert sorted(conn.execute("SELECT order_id, gone FROM deadlines")) == [
             ("O-0", 1),
             ("O-1", 1),
         ]
         # as an older version left it: the closed order's deadline still live
-        conn.execute("UPDATE deadlines SET gone = 0 WHERE order_id = 'O-0'")
+        with conn:
+            conn.execute("UPDATE deadlines SET gone = 0 WHERE order_id = 'O-0'")
     for lazy_again in (True, False):
         repo = SQLiteRepository(path, lazy=lazy_again)
         assert repo.due("2100-01-01T00:00:00+00:00") == []
