@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..policies import AllocationPolicy
 from .core import line_status
-from .state import SEQ_BITS, LineState, State, unpack
+from .state import SEQ_BITS, LineState, State, order_open, unpack
 
 __all__ = ["check"]
 
@@ -121,7 +121,7 @@ def check(state: State, policy: AllocationPolicy | None) -> None:
         assert record.order.deadline == deadline, order_id
         assert unpack(record.lines[0].key)[1] == seq, order_id
         # (a closed order's deadline went when it closed)
-        assert any(ln.ordered > ln.shipped + ln.cancelled for ln in record.lines), order_id
+        assert order_open(record), order_id
     for name, sku in state.skus.items():
         if sku.demand is not None:
             # the demand index holds exactly each waiting line's shortfall

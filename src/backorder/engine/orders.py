@@ -32,7 +32,17 @@ from .changes import (
 )
 from .core import MAX_RANK, Applied, Engine, lines_named, order_status
 from .holds import take_hold
-from .state import CheckoutHold, LineState, Record, SkuState, State, pack, record_of, unpack
+from .state import (
+    CheckoutHold,
+    LineState,
+    Record,
+    SkuState,
+    State,
+    deadline_entry,
+    order_open,
+    pack,
+    record_of,
+)
 
 __all__ = ["apply_cancel", "cancel", "change_tier", "drop_closed_deadline", "place", "ship"]
 
@@ -146,14 +156,9 @@ def drop_closed_deadline(state: State, log: UndoLog, record: Record) -> None:
     """An order none of whose lines is open any more (every unit shipped or
     cancelled): its fill-by deadline no longer applies and goes (no line of
     it can be short again). O(lines + log d); O(1) for an order without one."""
-    deadline = record.order.deadline
-    if deadline is None:
+    item = deadline_entry(record)
+    if item is None or order_open(record):
         return
-    lines = record.lines
-    for line in lines:
-        if line.ordered > line.shipped + line.cancelled:
-            return
-    item = (deadline, unpack(lines[0].key)[1], record.order.id)
     if item in state.deadlines:
         state.deadlines.remove(item)
         log.changes.append(DeadlineRemoved(item))

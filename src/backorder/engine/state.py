@@ -354,6 +354,23 @@ class OrderRecord:
 Record: TypeAlias = "OrderRecord | LineState"
 
 
+def order_open(record: Record) -> bool:
+    """Whether any line of the order is open (not every unit shipped or
+    cancelled). O(lines)."""
+    return any(line.ordered > line.shipped + line.cancelled for line in record.lines)
+
+
+def deadline_entry(record: Record) -> tuple[datetime, int, str] | None:
+    """The order's entry in `State.deadlines` as it would be kept there
+    (fill-by time, arrival number, id), or None for an order without a
+    deadline or whose lines are not loaded. O(1)."""
+    deadline = record.order.deadline
+    lines = record.lines
+    if deadline is None or not lines:
+        return None
+    return (deadline, unpack(lines[0].key)[1], record.order.id)
+
+
 def record_of(order: Order, rank: int, lines: tuple[LineState, ...]) -> Record:
     """The record of an order with these lines (keyed at `rank`)."""
     return lines[0] if len(lines) == 1 else OrderRecord(order, rank, lines)

@@ -26,7 +26,9 @@ from ..engine.state import (
     SkuState,
     State,
     add_hold,
+    deadline_entry,
     drop_hold,
+    order_open,
     schedule,
     set_order,
     unschedule,
@@ -111,10 +113,8 @@ def _deadline_item(state: State, order_id: str) -> tuple[Any, int, str] | None:
     # The order's entry in `state.deadlines`, found from its record (the
     # entry is (deadline, seq, id), as `check` asserts), or None. O(log d).
     record = state.orders.get(order_id)
-    if record is None or record.order.deadline is None or not record.lines:
-        return None
-    item = (record.order.deadline, record.lines[0].key & _LOW, order_id)
-    return item if item in state.deadlines else None
+    item = None if record is None else deadline_entry(record)
+    return item if item is not None and item in state.deadlines else None
 
 
 def _final(
@@ -650,9 +650,7 @@ def apply_rows(
             record = state.orders.get(row_d.order_id)
             if record is None or (loading and row_d.order_id in known):
                 continue  # (a load) an order held already keeps its own deadline
-            if record.lines and not any(
-                ln.ordered > ln.shipped + ln.cancelled for ln in record.lines
-            ):
+            if record.lines and not order_open(record):
                 continue  # a closed order's (kept by a version that did not drop it)
             item = _deadline_item(state, row_d.order_id)
             if item is not None:
