@@ -9,6 +9,7 @@ import pytest
 
 from backorder import (
     BackorderBook,
+    InMemoryRepository,
     LineStatus,
     Order,
     OrderLine,
@@ -16,6 +17,7 @@ from backorder import (
     PolicyChanged,
     PolicyMismatch,
     PriorityTiers,
+    SQLiteRepository,
     StrictFIFO,
     UnknownTier,
     policy_from_identity,
@@ -144,3 +146,78 @@ def test_built_in_identities_read_back_as_the_same_policy(policy: object) -> Non
 )
 def test_other_texts_are_no_built_in_policy(text: str) -> None:
     assert policy_from_identity(text) is None
+
+
+class _Custom:
+    """A policy of the user's own (by its `policy_id`)."""
+
+    policy_id = "shop.custom"
+
+    def rank(self, order: Order) -> int:
+        return 0
+
+    def allot(self, line: LineStatus, available: int) -> int:
+        return min(available, line.backordered)
+
+
+def test_a_book_over_the_same_in_memory_repository_follows_a_switch() -> None:
+    # Two books over one InMemoryRepository share one state: when one
+    # switches the policy, the other ranks, fills and promises by the new
+    # one at its next call (read or write), as a stored book's other
+    # handle does when it catches up; a custom policy it cannot follow is
+    # refused (found by the contract machine's `change_policy` rule)
+    repository = InMemoryRepository()
+    first = BackorderBook(PriorityTiers(), repository, TickingClock())
+    second = BackorderBook(PriorityTiers(), repository, TickingClock())
+    first.place(Order("V-1", [OrderLine("LAMP", 2)], tier="vip"))
+    first.change_policy(StrictFIFO())
+    assert second.waiting("LAMP")[0].order_id == "V-1"
+    assert second.policy == StrictFIFO()
+    assert second.change_policy(StrictFIFO()).events == ()  # no switch: it has it
+    second.place(Order("S-1", [OrderLine("LAMP", 1)]))
+    second.receive("LAMP", 1)  # strict: the head needs 2, nothing moves
+    assert [(line.order_id, line.allocated) for line in first.waiting("LAMP")] == [
+        ("V-1", 0),
+        ("S-1", 0),
+    ]
+    assert second.promise("LAMP", 1) == first.promise("LAMP", 1)
+    first.change_policy(_Custom())
+    with pytest.raises(PolicyMismatch, match=r"shop\.custom"):
+        second.stock("LAMP")
+    assert first.stock("LAMP").on_hand == 1
+
+
+@pytest.mark.parametrize("where", ["memory", "sqlite"])
+def test_switching_to_the_policy_a_book_has_after_an_abandoned_first_batch_is_nothing(
+    tmp_path: Path, where: str
+) -> None:
+    # A new store records its policy at its first write; when that write was
+    # an atomic batch abandoned, the book loaded again must still know its
+    # policy: switching to it changes nothing (it used to record a switch
+    # from the policy to itself)
+    repository = (
+        InMemoryRepository(outbox=True)
+        if where == "memory"
+        else SQLiteRepository(tmp_path / "b.db")
+    )
+    book = BackorderBook(PriorityTiers(preempt=True), repository, TickingClock())
+
+    def abandoned() -> None:
+        with book.batch(atomic=True):
+            book.receive("MUG", 1)
+            raise KeyError("abandoned")
+
+    with pytest.raises(KeyError):
+        abandoned()
+    assert book.change_policy(PriorityTiers(preempt=True)).events == ()
+    assert not book.pending_events()
+    book.receive("MUG", 1)
+    book.close()
+    again = (
+        BackorderBook.open(tmp_path / "b.db")
+        if where == "sqlite"
+        else BackorderBook(repository=repository)
+    )
+    with again:
+        assert again.policy == PriorityTiers(preempt=True)
+        assert again.stock("MUG").on_hand == 1

@@ -118,13 +118,29 @@ class UnitOfWork:
         engine = self.engine
         state = engine.state = self.store.state
         stored = state.policy_id
-        if stored is not None and stored != engine.identity:
+        if stored is None:
+            # a store that records no policy yet (a new one, loaded again
+            # after an abandoned first batch): it is told at the next write
+            state.policy_id, state.policy_saved = engine.identity, False
+        elif stored != engine.identity:
             # another book (another process) switched the policy: follow it
             # when it is a built-in one, else refuse to work under the old one
             adopted = policy_from_identity(stored)
             if adopted is None:
                 raise PolicyMismatch(stored, engine.identity)
             engine.set_policy(adopted)
+
+    def follow(self) -> None:
+        """(In-memory fast path) Follow the policy another book over the same
+        `InMemoryRepository` switched to (they share one state), as a row
+        store's book does when it catches up; refuse to work under the old
+        one when the new one is not a built-in (`PolicyMismatch`)."""
+        engine = self.engine
+        state = engine.state
+        if state.policy_id == engine.identity:
+            state.policy_id = engine.identity  # (the same string: `is` next time)
+        else:
+            self._sync()
 
     def check_open(self) -> None:
         """Raise RepositoryClosed when the book is closed."""
@@ -314,6 +330,9 @@ def writes(
         lock.acquire()  # (cheaper than `with` on the hot path)
         try:
             if work.fast:
+                engine = work.engine
+                if engine.state.policy_id is not engine.identity:
+                    work.follow()  # (another book over the same state switched policy)
                 result = method(self, *args, **kwargs)
             else:
                 result = work.run(
@@ -345,6 +364,8 @@ def reads(
             if not work.fast:
                 work.catch_up()
                 prefetch(self, args, kwargs)
+            elif work.engine.state.policy_id is not work.engine.identity:
+                work.follow()
             return method(self, *args, **kwargs)
         finally:
             lock.release()

@@ -25,7 +25,8 @@ stored whole, and — the stateful machine — any random sequence of
 operations, reopens, second-handle writes and batches of mixed operations
 (atomic or not, ended by an exception or not) leaves the stored book equal to
 an in-memory twin that did the same operations (firm, rebalance and returns
-among them; once more under a preempting policy), with every invariant of the
+among them, and switches of policy; once more under a preempting policy),
+with every invariant of the
 design holding after every step. A repository with `claim_events` (optional)
 leases outbox events to one sender at a time, and again once a lease ran out;
 one with `load_parts` (optional) hands over in parts exactly what `load`
@@ -48,7 +49,7 @@ from ..book import BackorderBook
 from ..domain import Order, OrderLine
 from ..errors import BackorderError, RepositoryClosed
 from ..events import Event
-from ..policies import AllocationPolicy, PriorityTiers
+from ..policies import AllocationPolicy, PartialFill, PriorityTiers, StrictFIFO
 from ..storage import (
     ClaimingRepository,
     IncrementalRepository,
@@ -414,6 +415,17 @@ BATCH_STEPS = (
     "receive_return",
     "lead_time",
     "cap",
+    "change_policy",
+)
+# the policies `change_policy` switches between (built-ins: another handle
+# follows a switch; the two-tier one refuses a book with a "contract" order)
+POLICIES: tuple[Callable[[], AllocationPolicy], ...] = (
+    PartialFill,
+    StrictFIFO,
+    PriorityTiers,
+    lambda: PriorityTiers(preempt=True),
+    lambda: PriorityTiers(fill=StrictFIFO()),
+    lambda: PriorityTiers(("vip", "standard")),
 )
 QUANTITIES = st.integers(min_value=1, max_value=5)
 # enough SKUs that a lazily loaded book holds only some of them between steps
@@ -622,6 +634,14 @@ class StorageMachine(RuleBasedStateMachine):
         sku = data.draw(st.sampled_from(MACHINE_SKUS))
         self.both(lambda book: book.receive_return(order_id, sku, quantity, ref, restock))
 
+    @rule(which=st.integers(min_value=0, max_value=len(POLICIES) - 1))
+    def change_policy(self, which: int) -> None:
+        # every line ranked again (a lazily loaded book loads everything
+        # first); the second handle follows the stored identity at its next step
+        policy = POLICIES[which]()
+        self.both(lambda book: book.change_policy(policy))
+        self.policy = self.twin.policy
+
     @rule()
     def reopen(self) -> None:
         self.book.close()
@@ -650,7 +670,7 @@ class StorageMachine(RuleBasedStateMachine):
         # own; the stored book writes the block's rows when it ends. When an
         # exception leaves an atomic block, neither book keeps any of it;
         # a plain block keeps what returned.
-        told, placed = len(self.told), list(self.placed)
+        told, placed, policy = len(self.told), list(self.placed), self.policy
         try:
             with self.book.batch(atomic=atomic), self.twin.batch(atomic=atomic):
                 for step in steps:
@@ -660,7 +680,7 @@ class StorageMachine(RuleBasedStateMachine):
         except _Abandoned:
             if atomic:
                 del self.told[told:]
-                self.placed = placed
+                self.placed, self.policy = placed, policy
                 self.abandoned[id(self.book)] = self.abandoned.get(id(self.book), 0) + 1
 
     def _batch_step(self, step: str, data: st.DataObject) -> None:
@@ -718,6 +738,8 @@ class StorageMachine(RuleBasedStateMachine):
             self.cancel_expected(data.draw(st.sampled_from(["PO-1", "PO-2"])))
         elif step == "lead_time":
             self.lead_time(data.draw(skus), data.draw(st.sampled_from([None, 1, 4])))
+        elif step == "change_policy":
+            self.change_policy(data.draw(st.integers(min_value=0, max_value=len(POLICIES) - 1)))
         else:
             assert step == "cap", step
             self.cap(data.draw(skus), data.draw(st.sampled_from([None, 3, 12])))
