@@ -604,6 +604,7 @@ class PostgresRepository(PostgresReads):
                         ),
                         "skus": (self._select["skus"], (-1,)),
                         "settings": (self._select["settings"], (-1,)),
+                        **({} if self._owned else {"mine": (self._mine_query(), ())}),
                     },
                 )
             except BaseException:
@@ -616,7 +617,8 @@ class PostgresRepository(PostgresReads):
         counters.pop("version", None)
         for (counter, _), top in zip(_COUNTED, first.pop("tops")[0], strict=True):
             counters[counter] = max(counters.get(counter, 0), int(top))
-        version = self._token(str(first.pop("snapshot")[0][0]))
+        mine = int(first.pop("mine", [(0,)])[0][0])
+        version = self._token(str(first.pop("snapshot")[0][0]), mine)
         cursors = [conn.cursor(name=f"backorder_load_{table}") for table in ("orders", "lines")]
         done = False
         try:

@@ -116,25 +116,39 @@ class PostgresReads:
         # The current snapshot, and whether the copy at a snapshot is stale: a
         # commit it did not see (from %(xmax)s on, or running then: %(xip)s)
         # other than its own (%(own)s), or (inside a caller's transaction)
-        # the book's own last commit %(mine)s gone with a rollback. Indexed
-        # comparisons only.
+        # the newest commit of that transaction the copy holds, %(mine)s,
+        # gone with a rollback, or a commit of that transaction after it
+        # (numbered above %(news)s: another book on the caller's connection
+        # wrote; the copy loads again, as the rows of one transaction cannot
+        # be told apart by their writer). Indexed comparisons only.
         # (the newest commits, as many as the copy has of its own and one
         # more, are read backwards on the index: if any commit from xmax on is
         # not the copy's, the newest such one is among them)
+        q = self._q
+        # (inside a caller's transaction, the rows of that transaction are
+        # never commits made under the copy: they are judged by number alone)
+        other = (
+            ""
+            if self._owned
+            else " AND xid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint"
+        )
         query = (
             f"SELECT pg_current_snapshot()::text, (SELECT coalesce(bit_or(tables), 0) FROM"
-            f" {self._q}.change_log WHERE (xid >= %(xmax)s::bigint OR xid = ANY(%(xip)s::bigint[]))"
-            " AND xid <> ALL(%(own)s::bigint[])), EXISTS (SELECT 1 FROM (SELECT xid FROM"
-            f" {self._q}.change_log ORDER BY xid DESC LIMIT %(k)s) AS newest"
+            f" {q}.change_log WHERE (xid >= %(xmax)s::bigint OR xid = ANY(%(xip)s::bigint[]))"
+            f" AND xid <> ALL(%(own)s::bigint[]){other}), EXISTS (SELECT 1 FROM (SELECT xid FROM"
+            f" {q}.change_log WHERE true{other} ORDER BY xid DESC LIMIT %(k)s) AS newest"
             " WHERE xid >= %(xmax)s::bigint AND xid <> ALL(%(own)s::bigint[]))"
             " OR (cardinality(%(xip)s::bigint[]) > 0 AND EXISTS (SELECT 1 FROM"
-            f" {self._q}.change_log WHERE xid = ANY(%(xip)s::bigint[])"
-            " AND xid <> ALL(%(own)s::bigint[])))"
+            f" {q}.change_log WHERE xid = ANY(%(xip)s::bigint[])"
+            f" AND xid <> ALL(%(own)s::bigint[]){other}))"
         )
         if not self._owned:
             query += (
-                f" OR (%(mine)s::bigint <> 0 AND NOT EXISTS (SELECT 1 FROM {self._q}.change_log"
+                f" OR (%(mine)s::bigint <> 0 AND NOT EXISTS (SELECT 1 FROM {q}.change_log"
                 " WHERE version = %(mine)s::bigint))"
+                f" OR EXISTS (SELECT 1 FROM {q}.change_log"
+                " WHERE xid = pg_current_xact_id_if_assigned()::text::bigint"
+                " AND version > %(news)s::bigint)"
             )
         return query
 
@@ -155,7 +169,8 @@ class PostgresReads:
         snapshot, mine, kept = known
         xmax, xip = _unseen(snapshot)
         mine_too = [*kept, *own, *self._running()]
-        return {"xmax": xmax, "xip": xip, "mine": mine, "own": mine_too, "k": len(mine_too) + 1}
+        k = len(mine_too) + 1
+        return {"xmax": xmax, "xip": xip, "mine": mine, "news": mine, "own": mine_too, "k": k}
 
     def _running(self) -> tuple[int, ...]:
         # The transaction of the open unit of work, or the caller's (its own
@@ -178,11 +193,31 @@ class PostgresReads:
         row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
         return str(row[0]) if row else ""
 
+    def _mine_query(self) -> str:
+        # (inside a caller's transaction) the newest commit of that
+        # transaction a read sees: the rows the copy holds that a rollback
+        # of the caller's would take away (its stale check asks whether
+        # that commit is still there). Indexed on xid.
+        return (
+            f"SELECT coalesce(max(version), 0) FROM {self._q}.change_log"
+            " WHERE xid = pg_current_xact_id_if_assigned()::text::bigint"
+        )
+
+    def _caller_mine(self, conn: psycopg.Connection[Any]) -> int:
+        # `_mine_query`'s answer (0 with a connection of our own)
+        if self._owned:
+            return 0
+        row = conn.execute(self._mine_query()).fetchone()
+        return int(row[0]) if row else 0
+
     def _changed_since(self, conn: psycopg.Connection[Any], snapshot: str) -> bool:
+        # Whether a commit the snapshot did not see happened since, other
+        # than the copy's own (and, inside a caller's transaction, that
+        # transaction's: its writes cannot change under a read it runs)
         xmax, xip = _unseen(snapshot)
         own = list(self._running())
-        params = {"xmax": xmax, "xip": xip, "mine": 0, "own": own, "k": len(own) + 1}
-        row = conn.execute(self._stale_query(), params).fetchone()
+        params = {"xmax": xmax, "xip": xip, "mine": 0, "news": 2**63 - 1, "own": own}
+        row = conn.execute(self._stale_query(), {**params, "k": len(own) + 1}).fetchone()
         return bool(row and row[2])
 
     def _counters(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
@@ -213,6 +248,17 @@ class PostgresReads:
                             f"commit {mine} of schema {self._schema!r} never committed "
                             f"(the caller's transaction was rolled back)"
                         )
+                if not self._owned and conn.execute(self._mine_query()).fetchone() not in (
+                    None,
+                    (0,),
+                    (mine,),
+                ):
+                    # (another book on the caller's connection committed in
+                    # its transaction: rows the copy cannot tell from its own)
+                    raise StaleCopy(
+                        f"schema {self._schema!r} was written by another book in the "
+                        f"caller's transaction"
+                    )
                 seen = (params["xmax"], params["xip"], params["own"])
                 if hint is not None and hint[0] == since and self._owned:
                     # (the check just made, after this unit of work's locks:
@@ -231,14 +277,17 @@ class PostgresReads:
                     queries.update({table: (q, seen) for table, q in self._select_new.items()})
             if since < 0:  # (the counters kept before schema 5; since, the rows' highest)
                 queries["meta"] = (f"SELECT name, value FROM {self._q}.meta", ())
+            if not self._owned:
+                queries["mine"] = (self._mine_query(), ())
             rows = self._many(conn, queries)
+            mine = int(rows.pop("mine", [(0,)])[0][0])
             counters = {name: int(value) for name, value in rows.pop("meta", ())}
             counters.pop("version", None)
             for table in self._select_new:
                 rows.setdefault(table, [])
             _highest(counters, rows)
             snapshot = hint[1] if hint is not None else rows.pop("snapshot")[0][0]
-            return self._token(str(snapshot)), counters, rows
+            return self._token(str(snapshot), mine), counters, rows
 
         return self._reading(read, "read the book")
 
@@ -296,7 +345,7 @@ class PostgresReads:
                 f"SELECT value FROM {s}.settings WHERE name = 'policy'"
             ).fetchone()
             return Header(
-                self._token(snapshot),
+                self._token(snapshot, self._caller_mine(conn)),
                 {name: counters.get(name, 0) for name in COUNTERS},
                 int(ledger_seq),
                 expired,
