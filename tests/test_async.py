@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import random
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +24,18 @@ from backorder import (
     InMemoryRepository,
     Order,
     OrderLine,
+    OrderPlaced,
+    PartialFill,
     RepositoryClosed,
+    SQLiteRepository,
+    StockReceived,
     UnknownOrder,
 )
+from backorder.testing import snapshot
+
+from .pg import DSN, schema, schemas
+
+__all__ = ["schema", "schemas"]  # the fixtures
 
 _HOLD_LOCK = r"""
 import sqlite3, sys, time
@@ -226,3 +238,89 @@ def test_sqlite_lock_holder_helper_really_locks(tmp_path: Path) -> None:
         conn.execute("BEGIN IMMEDIATE")
     conn.close()
     holder.communicate()
+
+
+def _cancelled_at_random(open_store: Callable[[], Any], seed: int) -> BackorderBook:
+    # 90 operations started at once, half of them cancelled at random moments
+    # (before they ran, while they ran, after they ran); returns a sync book
+    # on the same store, after every operation that started has ended
+    async def main() -> dict[str, Any]:
+        rng = random.Random(seed)
+        book = AsyncBackorderBook(PartialFill(), open_store())
+        tasks: dict[str, asyncio.Task[Any]] = {}
+        for i in range(90):
+            call: Coroutine[Any, Any, object]
+            if i % 3 == 0:
+                call = book.receive("MUG", 1, reference=f"GRN-{i}")
+            else:
+                call = book.place(Order(f"O-{i}", [OrderLine("MUG", 1 + i % 2)]))
+            tasks[f"GRN-{i}" if i % 3 == 0 else f"O-{i}"] = asyncio.create_task(call)
+            if rng.random() < 0.3:
+                await asyncio.sleep(0)
+        for key in rng.sample(sorted(tasks), 45):
+            await asyncio.sleep(rng.random() * 0.003)
+            tasks[key].cancel()
+        outcomes = await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await book.stock("MUG")  # (runs after every operation that started)
+        done = {
+            key
+            for key, outcome in zip(tasks, outcomes, strict=True)
+            if not isinstance(outcome, BaseException)
+        }
+        assert all(
+            isinstance(outcome, asyncio.CancelledError)
+            for outcome in outcomes
+            if isinstance(outcome, BaseException)
+        )
+        await book.close()
+        return {"done": done, "keys": set(tasks)}
+
+    seen = asyncio.run(main())
+    book = BackorderBook(None, open_store())
+    orders = set(book.order_ids())
+    refs = {entry.reference for entry in book.ledger.entries("MUG") if entry.kind == "receipt"}
+    # every operation that returned happened; every one happened whole or not at all
+    assert {k for k in seen["done"] if k.startswith("O-")} <= orders
+    assert {k for k in seen["done"] if k.startswith("GRN-")} <= refs
+    assert orders | refs <= seen["keys"]
+    for order_id in orders:
+        n = int(order_id[2:])
+        assert book.line(order_id, "MUG").ordered == 1 + n % 2
+    assert book.stock("MUG").on_hand == len(refs)
+    # the outbox holds exactly the events of what happened, each once
+    placed = [p.event.order_id for p in book.pending_events() if isinstance(p.event, OrderPlaced)]
+    received = [
+        p.event.reference for p in book.pending_events() if isinstance(p.event, StockReceived)
+    ]
+    assert sorted(placed) == sorted(orders)
+    assert sorted(str(r) for r in received) == sorted(str(r) for r in refs)
+    book.inspect().check()
+    book.ledger.verify()
+    return book
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_awaits_cancelled_at_random_leave_whole_operations_sqlite(
+    tmp_path: Path, seed: int
+) -> None:
+    path = tmp_path / "book.db"
+    book = _cancelled_at_random(lambda: SQLiteRepository(path), seed)
+    before = snapshot(book)
+    book.close()
+    with BackorderBook.open(path) as again:
+        assert snapshot(again) == before
+
+
+def test_awaits_cancelled_at_random_leave_whole_operations_in_memory() -> None:
+    repository = InMemoryRepository(outbox=True)
+    _cancelled_at_random(lambda: repository, 4)
+
+
+def test_awaits_cancelled_at_random_leave_whole_operations_postgres(schema: str) -> None:
+    from backorder.storage.postgres import PostgresRepository
+
+    book = _cancelled_at_random(lambda: PostgresRepository(DSN, schema=schema), 5)
+    before = snapshot(book)
+    book.close()
+    with BackorderBook(None, PostgresRepository(DSN, schema=schema)) as again:
+        assert snapshot(again) == before

@@ -25,7 +25,8 @@ stored whole, and — the stateful machine — any random sequence of
 operations, reopens, second-handle writes and batches of mixed operations
 (atomic or not, ended by an exception or not) leaves the stored book equal to
 an in-memory twin that did the same operations (firm, rebalance and returns
-among them, and switches of policy; once more under a preempting policy),
+among them, switches of policy, and two senders claiming and publishing
+events; once more under a preempting policy),
 with every invariant of the
 design holding after every step. A repository with `claim_events` (optional)
 leases outbox events to one sender at a time, and again once a lease ran out;
@@ -75,6 +76,11 @@ class _Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def _claims(book: BackorderBook) -> bool:
+    # whether the book's repository leases events to several senders
+    return isinstance(book.repository, (ClaimingRepository, InMemoryRepository))
 
 
 def _events(book: BackorderBook) -> list[Event]:
@@ -641,6 +647,31 @@ class StorageMachine(RuleBasedStateMachine):
         policy = POLICIES[which]()
         self.both(lambda book: book.change_policy(policy))
         self.policy = self.twin.policy
+
+    @rule(
+        limit=st.integers(min_value=1, max_value=4),
+        minutes=st.sampled_from([5, 30]),
+        publish=st.sampled_from(["none", "first", "both"]),
+    )
+    def claim_and_publish(self, limit: int, minutes: int, publish: str) -> None:
+        # two senders (the two handles) claim the oldest events: never the
+        # same one while its lease runs; what they mark published leaves the
+        # outbox, the rest stays (and is claimed again once its lease ran out)
+        if not all(_claims(book) for book in (self.book, self.second)):
+            return
+        pending = self.book.pending_events()
+        lease = timedelta(minutes=minutes)
+        first = self.book.claim_events(limit=limit, lease=lease)
+        second = self.second.claim_events(limit=limit, lease=lease)
+        assert not {e.id for e in first} & {e.id for e in second}
+        assert set(first) | set(second) <= set(pending)
+        published = {"none": (), "first": first, "both": (*first, *second)}[publish]
+        if published:
+            assert self.book.mark_published(published) == len(published)
+            gone = {event.id for event in published}
+            self.told = [
+                told for told, event in zip(self.told, pending, strict=True) if event.id not in gone
+            ]
 
     @rule()
     def reopen(self) -> None:
