@@ -28,6 +28,9 @@ from backorder import (
 from backorder.testing import DictRepository, snapshot
 
 from .helpers import START
+from .pg import DSN, schema, schemas
+
+__all__ = ["schema", "schemas"]  # the fixtures
 
 THREADS = 8
 SKUS = ("MUG", "CUP", "LAMP")
@@ -132,6 +135,18 @@ def test_eight_threads_on_one_sqlite_book(tmp_path: Path) -> None:
     with BackorderBook.open(tmp_path / "book.db") as book:
         _hammer(book, steps=30)
     with BackorderBook.open(tmp_path / "book.db") as again:  # and it reopens as it was
+        again.inspect().check()
+        again.ledger.verify()
+
+
+def test_eight_threads_on_one_postgres_book(schema: str) -> None:
+    from backorder.storage.postgres import PostgresRepository
+
+    with BackorderBook(None, PostgresRepository(DSN, schema=schema)) as book:
+        _hammer(book, steps=20)
+        before = snapshot(book)
+    with BackorderBook(None, PostgresRepository(DSN, schema=schema)) as again:
+        assert snapshot(again) == before  # and it reopens as it was
         again.inspect().check()
         again.ledger.verify()
 
