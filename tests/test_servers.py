@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -67,12 +68,15 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     need_server()
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict
 
     name = new_schema("shop")
     with psycopg.connect(DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    # (the URL of that database, reached as the tests' DSN reaches its own)
+    params = {k: str(v) for k, v in conninfo_to_dict(DSN).items() if k != "dbname"}
     try:
-        yield f"postgresql:///{name}"
+        yield f"postgresql:///{name}" + (f"?{urlencode(params)}" if params else "")
     finally:
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
