@@ -275,6 +275,35 @@ def test_two_books_on_the_callers_connection_see_each_others_work(schema: str) -
         conn.rollback()
 
 
+def test_no_sender_claims_events_the_callers_transaction_may_still_roll_back(
+    schema: str,
+) -> None:
+    # Claiming on the caller's connection after a book wrote in its
+    # transaction would hand out events of work that may still be rolled
+    # back: refused, changing nothing; after the commit they are claimed
+    _repo(schema).close()
+    with _pg().connect(DSN) as conn:
+        book = BackorderBook(None, _repo(schema, connection=conn))
+        assert book.claim_events() == ()  # (nothing written yet: allowed)
+        book.place(Order("A-1", [OrderLine("MUG", 2)]))
+        with pytest.raises(InvalidArgument, match="may still be rolled back"):
+            book.claim_events()
+        conn.rollback()
+        assert book.claim_events() == ()  # (the rollback took the events)
+        book.place(Order("A-2", [OrderLine("MUG", 1)]))
+        with pytest.raises(InvalidArgument):
+            book.claim_events()
+        conn.commit()
+        claimed = book.claim_events()
+        assert [type(e.event).__name__ for e in claimed][:1] == ["OrderPlaced"]
+        assert claimed[0].event.order_id == "A-2"  # type: ignore[attr-defined]
+        assert book.mark_published(claimed) == len(claimed)
+        conn.commit()
+        book.close()
+    with BackorderBook(None, _repo(schema)) as again:
+        assert again.pending_events() == ()
+
+
 @pytest.mark.parametrize("lazy", [True, False])
 def test_after_a_savepoint_and_a_reload_the_callers_rollback_is_seen(
     schema: str, lazy: bool

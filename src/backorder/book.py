@@ -363,6 +363,9 @@ class BackorderBook(BookControls):
             QuantityTypeError, InvalidQuantity: `limit` is not a positive int.
             ArgumentTypeError, InvalidArgument: `lease` is not a positive
                 `timedelta` (of at most 100 years).
+            InvalidArgument: (PostgreSQL, `connection=`) inside the caller's
+                transaction after a book wrote in it: those events may still
+                be rolled back; claim after the commit.
             RepositoryClosed: the book is closed.
 
         Cost: O(returned events) plus those skipped as leased; one write

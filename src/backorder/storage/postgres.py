@@ -1039,8 +1039,15 @@ class PostgresRepository(PostgresReads):
         waited for, so senders on any number of machines share the outbox.
         Wait for new events without polling with `LISTEN` on `channel`.
 
+        Inside a caller's transaction in which a book wrote (this one or
+        another on the connection), it refuses: the events of that work
+        are in the outbox already, but may still be rolled back with it,
+        and no sender may deliver an event of work that did not commit.
+
         Raises:
             ConnectionLost: the server cannot be reached.
+            InvalidArgument: inside a caller's transaction a book wrote in
+                (claim after the commit, or from a connection of the sender's own).
 
         Cost: O(returned + skipped as leased).
         """
@@ -1056,6 +1063,16 @@ class PostgresRepository(PostgresReads):
             if self._open or self._owned:
                 rows = conn.execute(query, params).fetchall()
             else:
+                wrote = conn.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM {s}.change_log"
+                    " WHERE xid = pg_current_xact_id_if_assigned()::text::bigint)"
+                ).fetchone()
+                if wrote is not None and wrote[0]:
+                    raise InvalidArgument(
+                        "claim_events inside the caller's transaction after a book wrote in it "
+                        "would hand out events that may still be rolled back: claim after the "
+                        "commit (or from a connection of the sender's own)"
+                    )
                 with self._unit(conn, _READ_SAVEPOINT):
                     rows = conn.execute(query, params).fetchall()
             return sorted((int(i), str(text)) for i, text in rows)
