@@ -23,6 +23,7 @@ from backorder import (
     BackorderBook,
     BackorderError,
     InMemoryRepository,
+    InvalidArgument,
     Order,
     OrderLine,
     PriorityTiers,
@@ -199,6 +200,19 @@ class CallerTransactionMachine(RuleBasedStateMachine):
         # another book on the caller's connection, in the same transaction
         self.book.close()
         self.book = self._inside()
+
+    @rule(limit=st.integers(1, 5))
+    def claim(self, limit: int) -> None:
+        # a sender on the caller's connection: refused while the transaction
+        # holds a book's work (its events may still be rolled back); else it
+        # gets committed events only
+        try:
+            claimed = self.book.claim_events(limit=limit, lease=timedelta(minutes=1))
+        except InvalidArgument:
+            assert self.pending, "refused with no work of a book in the transaction"
+            return
+        committed = _events(self._replay(self.committed))
+        assert all(outbox.event in committed for outbox in claimed)
 
     @rule()
     def switch(self) -> None:
