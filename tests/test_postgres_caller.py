@@ -68,8 +68,9 @@ class CallerTransactionMachine(RuleBasedStateMachine):
     them is what the database must hold, seen from inside the transaction
     (both) and from outside it (`committed` alone)."""
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, lazy: bool) -> None:
         super().__init__()
+        self.lazy = lazy
         import psycopg
 
         from backorder.storage.postgres import PostgresRepository
@@ -93,7 +94,7 @@ class CallerTransactionMachine(RuleBasedStateMachine):
     def _inside(self) -> BackorderBook:
         from backorder.storage.postgres import PostgresRepository
 
-        repository = PostgresRepository(schema=self.schema, connection=self.conn)
+        repository = PostgresRepository(schema=self.schema, connection=self.conn, lazy=self.lazy)
         return BackorderBook(self.policy, repository, self.clock)
 
     def _outside(self) -> BackorderBook:
@@ -261,9 +262,10 @@ def made(schemas: list[str]) -> Callable[[], str]:
     return one
 
 
-def test_random_work_inside_the_callers_transaction(made: Callable[[], str]) -> None:
+@pytest.mark.parametrize("lazy", [True, False], ids=["lazy", "whole"])
+def test_random_work_inside_the_callers_transaction(made: Callable[[], str], lazy: bool) -> None:
     current = settings()
     run_state_machine_as_test(
-        lambda: CallerTransactionMachine(made()),  # type: ignore[arg-type]  # hypothesis accepts any factory
+        lambda: CallerTransactionMachine(made(), lazy),  # type: ignore[arg-type]  # hypothesis accepts any factory
         settings=settings(current, max_examples=max(5, current.max_examples // 8)),
     )
