@@ -221,3 +221,25 @@ def test_switching_to_the_policy_a_book_has_after_an_abandoned_first_batch_is_no
     with again:
         assert again.policy == PriorityTiers(preempt=True)
         assert again.stock("MUG").on_hand == 1
+
+
+@pytest.mark.parametrize("where", ["memory", "sqlite"])
+def test_switching_to_a_preempting_policy_rebalances_every_sku(tmp_path: Path, where: str) -> None:
+    # A preempting policy rebalances every SKU an operation touches; a switch
+    # to one touches every SKU: the contract order placed after a vip order
+    # took the unit is served from it at once (it used to wait, against
+    # invariant 9, until another operation touched the SKU; found by the
+    # contract machine's `change_policy` rule, explore profile)
+    repository = InMemoryRepository() if where == "memory" else SQLiteRepository(tmp_path / "b.db")
+    book = BackorderBook(PriorityTiers(), repository, TickingClock())
+    book.place(Order("V-1", [OrderLine("MUG", 1)], tier="vip"))
+    book.receive("MUG", 1)
+    book.place(Order("C-1", [OrderLine("MUG", 1)], tier="contract"))
+    assert book.line("C-1", "MUG").allocated == 0  # (not preempting: it waits)
+    result = book.change_policy(PriorityTiers(preempt=True))
+    assert isinstance(result.events[0], PolicyChanged)
+    assert (book.line("C-1", "MUG").allocated, book.line("V-1", "MUG").allocated) == (1, 0)
+    assert [line.order_id for line in book.waiting("MUG")] == ["V-1"]
+    book.inspect().check()
+    book.ledger.verify()
+    book.close()

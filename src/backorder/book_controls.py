@@ -136,7 +136,10 @@ class BookControls(BookReads):
 
         Every line keeps its arrival number and is ranked again by `policy`;
         then the fill loop runs on every SKU (a line moved up may be served
-        now; nothing allocated is taken back). The new identity is recorded
+        now; nothing allocated is taken back — unless the new policy
+        preempts: then every SKU is rebalanced, as a preempting policy does
+        after every operation, and a line now ranked first takes movable
+        units from lines after it). The new identity is recorded
         with the change, atomically. Events: `PolicyChanged`, then the
         allocations and `EtaChanged` it causes. Switching to the policy the
         book has changes nothing.

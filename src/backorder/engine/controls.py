@@ -247,5 +247,7 @@ def change_policy(
                 rekey(state, record, record.order, rank)
         log.events.append(PolicyChanged(old_id, identity, log.at))
         for sku in list(state.skus.values()):
+            if engine.preempts:  # (a preempting policy rebalances what an operation
+                log.touch_sku(sku)  # touches: a switch touches every SKU)
             engine.fill(sku, log)
     return Applied(log, SettingResult)
